@@ -1,0 +1,1 @@
+//! Kernel log extraction from crash dumps (placeholder; owned by the vmcore work).

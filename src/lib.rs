@@ -1,0 +1,9 @@
+//! netwhy: which packet did the kernel drop, where, why, and what to change.
+//!
+//! The flow is one pipeline (see shared DESIGN): a kernel probe writes wire
+//! structs (src/probe/include/event.h) to a ring buffer or an in-kernel
+//! aggregate; `event` decodes them once into the Event model; `kernel` names
+//! reasons, symbols and namespaces; `output` renders. Every subcommand in `cli`
+//! is a path through that pipeline.
+pub mod kernel;
+pub mod packet;
