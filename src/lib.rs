@@ -5,5 +5,14 @@
 //! aggregate; `event` decodes them once into the Event model; `kernel` names
 //! reasons, symbols and namespaces; `output` renders. Every subcommand in `cli`
 //! is a path through that pipeline.
+pub mod capture;
+pub mod cli;
+pub mod event;
+pub mod filter;
 pub mod kernel;
+pub mod lab;
+pub mod output;
 pub mod packet;
+pub mod probe;
+pub mod signals;
+pub mod undo;

@@ -1,1 +1,36 @@
-fn main() {}
+//! The netwhy command line. Errors are printed as one line with the fix,
+//! and exit non-zero.
+use clap::{Parser, Subcommand};
+
+use netwhy::cli;
+
+#[derive(Parser)]
+#[command(name = "netwhy", version, about = "A packet vanished inside the kernel: where, why, and what to change")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Show packets the kernel drops: live table, or one line per drop.
+    Drops(cli::drops::DropsArgs),
+    /// Broken-network scenarios built from namespaces.
+    #[command(subcommand)]
+    Lab(cli::lab::LabCmd),
+    /// List the drop reasons of the running kernel.
+    Reasons,
+}
+
+fn main() {
+    let args = Cli::parse();
+    let r = match args.cmd {
+        Cmd::Drops(a) => cli::drops::run(a),
+        Cmd::Lab(c) => cli::lab::run(c),
+        Cmd::Reasons => cli::reasons::run(),
+    };
+    if let Err(e) = r {
+        eprintln!("netwhy: error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -12,6 +12,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include "../include/event.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -92,17 +93,26 @@ struct nw_drop_event _nw_drop_event = {};
 struct nw_agg_key _nw_agg_key = {};
 struct nw_agg_val _nw_agg_val = {};
 
-extern int __preempt_count __ksym __weak;
-
-#define NMI_MASK 0x00f00000
-#define HARDIRQ_MASK 0x000f0000
-#define SOFTIRQ_OFFSET 0x00000100
+/* trace_entry.flags bits (kernel/trace/trace.h): set when the event fired
+ * in hard-irq, soft-irq or NMI context. Only the classic tracepoint carries
+ * them; a tp_btf program cannot tell (preempt_count is a per-CPU variable
+ * whose address kallsyms hides unless CONFIG_KALLSYMS_ALL). */
+#define TRACE_FLAG_HARDIRQ 0x08
+#define TRACE_FLAG_SOFTIRQ 0x10
+#define TRACE_FLAG_NMI 0x40
 
 static __always_inline void count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
 	if (v)
 		*v += 1;
+}
+
+static __always_inline void read_ifname(struct net_device *dev, char *name)
+{
+	__builtin_memset(name, 0, NW_IFNAMSIZ);
+	if (dev)
+		bpf_probe_read_kernel_str(name, NW_IFNAMSIZ, dev->name);
 }
 
 static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *dev)
@@ -258,7 +268,8 @@ static __always_inline bool need_flow_filter(void)
 	return cfg_ethertype || cfg_l4proto >= 0 || cfg_host_family || cfg_port >= 0;
 }
 
-static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u32 reason)
+static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u32 reason,
+				       __u8 ctx_flags)
 {
 	struct net_device *dev;
 	struct nw_drop_event *e;
@@ -287,9 +298,11 @@ static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u3
 	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
 		return 0;
-	__builtin_memset(e->ifname, 0, sizeof(e->ifname));
-	if (dev)
-		bpf_probe_read_kernel_str(e->ifname, sizeof(e->ifname), dev->name);
+	bool have_name = false;
+	if (cfg_ifname_filter || cfg_events) {
+		read_ifname(dev, e->ifname);
+		have_name = true;
+	}
 	if (cfg_ifname_filter) {
 #pragma unroll
 		for (int i = 0; i < NW_IFNAMSIZ; i++) {
@@ -337,6 +350,10 @@ static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u3
 			v->bytes += len;
 		} else {
 			struct nw_agg_val init = { .count = 1, .bytes = len };
+			if (have_name)
+				__builtin_memcpy(init.ifname, e->ifname, NW_IFNAMSIZ);
+			else
+				read_ifname(dev, init.ifname);
 			if (bpf_map_update_elem(&agg, &key, &init, BPF_NOEXIST) != 0) {
 				/* Raced with another CPU creating it, or the map is full. */
 				v = bpf_map_lookup_elem(&agg, &key);
@@ -362,13 +379,7 @@ static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u3
 		e->pid = bpf_get_current_pid_tgid() >> 32;
 		e->vlan_proto = bpf_ntohs(BPF_CORE_READ(skb, vlan_proto));
 		e->vlan_tci = BPF_CORE_READ(skb, vlan_tci);
-		e->ctx_flags = 0;
-		if (bpf_ksym_exists(&__preempt_count)) {
-			int *pc = bpf_this_cpu_ptr(&__preempt_count);
-			e->ctx_flags = NW_CTX_KNOWN;
-			if (!(*pc & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_OFFSET)))
-				e->ctx_flags |= NW_CTX_TASK;
-		}
+		e->ctx_flags = ctx_flags;
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
 		__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes
 				      ? BPF_RB_FORCE_WAKEUP
@@ -387,7 +398,7 @@ int nw_drop_btf(unsigned long long *ctx)
 	__u32 reason = 0;
 	if (cfg_has_reason)
 		reason = (__u32)ctx[2];
-	return handle_drop(skb, location, reason);
+	return handle_drop(skb, location, reason, 0);
 }
 
 SEC("tracepoint/skb/kfree_skb")
@@ -398,5 +409,9 @@ int nw_drop_tp(struct trace_event_raw_kfree_skb *ctx)
 	__u32 reason = 0;
 	if (cfg_has_reason && bpf_core_field_exists(ctx->reason))
 		reason = BPF_CORE_READ(ctx, reason);
-	return handle_drop(skb, location, reason);
+	__u8 tf = BPF_CORE_READ(ctx, ent.flags);
+	__u8 cf = NW_CTX_KNOWN;
+	if (!(tf & (TRACE_FLAG_HARDIRQ | TRACE_FLAG_SOFTIRQ | TRACE_FLAG_NMI)))
+		cf |= NW_CTX_TASK;
+	return handle_drop(skb, location, reason, cf);
 }

@@ -27,7 +27,7 @@ enum nw_hdr_kind {
 
 /* Context flags. */
 #define NW_CTX_TASK 1       /* dropped in process context: pid/comm meaningful */
-#define NW_CTX_KNOWN 2      /* the kernel exposed preempt_count: TASK bit valid */
+#define NW_CTX_KNOWN 2      /* the hook reports irq context: TASK bit valid */
 
 /* Per-CPU counters indices (map `counters`). */
 enum nw_counter {
@@ -74,6 +74,9 @@ struct nw_agg_key {
 struct nw_agg_val {
 	__u64 count;
 	__u64 bytes;
+	/* Device name when the group was created: an ifindex alone cannot be
+	 * named from user space without entering the right netns. */
+	char ifname[NW_IFNAMSIZ];
 };
 
 #endif

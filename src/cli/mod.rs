@@ -1,0 +1,20 @@
+//! Subcommands: thin adapters from parsed arguments to the library.
+pub mod drops;
+pub mod lab;
+pub mod reasons;
+
+/// `--hook` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HookArg {
+    TpBtf,
+    Tracepoint,
+}
+
+impl From<HookArg> for crate::probe::backend::Hook {
+    fn from(h: HookArg) -> Self {
+        match h {
+            HookArg::TpBtf => crate::probe::backend::Hook::TpBtf,
+            HookArg::Tracepoint => crate::probe::backend::Hook::Tracepoint,
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The scenario catalog. Adding one: a file here plus one line in [`ALL`].
+mod nft_forward_drop;
+mod tcp_closed_port;
+mod udp_closed_port;
+
+use super::expect::ExpectDrop;
+use super::{Lab, LabError};
+
+/// A reproducible broken network.
+pub trait Scenario: Sync {
+    fn name(&self) -> &'static str;
+    /// One line: what is broken.
+    fn summary(&self) -> &'static str;
+    /// The real-world incident this models.
+    fn incident(&self) -> &'static str;
+    /// Diagnosis id `netwhy explain` must produce for it.
+    fn diagnosis(&self) -> &'static str;
+    /// Build the topology and break it.
+    fn build(&self, lab: &mut Lab) -> Result<(), LabError>;
+    /// Send the bounded traffic that hits the breakage.
+    fn trigger(&self, lab: &Lab) -> Result<String, LabError>;
+    /// What the kernel must report.
+    fn expect(&self) -> Vec<ExpectDrop>;
+}
+
+/// The registry: one line per scenario.
+pub static ALL: &[&dyn Scenario] = &[
+    &udp_closed_port::UdpClosedPort,
+    &tcp_closed_port::TcpClosedPort,
+    &nft_forward_drop::NftForwardDrop,
+];
+
+pub fn find(name: &str) -> Option<&'static dyn Scenario> {
+    ALL.iter().copied().find(|s| s.name() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_unique_and_described() {
+        let mut names: Vec<_> = ALL.iter().map(|s| s.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        for s in ALL {
+            assert!(!s.expect().is_empty(), "{} expects nothing", s.name());
+            assert!(s.incident().len() > 30);
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! UDP to a port nobody listens on: the everyday NO_SOCKET.
+use crate::lab::expect::ExpectDrop;
+use crate::lab::{traffic, Lab, LabError};
+
+pub struct UdpClosedPort;
+
+impl super::Scenario for UdpClosedPort {
+    fn name(&self) -> &'static str {
+        "udp-closed-port"
+    }
+    fn summary(&self) -> &'static str {
+        "UDP datagrams to a port with no socket bound"
+    }
+    fn incident(&self) -> &'static str {
+        "A client queries a DNS/syslog/statsd server whose daemon is down or bound \
+         to another address; the server's kernel answers ICMP port-unreachable and \
+         drops the datagram."
+    }
+    fn diagnosis(&self) -> &'static str {
+        "no-socket-udp"
+    }
+    fn build(&self, lab: &mut Lab) -> Result<(), LabError> {
+        lab.pair()
+    }
+    fn trigger(&self, lab: &Lab) -> Result<String, LabError> {
+        traffic::udp_send(&lab.ns("cli").name, "198.18.0.2:5300".parse().expect("literal"), 3, b"netwhy-udp")?;
+        Ok("3 UDP datagrams cli -> 198.18.0.2:5300".into())
+    }
+    fn expect(&self) -> Vec<ExpectDrop> {
+        vec![ExpectDrop {
+            min: 3,
+            ..ExpectDrop::new("NO_SOCKET", "__udp4_lib_rcv", "srv")
+                .dev("eth0")
+                .flow("udp", "198.18.0.2", Some(5300))
+        }]
+    }
+}

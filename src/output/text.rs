@@ -1,0 +1,34 @@
+//! One line per drop, for `--events` and the lab.
+use std::fmt::Write as _;
+
+use crate::event::DropEvent;
+
+/// `HH:MM:SS.micros REASON at symbol+off netns dev flow len [task]`
+pub fn event_line(e: &DropEvent) -> String {
+    let mut s = String::with_capacity(160);
+    let secs = e.time_ns / 1_000_000_000;
+    let micros = (e.time_ns % 1_000_000_000) / 1000;
+    let (h, m, sec) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    let _ = write!(s, "{h:02}:{m:02}:{sec:02}.{micros:06} {} at {}", e.reason, e.location);
+    let _ = write!(s, " netns={}", netns_label(e.netns, e.netns_name.as_deref()));
+    if let Some(d) = &e.dev {
+        let _ = write!(s, " dev={d}({})", e.ifindex);
+    }
+    let _ = write!(s, " {} len={}", e.flow, e.len);
+    if e.mark != 0 {
+        let _ = write!(s, " mark={:#x}", e.mark);
+    }
+    if e.task.context == "process" {
+        let _ = write!(s, " by {}[{}]", e.task.comm, e.task.pid);
+    }
+    s
+}
+
+/// `name(inode)` or the bare inode.
+pub fn netns_label(ino: u32, name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("{n}({ino})"),
+        None if ino == 0 => "?".to_string(),
+        None => ino.to_string(),
+    }
+}

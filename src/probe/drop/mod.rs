@@ -1,0 +1,355 @@
+//! The drop probe: skb:kfree_skb with in-kernel filters and aggregation.
+//!
+//! User space decides everything before load (filters, noise rules, mode)
+//! and freezes it into the program's rodata, so the verifier prunes unused
+//! branches and a drop that fails a filter costs a few loads and a compare.
+use std::mem::MaybeUninit;
+use std::net::IpAddr;
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, OpenObject};
+
+use super::backend::{drop_hooks, Hook};
+use super::{have_privilege, ProbeError};
+
+#[allow(clippy::all, non_camel_case_types, dead_code, unused_imports)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/drop.skel.rs"));
+}
+use skel::*;
+
+/// The wire struct of one dropped packet, generated from `event.h`.
+pub use skel::types::nw_drop_event as RawDrop;
+pub use skel::types::{nw_agg_key as RawAggKey, nw_agg_val as RawAggVal};
+
+/// Limits mirrored from event.h (checked against the generated types below).
+pub const MAX_NOISE: usize = 8;
+const CNT_SEEN: u32 = 0;
+const CNT_LOST: u32 = 1;
+const CNT_HIDDEN: u32 = 2;
+const CNT_AGG_FULL: u32 = 3;
+
+/// Device filter: an ifindex is only unique inside one netns, a name is what
+/// people type; both are compared in the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DevMatch {
+    Index(u32),
+    Name(String),
+}
+
+/// Kernel-side filters. Every field that is set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KernelFilter {
+    pub reasons_include: Vec<u32>,
+    pub reasons_exclude: Vec<u32>,
+    pub netns: Vec<u32>,
+    pub dev: Option<DevMatch>,
+    /// (value, mask)
+    pub mark: Option<(u32, u32)>,
+    pub ethertype: Option<u16>,
+    pub l4proto: Option<u8>,
+    pub host: Option<IpAddr>,
+    pub port: Option<u16>,
+}
+
+/// A known-harmless drop: `reason` (None = any) freed inside [start, end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoiseRange {
+    pub reason: Option<u32>,
+    pub start: u64,
+    pub end: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct DropOptions {
+    pub filter: KernelFilter,
+    pub noise: Vec<NoiseRange>,
+    /// Count per (reason, location, netns, ifindex) in a per-CPU map.
+    pub aggregate: bool,
+    /// Stream one event per drop through the ring buffer.
+    pub events: bool,
+    /// The kernel passes a drop reason (>= 5.17).
+    pub has_reason: bool,
+    /// Value of SKB_CONSUMED in this kernel's enum.
+    pub consumed: u32,
+    /// Force a hook instead of the best available.
+    pub hook: Option<Hook>,
+    /// Ring buffer size in bytes (power of two, multiple of the page size).
+    pub ringbuf_bytes: u32,
+}
+
+impl Default for DropOptions {
+    fn default() -> Self {
+        DropOptions {
+            filter: KernelFilter::default(),
+            noise: Vec::new(),
+            aggregate: true,
+            events: false,
+            has_reason: true,
+            consumed: 1,
+            hook: None,
+            ringbuf_bytes: 8 << 20,
+        }
+    }
+}
+
+/// Kernel-side counters, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counters {
+    /// Drops that passed every filter (and were not hidden).
+    pub seen: u64,
+    /// Events the ring buffer had no room for.
+    pub lost: u64,
+    /// Drops matching a noise rule.
+    pub hidden: u64,
+    /// Drops not counted because the aggregate map was full.
+    pub agg_full: u64,
+}
+
+/// A loaded and attached drop probe. Dropping it detaches every link.
+pub struct DropProbe {
+    skel: DropSkel<'static>,
+    hook: Hook,
+}
+
+impl DropProbe {
+    /// Load and attach on the best hook this kernel offers.
+    pub fn start(opts: &DropOptions) -> Result<Self, ProbeError> {
+        if !have_privilege() {
+            return Err(ProbeError::Privilege);
+        }
+        let hooks = match opts.hook {
+            Some(h) => vec![h],
+            None => drop_hooks(),
+        };
+        if hooks.is_empty() {
+            return Err(ProbeError::NoHook);
+        }
+        let mut last = None;
+        for hook in hooks {
+            match Self::start_on(opts, hook) {
+                Ok(p) => return Ok(p),
+                Err(e @ ProbeError::Privilege) => return Err(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(ProbeError::NoHook))
+    }
+
+    fn start_on(opts: &DropOptions, hook: Hook) -> Result<Self, ProbeError> {
+        // The skeleton borrows its object storage for its whole life; a probe
+        // lives about as long as the process, so the few bytes are leaked.
+        let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
+        let mut open = DropSkelBuilder::default()
+            .open(storage)
+            .map_err(|e| load_err(&e))?;
+        configure(&mut open, opts, hook).map_err(|e| load_err(&e))?;
+        let skel = open.load().map_err(|e| load_err(&e))?;
+        let mut probe = DropProbe { skel, hook };
+        probe.fill_maps(&opts.filter)?;
+        let prog = match hook {
+            Hook::TpBtf => &probe.skel.progs.nw_drop_btf,
+            Hook::Tracepoint => &probe.skel.progs.nw_drop_tp,
+        };
+        let link = prog.attach().map_err(|e| ProbeError::Attach {
+            probe: "drop",
+            hook: format!("{}/kfree_skb", hook.as_str()),
+            detail: e.to_string(),
+        })?;
+        match hook {
+            Hook::TpBtf => probe.skel.links.nw_drop_btf = Some(link),
+            Hook::Tracepoint => probe.skel.links.nw_drop_tp = Some(link),
+        }
+        Ok(probe)
+    }
+
+    fn fill_maps(&mut self, f: &KernelFilter) -> Result<(), ProbeError> {
+        let one = [1u8];
+        let two = [2u8];
+        for r in &f.reasons_include {
+            update(&self.skel.maps.reasons, "reasons", &r.to_ne_bytes(), &one)?;
+        }
+        for r in &f.reasons_exclude {
+            update(&self.skel.maps.reasons, "reasons", &r.to_ne_bytes(), &two)?;
+        }
+        for ns in &f.netns {
+            update(&self.skel.maps.netns_set, "netns_set", &ns.to_ne_bytes(), &one)?;
+        }
+        Ok(())
+    }
+
+    pub fn hook(&self) -> Hook {
+        self.hook
+    }
+
+    /// Kernel counters summed over CPUs.
+    pub fn counters(&self) -> Result<Counters, ProbeError> {
+        let sum = |idx: u32| -> Result<u64, ProbeError> {
+            let per_cpu = self
+                .skel
+                .maps
+                .counters
+                .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
+                .map_err(|e| map_err("counters", &e))?
+                .unwrap_or_default();
+            Ok(per_cpu.iter().map(|b| read_u64(b)).sum())
+        };
+        Ok(Counters {
+            seen: sum(CNT_SEEN)?,
+            lost: sum(CNT_LOST)?,
+            hidden: sum(CNT_HIDDEN)?,
+            agg_full: sum(CNT_AGG_FULL)?,
+        })
+    }
+
+    /// Every aggregate group with its count and bytes summed over CPUs.
+    pub fn groups(&self) -> Result<Vec<(RawAggKey, RawAggVal)>, ProbeError> {
+        let map = &self.skel.maps.agg;
+        let mut out = Vec::new();
+        for key in map.keys() {
+            let Some(per_cpu) = map
+                .lookup_percpu(&key, MapFlags::ANY)
+                .map_err(|e| map_err("agg", &e))?
+            else {
+                continue; // deleted meanwhile
+            };
+            let mut total = RawAggVal::default();
+            for v in &per_cpu {
+                let v: RawAggVal = decode(v).ok_or_else(|| ProbeError::Map {
+                    map: "agg",
+                    detail: "short value".into(),
+                })?;
+                total.count += v.count;
+                total.bytes += v.bytes;
+                if v.ifname[0] != 0 {
+                    total.ifname = v.ifname;
+                }
+            }
+            if let Some(k) = decode::<RawAggKey>(&key) {
+                out.push((k, total));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A ring buffer reader calling `f` with each raw event.
+    pub fn ring<'a, F>(&'a self, mut f: F) -> Result<libbpf_rs::RingBuffer<'a>, ProbeError>
+    where
+        F: FnMut(&RawDrop) + 'a,
+    {
+        let mut b = libbpf_rs::RingBufferBuilder::new();
+        b.add(&self.skel.maps.events, move |data: &[u8]| {
+            if let Some(ev) = decode::<RawDrop>(data) {
+                f(&ev);
+            }
+            0
+        })
+        .map_err(|e| map_err("events", &e))?;
+        b.build().map_err(|e| map_err("events", &e))
+    }
+}
+
+fn configure(open: &mut OpenDropSkel<'static>, opts: &DropOptions, hook: Hook) -> libbpf_rs::Result<()> {
+    open.maps.events.set_max_entries(opts.ringbuf_bytes)?;
+    match hook {
+        Hook::TpBtf => open.progs.nw_drop_tp.set_autoload(false),
+        Hook::Tracepoint => open.progs.nw_drop_btf.set_autoload(false),
+    }
+    let ro = open
+        .maps
+        .rodata_data
+        .as_deref_mut()
+        .expect("drop.bpf.c has rodata");
+    let f = &opts.filter;
+    ro.cfg_has_reason = opts.has_reason;
+    ro.cfg_consumed = opts.consumed;
+    ro.cfg_aggregate = opts.aggregate;
+    ro.cfg_events = opts.events;
+    ro.cfg_reason_include = !f.reasons_include.is_empty();
+    ro.cfg_reason_exclude = !f.reasons_exclude.is_empty();
+    ro.cfg_netns_filter = !f.netns.is_empty();
+    match &f.dev {
+        Some(DevMatch::Index(i)) => {
+            ro.cfg_ifindex_filter = true;
+            ro.cfg_ifindex = *i;
+        }
+        Some(DevMatch::Name(n)) => {
+            ro.cfg_ifname_filter = true;
+            for (dst, src) in ro.cfg_ifname.iter_mut().zip(n.bytes().take(15)) {
+                *dst = src as i8;
+            }
+        }
+        None => {}
+    }
+    if let Some((v, m)) = f.mark {
+        ro.cfg_mark_filter = true;
+        ro.cfg_mark = v & m;
+        ro.cfg_mark_mask = m;
+    }
+    ro.cfg_ethertype = f.ethertype.unwrap_or(0);
+    ro.cfg_l4proto = f.l4proto.map(i16::from).unwrap_or(-1);
+    match f.host {
+        Some(IpAddr::V4(a)) => {
+            ro.cfg_host_family = 4;
+            ro.cfg_host[..4].copy_from_slice(&a.octets());
+        }
+        Some(IpAddr::V6(a)) => {
+            ro.cfg_host_family = 6;
+            ro.cfg_host.copy_from_slice(&a.octets());
+        }
+        None => {}
+    }
+    ro.cfg_port = f.port.map(i32::from).unwrap_or(-1);
+    let noise = &opts.noise[..opts.noise.len().min(MAX_NOISE)];
+    ro.cfg_noise_count = noise.len() as u32;
+    for (i, n) in noise.iter().enumerate() {
+        ro.cfg_noise_reason[i] = n.reason.unwrap_or(u32::MAX);
+        ro.cfg_noise_start[i] = n.start;
+        ro.cfg_noise_end[i] = n.end;
+    }
+    Ok(())
+}
+
+fn update(map: &dyn MapCore, name: &'static str, k: &[u8], v: &[u8]) -> Result<(), ProbeError> {
+    map.update(k, v, MapFlags::ANY).map_err(|e| map_err(name, &e))
+}
+
+fn load_err(e: &libbpf_rs::Error) -> ProbeError {
+    let detail = e.to_string();
+    if detail.contains("Operation not permitted") || detail.contains("EPERM") {
+        return ProbeError::Privilege;
+    }
+    ProbeError::Load {
+        probe: "drop",
+        detail,
+    }
+}
+
+fn map_err(map: &'static str, e: &libbpf_rs::Error) -> ProbeError {
+    ProbeError::Map {
+        map,
+        detail: e.to_string(),
+    }
+}
+
+fn read_u64(b: &[u8]) -> u64 {
+    b.get(..8)
+        .and_then(|s| s.try_into().ok())
+        .map(u64::from_ne_bytes)
+        .unwrap_or(0)
+}
+
+/// Copy a generated plain-old-data struct out of a byte slice.
+fn decode<T: Copy + Default>(data: &[u8]) -> Option<T> {
+    if data.len() < std::mem::size_of::<T>() {
+        return None;
+    }
+    // SAFETY: T is a generated #[repr(C)] struct of integers and arrays
+    // (every bit pattern valid); the length was checked; read_unaligned
+    // tolerates the ring buffer's 8-byte alignment.
+    Some(unsafe { std::ptr::read_unaligned(data.as_ptr().cast::<T>()) })
+}
+
+// The generated layout must match what the C header promises.
+const _: () = assert!(std::mem::size_of::<RawDrop>() == 64 + 16 + 16 + 128);
+const _: () = assert!(std::mem::size_of::<RawAggKey>() == 24);

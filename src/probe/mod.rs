@@ -1,0 +1,45 @@
+//! Kernel-side capture. One folder per probe, its BPF C beside the Rust that
+//! owns it; the wire structs live once in `include/event.h`.
+pub mod backend;
+pub mod drop;
+
+use std::io;
+
+/// Errors from loading and attaching probes, each phrased with the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("netwhy needs root (or CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN): run it with sudo")]
+    Privilege,
+    #[error("BPF is unavailable ({0}): check kernel.unprivileged_bpf_disabled, lockdown and that the kernel has CONFIG_BPF_SYSCALL")]
+    BpfUnavailable(String),
+    #[error("no BTF at /sys/kernel/btf/vmlinux and no tracefs: boot a kernel with CONFIG_DEBUG_INFO_BTF=y, or mount tracefs (mount -t tracefs nodev /sys/kernel/tracing)")]
+    NoHook,
+    #[error("loading the {probe} probe failed: {detail}")]
+    Load { probe: &'static str, detail: String },
+    #[error("attaching {probe} to {hook} failed: {detail}")]
+    Attach {
+        probe: &'static str,
+        hook: String,
+        detail: String,
+    },
+    #[error("reading BPF map {map}: {detail}")]
+    Map { map: &'static str, detail: String },
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// True when this process may load tracing BPF programs at all. Checked up
+/// front so the user gets one line with the fix instead of a verifier dump.
+pub fn have_privilege() -> bool {
+    // Effective root, or CAP_BPF (39) + CAP_PERFMON (38) in the effective set.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    eff & (1 << 39) != 0 && eff & (1 << 38) != 0
+}

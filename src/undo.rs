@@ -1,0 +1,187 @@
+//! The undo journal: every change netwhy makes to the system is written to
+//! /run/netwhy/undo-*.json *before* it is made, and undone (newest first)
+//! when the owner finishes, fails or is interrupted. A run killed with
+//! SIGKILL leaves its journal behind; the next run (or `netwhy lab clean`)
+//! finds journals whose process is gone and replays them.
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+pub const DIR: &str = "/run/netwhy";
+
+/// One change and how to revert it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "undo", rename_all = "snake_case")]
+pub enum Action {
+    /// `ip netns del NAME` (also removes the veths and nft tables inside).
+    DeleteNetns { name: String },
+    /// Write VALUE back to a /proc/sys path (host namespace).
+    RestoreSysctl { path: String, value: String },
+}
+
+impl Action {
+    pub fn describe(&self) -> String {
+        match self {
+            Action::DeleteNetns { name } => format!("delete netns {name}"),
+            Action::RestoreSysctl { path, value } => format!("restore {path} = {value}"),
+        }
+    }
+
+    fn apply(&self) -> io::Result<()> {
+        match self {
+            Action::DeleteNetns { name } => {
+                if !Path::new("/run/netns").join(name).exists() {
+                    return Ok(());
+                }
+                let st = Command::new("ip").args(["netns", "del", name]).status()?;
+                if st.success() {
+                    Ok(())
+                } else {
+                    Err(io::Error::other(format!("ip netns del {name} failed")))
+                }
+            }
+            Action::RestoreSysctl { path, value } => fs::write(path, value),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    pid: u32,
+    /// Process start time (clock ticks since boot), so a reused pid is not
+    /// mistaken for the journal's owner.
+    start: u64,
+    actions: Vec<Action>,
+}
+
+/// An open journal; undoes everything on drop.
+pub struct Journal {
+    path: PathBuf,
+    rec: Record,
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl Journal {
+    pub fn open() -> io::Result<Journal> {
+        fs::create_dir_all(DIR)?;
+        let pid = std::process::id();
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let path = Path::new(DIR).join(format!("undo-{pid}-{seq}.json"));
+        let j = Journal {
+            path,
+            rec: Record {
+                pid,
+                start: start_time(pid).unwrap_or(0),
+                actions: Vec::new(),
+            },
+        };
+        j.save()?;
+        Ok(j)
+    }
+
+    /// Record an action before making the change it reverts.
+    pub fn record(&mut self, a: Action) -> io::Result<()> {
+        self.rec.actions.push(a);
+        self.save()
+    }
+
+    fn save(&self) -> io::Result<()> {
+        let tmp = self.path.with_extension("tmp");
+        fs::write(&tmp, serde_json::to_vec(&self.rec)?)?;
+        fs::rename(tmp, &self.path)
+    }
+
+    /// Undo everything, newest first. Returns failures as text.
+    pub fn undo_all(&mut self) -> Vec<String> {
+        let mut errs = Vec::new();
+        while let Some(a) = self.rec.actions.pop() {
+            if let Err(e) = a.apply() {
+                errs.push(format!("{}: {e}", a.describe()));
+            }
+        }
+        let _ = fs::remove_file(&self.path);
+        errs
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        for e in self.undo_all() {
+            eprintln!("netwhy: warning: cleanup: {e}");
+        }
+    }
+}
+
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22, counted after the parenthesised comm (which may hold spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn alive(rec: &Record) -> bool {
+    start_time(rec.pid).is_some_and(|s| s == rec.start)
+}
+
+/// Replay the journals of processes that are gone. Returns what was done.
+pub fn clean_stale() -> Vec<String> {
+    let mut done = Vec::new();
+    let Ok(dir) = fs::read_dir(DIR) else {
+        return done;
+    };
+    for ent in dir.flatten() {
+        let path = ent.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let Ok(bytes) = fs::read(&path) else { continue };
+        let Ok(rec) = serde_json::from_slice::<Record>(&bytes) else {
+            let _ = fs::remove_file(&path);
+            continue;
+        };
+        if alive(&rec) {
+            continue;
+        }
+        for a in rec.actions.iter().rev() {
+            match a.apply() {
+                Ok(()) => done.push(a.describe()),
+                Err(e) => done.push(format!("{} failed: {e}", a.describe())),
+            }
+        }
+        let _ = fs::remove_file(&path);
+    }
+    done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_round_trip_as_json() {
+        let a = Action::RestoreSysctl {
+            path: "/proc/sys/net/core/rmem_default".into(),
+            value: "212992".into(),
+        };
+        let s = serde_json::to_string(&a).unwrap();
+        assert!(s.contains("\"undo\":\"restore_sysctl\""));
+        assert_eq!(serde_json::from_str::<Action>(&s).unwrap(), a);
+    }
+
+    #[test]
+    fn own_process_is_alive_and_dead_pid_is_not() {
+        let me = Record {
+            pid: std::process::id(),
+            start: start_time(std::process::id()).unwrap(),
+            actions: vec![],
+        };
+        assert!(alive(&me));
+        let wrong_start = Record { start: me.start + 1, ..me };
+        assert!(!alive(&wrong_start));
+    }
+}

@@ -1,0 +1,117 @@
+//! Helpers for integration tests: they drive the real binary as root
+//! against the real kernel, inside namespaces the test creates (through
+//! netwhy's own lab builder, whose drop removes them even on failure).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub use netwhy::lab::traffic;
+pub use netwhy::lab::Lab;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_netwhy")
+}
+
+/// True when the test can run. Outside CI a non-root run skips with a
+/// message; in CI (CI=true) a missing capability is a failure.
+pub fn root_or_skip(test: &str) -> bool {
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: CI must run as root");
+    }
+    eprintln!("skipping {test}: needs root");
+    false
+}
+
+/// A running `netwhy` whose stderr has announced it is attached.
+pub struct Running {
+    pub child: Child,
+    stderr_rx: mpsc::Receiver<String>,
+    pub stderr_lines: Vec<String>,
+}
+
+/// Start netwhy with `args` and wait (up to 10 s) for the "attached" line.
+pub fn start(args: &[&str]) -> Running {
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn netwhy");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(l) => {
+                let attached = l.contains("attached to");
+                lines.push(l);
+                if attached {
+                    break;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("netwhy {args:?} never attached; stderr: {lines:?}");
+            }
+        }
+    }
+    Running {
+        child,
+        stderr_rx: rx,
+        stderr_lines: lines,
+    }
+}
+
+impl Running {
+    /// Wait for exit; returns (status, stdout, all stderr lines).
+    pub fn finish(mut self) -> (std::process::ExitStatus, String, Vec<String>) {
+        let out = self.child.wait_with_output().expect("wait netwhy");
+        self.stderr_lines.extend(self.stderr_rx.try_iter());
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            self.stderr_lines,
+        )
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+}
+
+pub fn run(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).output().expect("run netwhy")
+}
+
+/// Parse JSON Lines; panics with the offending line on bad JSON.
+pub fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+pub fn of_type<'a>(v: &'a [serde_json::Value], t: &str) -> Vec<&'a serde_json::Value> {
+    v.iter().filter(|x| x["type"] == t).collect()
+}
+
+/// The lab "pair" topology: cli 198.18.0.1 — srv 198.18.0.2 on eth0.
+pub fn pair() -> Lab {
+    let mut lab = Lab::new().expect("lab");
+    lab.pair().expect("pair topology");
+    lab
+}
