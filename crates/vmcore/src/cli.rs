@@ -1,0 +1,337 @@
+//! `netwhy vmcore ...`: the command-line face of the crate. The main netwhy
+//! binary embeds [`VmcoreCmd`] as a subcommand; `netwhy-vmcore` runs it alone.
+
+use crate::printk::LogKind;
+use crate::record::Record;
+use crate::render::{self, TextOpts};
+use crate::{Container, Dump};
+use anyhow::{bail, Context, Result};
+use std::io::{IsTerminal, Write};
+
+const DEFAULT_DUMP: &str = "/proc/vmcore";
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Color {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum VmcoreCmd {
+    /// Print the kernel log stored in a crash dump, like dmesg.
+    Dmesg {
+        /// ELF or kdump-compressed dump (default: /proc/vmcore when it exists).
+        file: Option<String>,
+        /// Print the syslog priority prefix `<N>` (dmesg -r).
+        #[arg(short, long)]
+        raw: bool,
+        /// One JSON object per record: seq, ts_nsec, level, facility, caller, text, dict.
+        #[arg(short, long, conflicts_with_all = ["raw", "decode"])]
+        json: bool,
+        /// Do not print timestamps (dmesg -t).
+        #[arg(short = 't', long)]
+        notime: bool,
+        /// Wall-clock timestamps, estimated from the dump's CRASHTIME (dmesg -T).
+        #[arg(short = 'T', long)]
+        ctime: bool,
+        /// Show facility and level names (dmesg -x).
+        #[arg(short = 'x', long)]
+        decode: bool,
+        /// Only these levels, comma-separated (emerg,alert,crit,err,warn,notice,info,debug).
+        #[arg(short, long, value_delimiter = ',')]
+        level: Vec<String>,
+        /// Only records logged at or after this many seconds since boot.
+        #[arg(long, value_name = "SECONDS")]
+        since_boot: Option<f64>,
+        /// Only the last N records.
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+        /// Omit the `#` header (release, crash time, panic line).
+        #[arg(long)]
+        no_header: bool,
+        /// Highlight the panic line.
+        #[arg(long, value_enum, default_value_t = Color::Auto)]
+        color: Color,
+    },
+    /// Describe a dump: VMCOREINFO, memory map, and whether its log can be read.
+    Info {
+        /// ELF or kdump-compressed dump (default: /proc/vmcore when it exists).
+        file: Option<String>,
+        /// Machine-readable output.
+        #[arg(short, long)]
+        json: bool,
+    },
+}
+
+fn dump_path(file: Option<String>) -> Result<String> {
+    match file {
+        Some(f) => Ok(f),
+        None if std::path::Path::new(DEFAULT_DUMP).exists() => Ok(DEFAULT_DUMP.into()),
+        None => {
+            bail!("no dump given and {DEFAULT_DUMP} does not exist (are we in a kdump kernel?)")
+        }
+    }
+}
+
+/// Runs one subcommand. A closed stdout (`| head`) is success, not an error.
+pub fn run(cmd: VmcoreCmd) -> Result<()> {
+    let r = match cmd {
+        VmcoreCmd::Dmesg {
+            file,
+            raw,
+            json,
+            notime,
+            ctime,
+            decode,
+            level,
+            since_boot,
+            tail,
+            no_header,
+            color,
+        } => {
+            let opts = DmesgOpts {
+                raw,
+                json,
+                notime,
+                ctime,
+                decode,
+                level,
+                since_boot,
+                tail,
+                no_header,
+                color,
+            };
+            dmesg(&dump_path(file)?, &opts)
+        }
+        VmcoreCmd::Info { file, json } => info(&dump_path(file)?, json),
+    };
+    match r {
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+struct DmesgOpts {
+    raw: bool,
+    json: bool,
+    notime: bool,
+    ctime: bool,
+    decode: bool,
+    level: Vec<String>,
+    since_boot: Option<f64>,
+    tail: Option<usize>,
+    no_header: bool,
+    color: Color,
+}
+
+fn level_filter(names: &[String]) -> Result<Option<[bool; 8]>> {
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let mut keep = [false; 8];
+    for n in names {
+        let i = render::LEVELS
+            .iter()
+            .position(|l| {
+                l.eq_ignore_ascii_case(n.trim()) || (n.trim() == "warning" && *l == "warn")
+            })
+            .with_context(|| {
+                format!(
+                    "unknown level {n:?} (expected one of {})",
+                    render::LEVELS.join(",")
+                )
+            })?;
+        keep[i] = true;
+    }
+    Ok(Some(keep))
+}
+
+fn dmesg(path: &str, o: &DmesgOpts) -> Result<()> {
+    let keep = level_filter(&o.level)?;
+    let dump = Dump::open(path)?;
+    let vi = dump.vmcoreinfo()?;
+    let kind = dump.log_kind()?;
+    let log = dump.read_log()?;
+    let all = &log.records;
+    let mut recs: Vec<&Record> = all
+        .iter()
+        .filter(|r| keep.is_none_or(|k| k[(r.level & 7) as usize]))
+        .filter(|r| o.since_boot.is_none_or(|s| r.ts_nsec as f64 / 1e9 >= s))
+        .collect();
+    if let Some(n) = o.tail {
+        recs.drain(..recs.len().saturating_sub(n));
+    }
+    let stdout = std::io::stdout();
+    let color = match o.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => stdout.is_terminal(),
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    for w in &log.warnings {
+        eprintln!("netwhy vmcore: warning: {w}");
+    }
+    if o.json {
+        for r in &recs {
+            writeln!(out, "{}", render::json(r))?;
+        }
+        out.flush()?;
+        return Ok(());
+    }
+    let last_ts = all.last().map(|r| r.ts_nsec).unwrap_or(0);
+    if !o.no_header {
+        writeln!(
+            out,
+            "# dump: {path} ({}, {} bytes)",
+            dump.format_name(),
+            dump.file_len
+        )?;
+        writeln!(out, "# kernel: {}", vi.osrelease().unwrap_or("unknown"))?;
+        if let Some(t) = vi.crash_time() {
+            writeln!(
+                out,
+                "# crashed: {} UTC (CRASHTIME {t}, {} after boot)",
+                render::civil(t as f64),
+                render::timestamp(last_ts)
+            )?;
+        }
+        writeln!(out, "# log: {}, {} records", kind.describe(), all.len())?;
+        if let Some(p) = all.iter().rev().find(|r| render::is_panic_line(&r.text)) {
+            let (on, off) = if color {
+                ("\x1b[1;31m", "\x1b[0m")
+            } else {
+                ("", "")
+            };
+            writeln!(
+                out,
+                "# panic: {on}{} {}{off}",
+                render::timestamp(p.ts_nsec),
+                render::escape(&p.text)
+            )?;
+        }
+    }
+    let boot_epoch = if o.ctime {
+        let t = vi
+            .crash_time()
+            .context("--ctime needs CRASHTIME in VMCOREINFO")?;
+        Some(t as f64 - last_ts as f64 / 1e9)
+    } else {
+        None
+    };
+    let topts = TextOpts {
+        raw: o.raw,
+        notime: o.notime,
+        decode: o.decode,
+        boot_epoch,
+        join_cont: kind == LogKind::Structured,
+        color,
+    };
+    let owned: Vec<Record> = recs.into_iter().cloned().collect();
+    render::write_text(&mut out, &owned, &topts)?;
+    out.flush()?;
+    Ok(())
+}
+
+fn info(path: &str, json: bool) -> Result<()> {
+    let dump = Dump::open(path)?;
+    let log = dump
+        .vmcoreinfo()
+        .ok()
+        .map(|_| (dump.log_kind(), dump.read_log()));
+    let log_state = match &log {
+        None => "no VMCOREINFO".to_string(),
+        Some((Err(e), _)) | Some((Ok(_), Err(e))) => format!("unreadable: {e}"),
+        Some((Ok(k), Ok(l))) => format!("readable: {}, {} records", k.describe(), l.records.len()),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if json {
+        let mut v = serde_json::json!({
+            "path": path,
+            "size": dump.file_len,
+            "format": dump.format_name(),
+            "machine": dump.machine,
+            "log": log_state,
+        });
+        if let Ok(vi) = dump.vmcoreinfo() {
+            v["vmcoreinfo"] = vi
+                .entries
+                .iter()
+                .map(|(k, val)| serde_json::json!([k, val]))
+                .collect::<Vec<_>>()
+                .into();
+        }
+        if let Container::Elf(core) = &dump.container {
+            v["loads"] = core
+                .loads
+                .iter()
+                .map(|l| serde_json::json!({"offset": l.offset, "vaddr": l.vaddr, "paddr": l.paddr, "filesz": l.filesz, "memsz": l.memsz}))
+                .collect::<Vec<_>>()
+                .into();
+        }
+        writeln!(out, "{v}")?;
+        out.flush()?;
+        return Ok(());
+    }
+    writeln!(out, "dump:      {path}")?;
+    writeln!(out, "size:      {} bytes", dump.file_len)?;
+    writeln!(out, "format:    {}", dump.format_name())?;
+    let machine = match dump.machine {
+        crate::elf::EM_X86_64 => "x86_64".to_string(),
+        crate::elf::EM_AARCH64 => "aarch64".to_string(),
+        m => format!("e_machine {m}"),
+    };
+    writeln!(out, "machine:   {machine}")?;
+    writeln!(out, "log:       {log_state}")?;
+    match &dump.container {
+        Container::Elf(core) => {
+            writeln!(out, "phdrs at:  {:#x}", core.phoff)?;
+            writeln!(out, "PT_LOAD:   {} segments", core.loads.len())?;
+            writeln!(
+                out,
+                "  {:>18} {:>18} {:>12} {:>12} {:>12}",
+                "paddr", "vaddr", "offset", "filesz", "memsz"
+            )?;
+            for l in &core.loads {
+                writeln!(
+                    out,
+                    "  {:#18x} {:#18x} {:#12x} {:#12x} {:#12x}",
+                    l.paddr, l.vaddr, l.offset, l.filesz, l.memsz
+                )?;
+            }
+        }
+        Container::Kdump(h) => {
+            writeln!(
+                out,
+                "header:    version {}, block size {}, max_mapnr {:#x}, phys_base {:#x}",
+                h.version, h.block_size, h.max_mapnr, h.phys_base
+            )?;
+            if !h.release.is_empty() {
+                writeln!(out, "utsname:   {} {}", h.release, h.machine)?;
+            }
+        }
+    }
+    match dump.vmcoreinfo() {
+        Ok(vi) => {
+            writeln!(out, "VMCOREINFO ({} entries):", vi.entries.len())?;
+            if let Some(k) = vi.kernel_offset() {
+                writeln!(out, "  KASLR offset: {k:#x}")?;
+            }
+            if let Ok(a) = dump.arch() {
+                writeln!(out, "  translation: {a:?}")?;
+            }
+            for (k, val) in &vi.entries {
+                writeln!(out, "  {k}={val}")?;
+            }
+        }
+        Err(e) => writeln!(out, "VMCOREINFO: {e}")?,
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! Kernel virtual → physical translation using only VMCOREINFO facts.
+//!
+//! In order of preference, because each needs less of the dump to be intact:
+//! 1. the kernel image mapping (x86_64: `va - __START_KERNEL_map + phys_base`,
+//!    arm64: `va - kimage_voffset`): static log buffers live there;
+//! 2. the direct (linear) map when its base is known (arm64 from VA_BITS and
+//!    PHYS_OFFSET; x86_64 from a `page_offset` key when a kernel exports one);
+//! 3. a 4- or 5-level page-table walk from `init_top_pgt` (x86_64): needed for
+//!    buffers allocated at boot (`log_buf_len=`), whose direct-map base is
+//!    randomized by KASLR and not in VMCOREINFO;
+//! 4. the PT_LOAD vaddr fields of an ELF dump, when the writer filled them.
+
+use crate::error::{Error, Result};
+use crate::phys::PhysMem;
+use crate::vmcoreinfo::VmcoreInfo;
+
+const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
+const PTE_PFN_MASK: u64 = 0x000f_ffff_ffff_f000;
+const PRESENT: u64 = 1;
+const HUGE: u64 = 1 << 7;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Arch {
+    X86_64 {
+        phys_base: u64,
+        image_size: u64,
+        /// Physical address of the top-level page table, if known.
+        pgd: Option<u64>,
+        five_level: bool,
+        /// Memory-encryption bit to strip from table entries.
+        sme_mask: u64,
+        page_offset: Option<u64>,
+    },
+    Aarch64 {
+        kimage_voffset: u64,
+        phys_offset: u64,
+        va_bits: u32,
+    },
+}
+
+impl Arch {
+    /// Builds the translation facts from VMCOREINFO. `fallback_phys_base`
+    /// comes from a kdump sub header when VMCOREINFO lacks NUMBER(phys_base).
+    pub fn from_vmcoreinfo(
+        machine: u16,
+        vi: &VmcoreInfo,
+        fallback_phys_base: Option<u64>,
+    ) -> Result<Arch> {
+        match machine {
+            crate::elf::EM_AARCH64 => {
+                let need = |k: &str| -> Result<i64> {
+                    vi.number(k)?
+                        .ok_or_else(|| Error::MissingKey(format!("NUMBER({k})")))
+                };
+                Ok(Arch::Aarch64 {
+                    kimage_voffset: need("kimage_voffset")? as u64,
+                    phys_offset: need("PHYS_OFFSET")? as u64,
+                    va_bits: need("VA_BITS")?.clamp(36, 52) as u32,
+                })
+            }
+            _ => {
+                let phys_base = match vi.number("phys_base")? {
+                    Some(v) => v as u64,
+                    None => fallback_phys_base.unwrap_or(0),
+                };
+                let image_size = vi
+                    .number("KERNEL_IMAGE_SIZE")?
+                    .map(|v| v as u64)
+                    .unwrap_or(1 << 30);
+                let mut arch = Arch::X86_64 {
+                    phys_base,
+                    image_size,
+                    pgd: None,
+                    five_level: vi.number("pgtable_l5_enabled")?.unwrap_or(0) == 1,
+                    sme_mask: vi.number("sme_mask")?.unwrap_or(0) as u64,
+                    page_offset: vi.number("page_offset_base")?.map(|v| v as u64),
+                };
+                let top = vi
+                    .symbol("init_top_pgt")
+                    .or_else(|| vi.symbol("init_level4_pgt"));
+                if let (Arch::X86_64 { pgd, .. }, Some(t)) = (&mut arch, top) {
+                    *pgd = arch_text(phys_base, image_size, t);
+                }
+                Ok(arch)
+            }
+        }
+    }
+}
+
+fn arch_text(phys_base: u64, image_size: u64, va: u64) -> Option<u64> {
+    (va >= START_KERNEL_MAP && va - START_KERNEL_MAP < image_size)
+        .then(|| (va - START_KERNEL_MAP).wrapping_add(phys_base))
+}
+
+/// Kernel virtual memory: physical memory plus the translation facts.
+pub struct KernelMem<'a> {
+    pub phys: &'a PhysMem,
+    pub arch: Arch,
+    /// Last-resort vaddr → paddr (ELF PT_LOAD vaddr fields).
+    pub loads_vaddr: Option<&'a dyn Fn(u64) -> Option<u64>>,
+}
+
+impl KernelMem<'_> {
+    pub fn translate(&self, va: u64) -> Result<u64> {
+        match &self.arch {
+            Arch::X86_64 {
+                phys_base,
+                image_size,
+                pgd,
+                five_level,
+                sme_mask,
+                page_offset,
+            } => {
+                if let Some(pa) = arch_text(*phys_base, *image_size, va) {
+                    return Ok(pa);
+                }
+                if let Some(po) = page_offset {
+                    if va >= *po && va - po < (1u64 << 46) {
+                        return Ok(va - po);
+                    }
+                }
+                let walked = match pgd {
+                    Some(pgd) => self.walk_x86(*pgd, va, *five_level, *sme_mask),
+                    None => Err(Error::Translate(va, "no init_top_pgt in VMCOREINFO".into())),
+                };
+                match walked {
+                    Ok(pa) => Ok(pa),
+                    Err(e) => self.loads_vaddr.and_then(|f| f(va)).ok_or(e),
+                }
+            }
+            Arch::Aarch64 {
+                kimage_voffset,
+                phys_offset,
+                va_bits,
+            } => {
+                // Since 5.4 the linear map is the bottom half of the kernel
+                // range: [-(1 << VA_BITS), -(1 << (VA_BITS - 1))).
+                let page_offset = 0u64.wrapping_sub(1u64 << va_bits);
+                let linear_end = 0u64.wrapping_sub(1u64 << (va_bits - 1));
+                if va >= page_offset && va < linear_end {
+                    return Ok(va - page_offset + phys_offset);
+                }
+                let pa = va.wrapping_sub(*kimage_voffset);
+                if self.phys.has(pa) {
+                    return Ok(pa);
+                }
+                self.loads_vaddr.and_then(|f| f(va)).ok_or_else(|| {
+                    Error::Translate(va, "outside the arm64 linear map and image".into())
+                })
+            }
+        }
+    }
+
+    fn entry(&self, table: u64, index: u64, mask: u64) -> Result<u64> {
+        let mut b = [0u8; 8];
+        self.phys
+            .read((table & PTE_PFN_MASK & !mask) + index * 8, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// x86_64 page-table walk. Large pages end the walk early (1 GiB at the
+    /// PUD, 2 MiB at the PMD); a non-present entry is a translation error.
+    fn walk_x86(&self, pgd: u64, va: u64, five: bool, sme: u64) -> Result<u64> {
+        let shifts: &[u32] = if five {
+            &[48, 39, 30, 21, 12]
+        } else {
+            &[39, 30, 21, 12]
+        };
+        let mut table = pgd;
+        for (level, &shift) in shifts.iter().enumerate() {
+            let e = self.entry(table, (va >> shift) & 0x1ff, sme)?;
+            if e & PRESENT == 0 {
+                return Err(Error::Translate(
+                    va,
+                    format!("not present at page-table level {}", shifts.len() - level),
+                ));
+            }
+            let addr = e & PTE_PFN_MASK & !sme;
+            let is_last = shift == 12;
+            if is_last || ((shift == 30 || shift == 21) && e & HUGE != 0) {
+                let page_mask = (1u64 << shift) - 1;
+                return Ok((addr & !page_mask) | (va & page_mask));
+            }
+            table = addr;
+        }
+        unreachable!("the walk returns at the PTE level")
+    }
+
+    pub fn read(&self, va: u64, buf: &mut [u8]) -> Result<()> {
+        // Translate page by page: contiguous virtual is not contiguous physical.
+        let mut done = 0usize;
+        while done < buf.len() {
+            let a = va.wrapping_add(done as u64);
+            let n = (4096 - (a % 4096) as usize).min(buf.len() - done);
+            let pa = self.translate(a)?;
+            self.phys.read(pa, &mut buf[done..done + n])?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    pub fn u64(&self, va: u64) -> Result<u64> {
+        let mut b = [0u8; 8];
+        self.read(va, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    pub fn u32(&self, va: u64) -> Result<u32> {
+        let mut b = [0u8; 4];
+        self.read(va, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+}

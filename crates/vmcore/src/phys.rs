@@ -1,0 +1,175 @@
+//! Physical memory as the dump stores it. Both formats reduce to one question,
+//! "give me the bytes at this physical address", which is all the log readers
+//! need; a small page cache sits in front so the many small reads of a ring
+//! walk cost one positioned read (or one decompression) per page.
+
+use crate::error::{Error, Result};
+use std::cell::RefCell;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+/// Positioned reads on the dump file with the file length checked first, so a
+/// truncated file is reported as such rather than as a short read.
+pub struct DumpFile {
+    file: File,
+    len: u64,
+    /// Set for makedumpfile's flattened stream format.
+    flat: Option<crate::flat::FlatIndex>,
+}
+
+impl DumpFile {
+    pub fn open(path: &str) -> Result<Self> {
+        let file = File::open(path).map_err(|source| Error::Open {
+            path: path.into(),
+            source,
+        })?;
+        let len = file
+            .metadata()
+            .map_err(|source| Error::Open {
+                path: path.into(),
+                source,
+            })?
+            .len();
+        // /proc/vmcore reports its size in st_size; a character device or pipe
+        // would report 0 and is not supported (we need random access).
+        let mut head = [0u8; 12];
+        let flat = if len >= 4096
+            && file.read_exact_at(&mut head, 0).is_ok()
+            && &head == crate::flat::SIGNATURE
+        {
+            Some(crate::flat::FlatIndex::build(&file, len)?)
+        } else {
+            None
+        };
+        let len = flat.as_ref().map_or(len, |f| f.len);
+        Ok(DumpFile { file, len, flat })
+    }
+
+    /// True for makedumpfile's flattened format (read through an index).
+    pub fn is_flattened(&self) -> bool {
+        self.flat.is_some()
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn read_at(&self, offset: u64, buf: &mut [u8], what: &'static str) -> Result<()> {
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .ok_or(Error::Truncated {
+                what,
+                need: u64::MAX,
+                have: self.len,
+            })?;
+        if end > self.len {
+            return Err(Error::Truncated {
+                what,
+                need: end,
+                have: self.len,
+            });
+        }
+        match &self.flat {
+            Some(f) => f.read_at(&self.file, offset, buf),
+            None => self.file.read_exact_at(buf, offset),
+        }
+        .map_err(|source| Error::Io {
+            offset,
+            len: buf.len(),
+            source,
+        })
+    }
+
+    /// Reads `len` bytes into a new buffer, refusing sizes above `limit` so a
+    /// lying header cannot make us allocate gigabytes.
+    pub fn read_vec(
+        &self,
+        offset: u64,
+        len: u64,
+        limit: u64,
+        what: &'static str,
+    ) -> Result<Vec<u8>> {
+        if len > limit {
+            return Err(Error::TooBig {
+                what,
+                value: len,
+                limit,
+            });
+        }
+        let mut v = vec![0u8; len as usize];
+        self.read_at(offset, &mut v, what)?;
+        Ok(v)
+    }
+}
+
+/// A source of physical pages. `read_page` fills exactly one page of `PAGE`
+/// bytes; pages the dump does not hold are an error, never zeros, so a
+/// translation that lands outside the dump is caught.
+pub trait PageSource {
+    fn read_page(&self, pfn: u64, buf: &mut [u8; PAGE]) -> Result<()>;
+    /// True when the physical page is present in the dump.
+    fn has_page(&self, pfn: u64) -> bool;
+}
+
+/// Page granularity of the cache. Dumps with other page sizes (arm64 64K) are
+/// still read correctly: the sources split their pages into 4 KiB pieces.
+pub const PAGE: usize = 4096;
+const CACHE_SLOTS: usize = 256; // 1 MiB of cached pages
+
+/// Physical memory with a direct-mapped page cache in front of a source.
+pub struct PhysMem {
+    source: Box<dyn PageSource>,
+    cache: RefCell<Vec<Option<(u64, Box<[u8; PAGE]>)>>>,
+}
+
+impl PhysMem {
+    pub fn new(source: Box<dyn PageSource>) -> Self {
+        PhysMem {
+            source,
+            cache: RefCell::new(vec![None; CACHE_SLOTS]),
+        }
+    }
+
+    pub fn has(&self, paddr: u64) -> bool {
+        self.source.has_page(paddr / PAGE as u64)
+    }
+
+    pub fn read(&self, paddr: u64, buf: &mut [u8]) -> Result<()> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let addr = paddr
+                .checked_add(done as u64)
+                .ok_or(Error::PhysNotInDump(paddr))?;
+            let pfn = addr / PAGE as u64;
+            let off = (addr % PAGE as u64) as usize;
+            let n = (PAGE - off).min(buf.len() - done);
+            self.with_page(pfn, |page| {
+                buf[done..done + n].copy_from_slice(&page[off..off + n])
+            })?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn with_page<R>(&self, pfn: u64, f: impl FnOnce(&[u8; PAGE]) -> R) -> Result<R> {
+        let slot = (pfn as usize) % CACHE_SLOTS;
+        let mut cache = self.cache.borrow_mut();
+        if let Some((p, page)) = &cache[slot] {
+            if *p == pfn {
+                return Ok(f(page));
+            }
+        }
+        let mut page = match cache[slot].take() {
+            Some((_, b)) => b,
+            None => Box::new([0u8; PAGE]),
+        };
+        self.source.read_page(pfn, &mut page)?;
+        let r = f(&page);
+        cache[slot] = Some((pfn, page));
+        Ok(r)
+    }
+}

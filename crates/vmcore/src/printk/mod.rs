@@ -1,0 +1,66 @@
+//! The kernel log, in the three layouts Linux has used, chosen from which
+//! symbols VMCOREINFO exports:
+//! - `SYMBOL(prb)`: the lockless `printk_ringbuffer` (5.10+);
+//! - `SYMBOL(log_first_idx)`: the structured `log_buf` of `struct printk_log`
+//!   records (3.5–5.9);
+//! - `SYMBOL(log_end)`: the plain character ring of older kernels.
+
+pub mod plain;
+pub mod ringbuffer;
+pub mod structured;
+
+use crate::error::{Error, Result};
+use crate::kvm::KernelMem;
+use crate::record::Record;
+use crate::vmcoreinfo::VmcoreInfo;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogKind {
+    RingBuffer,
+    Structured,
+    Plain,
+}
+
+impl LogKind {
+    pub fn detect(vi: &VmcoreInfo) -> Result<LogKind> {
+        if vi.symbol("prb").is_some() {
+            Ok(LogKind::RingBuffer)
+        } else if vi.symbol("log_first_idx").is_some() {
+            Ok(LogKind::Structured)
+        } else if vi.symbol("log_buf").is_some() && vi.symbol("log_end").is_some() {
+            Ok(LogKind::Plain)
+        } else {
+            Err(Error::MissingKey(
+                "SYMBOL(prb), SYMBOL(log_first_idx) or SYMBOL(log_end): no known log format".into(),
+            ))
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            LogKind::RingBuffer => "printk_ringbuffer (5.10+)",
+            LogKind::Structured => "structured log_buf (3.5-5.9)",
+            LogKind::Plain => "plain log_buf (before 3.5)",
+        }
+    }
+}
+
+/// Records read out of a dump, plus the oddities met on the way (records
+/// skipped because they were being overwritten, clamped counters...).
+#[derive(Debug, Default)]
+pub struct Log {
+    pub records: Vec<Record>,
+    pub warnings: Vec<String>,
+}
+
+pub fn read(kind: LogKind, vi: &VmcoreInfo, mem: &KernelMem) -> Result<Log> {
+    match kind {
+        LogKind::RingBuffer => ringbuffer::read(vi, mem),
+        LogKind::Structured => structured::read(vi, mem),
+        LogKind::Plain => plain::read(vi, mem),
+    }
+}
+
+/// Upper bound for any single buffer we copy out of the dump: the kernel caps
+/// log_buf_len at 2 GiB, but a real log beyond 256 MiB means a lying header.
+pub const MAX_LOG_BYTES: u64 = 256 << 20;

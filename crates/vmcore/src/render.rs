@@ -1,0 +1,258 @@
+//! Printing records the way `dmesg` does, plus raw and JSON forms.
+//!
+//! Our conventions, where tools differ:
+//! - Text is shown as UTF-8 where it is valid; control bytes other than tab,
+//!   and bytes that are not valid UTF-8, become `\xNN` (vmcore-dmesg escapes
+//!   every non-ASCII byte; makedumpfile prints sign-extended `\xffffffc3`).
+//! - A record holding several lines (a `\n` inside one record) is printed
+//!   with the record's prefix repeated on every line, as the kernel's own
+//!   console and syslog output do, so each output line stays greppable.
+//! - Fragments of a continued line (`LOG_CONT` records of 3.5–5.9 kernels)
+//!   are joined onto the line they continue.
+
+use crate::record::{Record, LOG_CONT, LOG_NEWLINE};
+use std::io::{self, Write};
+
+pub const LEVELS: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warn", "notice", "info", "debug",
+];
+const FACILITIES: [&str; 24] = [
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "res0", "res1", "res2", "res3", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
+];
+
+/// Escapes a record's bytes for display (see the module doc).
+pub fn escape(text: &[u8]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for chunk in text.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if (c.is_control() && c != '\t' && c != '\n') || c == '\u{7f}' {
+                let mut b = [0u8; 4];
+                for byte in c.encode_utf8(&mut b).bytes() {
+                    out.push_str(&format!("\\x{byte:02x}"));
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+pub fn timestamp(ts_nsec: u64) -> String {
+    format!(
+        "[{:5}.{:06}]",
+        ts_nsec / 1_000_000_000,
+        ts_nsec % 1_000_000_000 / 1000
+    )
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TextOpts {
+    /// `<pri>` syslog prefix (dmesg -r).
+    pub raw: bool,
+    /// No timestamps (dmesg -t).
+    pub notime: bool,
+    /// `facility:level:` prefix (dmesg -x).
+    pub decode: bool,
+    /// Wall-clock stamps from this boot time (seconds since the epoch).
+    pub boot_epoch: Option<f64>,
+    /// Join LOG_CONT fragments onto their line.
+    pub join_cont: bool,
+    /// ANSI-highlight panic lines.
+    pub color: bool,
+}
+
+pub fn is_panic_line(text: &[u8]) -> bool {
+    let needle: &[u8] = b"Kernel panic - not syncing";
+    text.windows(needle.len()).any(|w| w == needle)
+}
+
+fn prefix(r: &Record, o: &TextOpts) -> String {
+    let mut p = String::new();
+    if o.raw {
+        p.push_str(&format!(
+            "<{}>",
+            u32::from(r.facility) << 3 | u32::from(r.level)
+        ));
+    } else if o.decode {
+        let fac = FACILITIES.get(r.facility as usize).copied().unwrap_or("?");
+        let lvl = LEVELS.get(r.level as usize).copied().unwrap_or("?");
+        p.push_str(&format!("{fac:<6}:{lvl:<6}: "));
+    }
+    if !o.notime {
+        match o.boot_epoch {
+            Some(b) => p.push_str(&format!("[{}]", civil(b + r.ts_nsec as f64 / 1e9))),
+            None => p.push_str(&timestamp(r.ts_nsec)),
+        }
+        p.push(' ');
+    }
+    p
+}
+
+pub fn write_text(out: &mut dyn Write, records: &[Record], o: &TextOpts) -> io::Result<()> {
+    let mut open_line = false;
+    let mut prev_newline = true;
+    for r in records {
+        let text = escape(&r.text);
+        let joins = o.join_cont && open_line && r.flags & LOG_CONT != 0 && !prev_newline;
+        if !joins {
+            if open_line {
+                out.write_all(b"\n")?;
+            }
+            let p = prefix(r, o);
+            let (on, off) = if o.color && is_panic_line(&r.text) {
+                ("\x1b[1;31m", "\x1b[0m")
+            } else {
+                ("", "")
+            };
+            let mut first = true;
+            for line in text.split('\n') {
+                if !first {
+                    out.write_all(b"\n")?;
+                }
+                write!(out, "{p}{on}{line}{off}")?;
+                first = false;
+            }
+        } else {
+            write!(out, "{}", text.replace('\n', " "))?;
+        }
+        open_line = true;
+        prev_newline = r.flags & LOG_NEWLINE != 0;
+    }
+    if open_line {
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// One JSON object per record (JSON Lines): a stable interface for scripts.
+pub fn json(r: &Record) -> String {
+    let mut v = serde_json::json!({
+        "seq": r.seq,
+        "ts_nsec": r.ts_nsec,
+        "level": r.level,
+        "facility": r.facility,
+        "text": escape_json_text(&r.text),
+    });
+    if let Some(c) = r.caller() {
+        v["caller"] = c.into();
+    }
+    if !r.dict.is_empty() {
+        let d: serde_json::Map<String, serde_json::Value> = r
+            .dict
+            .iter()
+            .map(|(k, val)| (k.clone(), val.clone().into()))
+            .collect();
+        v["dict"] = d.into();
+    }
+    v.to_string()
+}
+
+/// JSON strings are Unicode: valid UTF-8 (controls included, JSON escapes
+/// them) passes through; only invalid bytes become `\xNN`.
+fn escape_json_text(text: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in text.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) for seconds since the epoch.
+pub fn civil(epoch: f64) -> String {
+    let secs = epoch.floor() as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's days-from-civil inverse.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(ts: u64, text: &[u8], flags: u8) -> Record {
+        Record {
+            ts_nsec: ts,
+            text: text.to_vec(),
+            level: 6,
+            flags,
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn escapes_controls_and_bad_utf8() {
+        assert_eq!(
+            escape(b"h\xc3\xa9 [\x01] tab[\t] \xff"),
+            "h\u{e9} [\\x01] tab[\t] \\xff"
+        );
+    }
+
+    #[test]
+    fn text_lines_and_continuations() {
+        let recs = [
+            rec(2_636_147_000, b"two\nlines", 0),
+            rec(3_000_000_000, b"a", 0),
+        ];
+        let mut out = Vec::new();
+        write_text(&mut out, &recs, &TextOpts::default()).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "[    2.636147] two\n[    2.636147] lines\n[    3.000000] a\n"
+        );
+        let recs = [
+            rec(1, b"start ", 0),
+            rec(2, b"more", LOG_CONT | LOG_NEWLINE),
+            rec(3, b"next", LOG_NEWLINE),
+        ];
+        let mut out = Vec::new();
+        let o = TextOpts {
+            join_cont: true,
+            notime: true,
+            raw: true,
+            ..TextOpts::default()
+        };
+        write_text(&mut out, &recs, &o).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "<6>start more\n<6>next\n");
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil(0.0), "1970-01-01 00:00:00");
+        assert_eq!(civil(1_700_000_000.0), "2023-11-14 22:13:20");
+    }
+
+    #[test]
+    fn json_has_caller_and_dict() {
+        let mut r = rec(5, b"x\xff", 0);
+        r.caller_id = Some(0x8000_0001);
+        r.dict = vec![("SUBSYSTEM".into(), "pci".into())];
+        let j: serde_json::Value = serde_json::from_str(&json(&r)).unwrap();
+        assert_eq!(j["caller"], "C1");
+        assert_eq!(j["text"], "x\\xff");
+        assert_eq!(j["dict"]["SUBSYSTEM"], "pci");
+    }
+}
