@@ -192,15 +192,30 @@ fn lost_events_are_counted_never_silent() {
     assert_eq!(s["drops"].as_u64().unwrap(), delivered + lost, "every drop is delivered or counted lost");
 }
 
-fn our_bpf_progs(pid: u32) -> usize {
+/// BPF program ids held by `pid`, from its fds' fdinfo (this bpftool
+/// build cannot show pids).
+fn prog_ids_of(pid: u32) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
+        let Ok(info) = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy())) else {
+            continue;
+        };
+        for l in info.lines() {
+            if let Some(v) = l.strip_prefix("prog_id:") {
+                ids.push(v.trim().parse().unwrap());
+            }
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+fn loaded_prog_ids() -> Vec<u64> {
     let out = std::process::Command::new("bpftool").args(["prog", "show", "-j"]).output().expect("bpftool (apt install bpftool)");
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["pids"].as_array().is_some_and(|a| a.iter().any(|x| x["pid"] == pid)))
-        .count()
+    v.as_array().unwrap().iter().map(|p| p["id"].as_u64().unwrap()).collect()
 }
 
 #[test]
@@ -210,13 +225,23 @@ fn ctrl_c_and_sigterm_exit_zero_with_summary_and_detach() {
     }
     for sig in [libc::SIGINT, libc::SIGTERM] {
         let r = start(&["drops", "--duration", "30"]);
-        let pid = r.child.id();
-        assert_eq!(our_bpf_progs(pid), 1, "one program attached while running");
+        let ours = prog_ids_of(r.child.id());
+        assert_eq!(ours.len(), 1, "one program attached while running");
+        assert!(loaded_prog_ids().contains(&ours[0]));
         r.signal(sig);
         let (st, out, err) = r.finish();
         assert!(st.success(), "signal {sig}: {st:?} {err:?}");
         assert!(out.contains("lost: "), "final summary printed: {out}");
-        assert_eq!(our_bpf_progs(pid), 0);
+        // Program unloads are deferred (RCU): allow a moment.
+        let mut gone = false;
+        for _ in 0..50 {
+            if !loaded_prog_ids().contains(&ours[0]) {
+                gone = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert!(gone, "program {} still loaded after exit", ours[0]);
     }
 }
 

@@ -78,16 +78,21 @@ pub fn start(args: &[&str]) -> Running {
 impl Running {
     /// Wait for exit; returns (status, stdout, all stderr lines).
     pub fn finish(mut self) -> (std::process::ExitStatus, String, Vec<String>) {
-        let out = self.child.wait_with_output().expect("wait netwhy");
-        self.stderr_lines.extend(self.stderr_rx.try_iter());
-        (
-            out.status,
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            self.stderr_lines,
-        )
+        use std::io::Read;
+        let mut stdout = String::new();
+        if let Some(mut s) = self.child.stdout.take() {
+            s.read_to_string(&mut stdout).expect("read stdout");
+        }
+        let status = self.child.wait().expect("wait netwhy");
+        let mut lines = std::mem::take(&mut self.stderr_lines);
+        while let Ok(l) = self.stderr_rx.recv_timeout(Duration::from_secs(2)) {
+            lines.push(l);
+        }
+        (status, stdout, lines)
     }
 
     pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) on our own child.
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 }
@@ -114,4 +119,12 @@ pub fn pair() -> Lab {
     let mut lab = Lab::new().expect("lab");
     lab.pair().expect("pair topology");
     lab
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A failed assertion must not leave a capture running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -96,12 +96,18 @@ struct trace_entry {
 	int pid;
 } __attribute__((preserve_access_index));
 
+/* Declared as an enum (values irrelevant) so CO-RE matches the kernel's
+ * `enum skb_drop_reason reason` field: an int would not relocate. */
+enum skb_drop_reason {
+	SKB_DROP_REASON_NOT_SPECIFIED___local = 0,
+};
+
 struct trace_event_raw_kfree_skb {
 	struct trace_entry ent;
 	void *skbaddr;
 	void *location;
 	unsigned short protocol;
-	unsigned int reason;
+	enum skb_drop_reason reason;
 } __attribute__((preserve_access_index));
 
 #endif
