@@ -184,6 +184,9 @@ impl Btf {
         if data.len() < HDR_MIN {
             return Err(BtfError::TooShort(data.len()));
         }
+        if data.len() > u32::MAX as usize {
+            return Err(BtfError::Header("larger than 4 GiB"));
+        }
         let big_endian = match u16::from_le_bytes([data[0], data[1]]) {
             MAGIC => false,
             m if m.swap_bytes() == MAGIC => true,

@@ -286,3 +286,29 @@ fn vmlinux_truncated_errors() {
         assert!(Btf::from_bytes(data[..n].to_vec(), None).is_err(), "{n}");
     }
 }
+
+/// Timing on the live kernel: `cargo test --release --lib -- --ignored
+/// btf_load_time --nocapture`.
+#[test]
+#[ignore]
+fn btf_load_time() {
+    let t = std::time::Instant::now();
+    let btf = Btf::load_vmlinux().unwrap();
+    let load = t.elapsed();
+    let t = std::time::Instant::now();
+    let f = btf.funcs_with_struct_ptr_param("sk_buff");
+    let funcs = t.elapsed();
+    let t = std::time::Instant::now();
+    let e = btf.enum_by_name("skb_drop_reason").unwrap();
+    let en = t.elapsed();
+    let t = std::time::Instant::now();
+    let r = crate::kernel::DropReasons::load().unwrap();
+    let reasons = t.elapsed();
+    eprintln!(
+        "{} types: load {load:?}; {} skb funcs in {funcs:?}; {} reasons: enum {en:?}, DropReasons::load {reasons:?} ({} named)",
+        btf.type_count(),
+        f.len(),
+        e.len(),
+        r.iter().count()
+    );
+}
