@@ -194,16 +194,26 @@ fn dmesg(path: &str, o: &DmesgOpts) -> Result<()> {
             dump.file_len
         )?;
         writeln!(out, "# kernel: {}", vi.osrelease().unwrap_or("unknown"))?;
-        if let Some(t) = vi.crash_time() {
-            writeln!(
+        match vi.crash_time() {
+            Some(t) => writeln!(
                 out,
-                "# crashed: {} UTC (CRASHTIME {t}, {} after boot)",
+                "# crashed: {} UTC (CRASHTIME {t}, last record {} after boot)",
                 render::civil(t as f64),
                 render::timestamp(last_ts)
-            )?;
+            )?,
+            None => writeln!(
+                out,
+                "# crashed: time not recorded (CRASHTIME is only written when a kdump kernel is loaded); last record {} after boot",
+                render::timestamp(last_ts)
+            )?,
         }
         writeln!(out, "# log: {}, {} records", kind.describe(), all.len())?;
-        if let Some(p) = all.iter().rev().find(|r| render::is_panic_line(&r.text)) {
+        // The panic message itself, not the `---[ end Kernel panic` trailer.
+        let panic = all
+            .iter()
+            .find(|r| r.text.starts_with(b"Kernel panic"))
+            .or_else(|| all.iter().find(|r| render::is_panic_line(&r.text)));
+        if let Some(p) = panic {
             let (on, off) = if color {
                 ("\x1b[1;31m", "\x1b[0m")
             } else {

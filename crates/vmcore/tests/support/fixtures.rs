@@ -22,6 +22,17 @@ use std::time::{Duration, Instant};
 /// are rebuilt instead of silently reused.
 const FIXTURE_VERSION: &str = "v1";
 
+/// Files derived from the qemu phys ELF with makedumpfile (suffix, args).
+/// `mdf.elf` is that ELF with its program headers moved to offset 64, the
+/// only layout makedumpfile accepts; the others are makedumpfile's own
+/// kdump-compressed outputs (`-F` writes the flattened stream to stdout).
+pub const DERIVED: &[(&str, &[&str])] = &[
+    ("mdf-zlib.kdump", &["-c", "-d", "31"]),
+    ("mdf-lzo.kdump", &["-l", "-d", "31"]),
+    ("mdf-flat.kdump", &["-c", "-F", "-d", "31"]),
+    ("mdf-E.elf", &["-E", "-d", "31"]),
+];
+
 /// Number of filler lines the "wrap" boot writes: ~80 bytes each, well past the
 /// 128 KiB data ring (CONFIG_LOG_BUF_SHIFT=17) and its 4096 descriptors.
 pub const WRAP_LINES: usize = 6000;
@@ -110,6 +121,7 @@ pub fn ensure_all() -> Result<PathBuf, String> {
         if !done {
             build_boot(&dir, boot)?;
         }
+        derive(boot)?;
     }
     Ok(dir)
 }
@@ -150,6 +162,79 @@ impl Drop for FileLock {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
+}
+
+/// Builds the makedumpfile-derived variants of one boot's dump.
+fn derive(boot: &Boot) -> Result<(), String> {
+    let mdf = dump_path(boot.name, "mdf.elf");
+    if !mdf.exists() {
+        let tmp = mdf.with_extension("tmp");
+        rewrite_phdrs_at_64(&dump_path(boot.name, "phys.elf"), &tmp)?;
+        std::fs::rename(&tmp, &mdf).map_err(|e| e.to_string())?;
+    }
+    for (suffix, args) in DERIVED {
+        let out = dump_path(boot.name, suffix);
+        if out.exists() {
+            continue;
+        }
+        need_tool("makedumpfile", "makedumpfile")?;
+        let tmp = out.with_extension("tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let mut cmd = Command::new("makedumpfile");
+        cmd.args(*args).arg(&mdf);
+        if args.contains(&"-F") {
+            let f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+            cmd.stdout(f);
+        } else {
+            cmd.arg(&tmp);
+        }
+        let o = cmd.output().map_err(|e| format!("makedumpfile: {e}"))?;
+        if !o.status.success() {
+            return Err(format!(
+                "makedumpfile {args:?} failed: {}",
+                String::from_utf8_lossy(&o.stdout).trim()
+            ));
+        }
+        std::fs::rename(&tmp, &out).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Copies an ELF core with its program headers moved right after the ELF
+/// header (qemu leaves a gap and puts them at 192). Fails if they would not
+/// fit before the first byte of segment data.
+pub fn rewrite_phdrs_at_64(src: &Path, dst: &Path) -> Result<(), String> {
+    use std::io::{Seek, SeekFrom};
+    std::fs::copy(src, dst).map_err(|e| format!("copy {}: {e}", src.display()))?;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dst)
+        .map_err(|e| e.to_string())?;
+    let mut eh = [0u8; 64];
+    std::io::Read::read_exact(&mut f, &mut eh).map_err(|e| e.to_string())?;
+    let phoff = u64::from_le_bytes(eh[32..40].try_into().unwrap());
+    let phnum = u16::from_le_bytes([eh[56], eh[57]]) as usize;
+    let mut tab = vec![0u8; phnum * 56];
+    f.seek(SeekFrom::Start(phoff)).map_err(|e| e.to_string())?;
+    std::io::Read::read_exact(&mut f, &mut tab).map_err(|e| e.to_string())?;
+    let first_data = tab
+        .chunks(56)
+        .map(|p| u64::from_le_bytes(p[8..16].try_into().unwrap()))
+        .min()
+        .unwrap_or(0);
+    if 64 + tab.len() as u64 > first_data {
+        return Err(format!(
+            "{}: no room to move {phnum} program headers to offset 64",
+            src.display()
+        ));
+    }
+    eh[32..40].copy_from_slice(&64u64.to_le_bytes());
+    eh[52..54].copy_from_slice(&64u16.to_le_bytes());
+    f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    f.write_all(&eh).map_err(|e| e.to_string())?;
+    f.write_all(&tab).map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 fn need_tool(name: &str, package: &str) -> Result<(), String> {
