@@ -5,9 +5,8 @@
 //! ssh; we index it once (headers only) and serve positioned reads from it.
 
 use crate::error::{Error, Result};
+use crate::phys::Backing;
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 
 pub const SIGNATURE: &[u8; 12] = b"makedumpfile";
 const HEADER_SIZE: u64 = 4096;
@@ -24,7 +23,7 @@ pub struct FlatIndex {
 }
 
 impl FlatIndex {
-    pub fn build(file: &File, file_len: u64) -> Result<Self> {
+    pub fn build(file: &Backing, file_len: u64) -> Result<Self> {
         let bad = |m: String| Error::BadKdump(format!("flattened format: {m}"));
         let mut h = [0u8; 32];
         file.read_exact_at(&mut h, 0).map_err(|source| Error::Io {
@@ -125,7 +124,7 @@ impl FlatIndex {
     }
 
     /// Fills `buf` from logical `offset`; bytes never written read as zeros.
-    pub fn read_at(&self, file: &File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+    pub fn read_at(&self, file: &Backing, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         buf.fill(0);
         let end = offset + buf.len() as u64;
         let first = self

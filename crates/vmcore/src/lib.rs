@@ -49,7 +49,38 @@ pub struct Dump {
 
 impl Dump {
     pub fn open(path: &str) -> Result<Dump> {
-        let file = Arc::new(DumpFile::open(path)?);
+        Self::from_file(path, DumpFile::open(path)?)
+    }
+
+    /// Opens a dump held in memory; `name` is only used in messages.
+    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Dump> {
+        Self::from_file(name, DumpFile::from_bytes(bytes)?)
+    }
+
+    /// Starts recording which physical pages are read (see [`Dump::touched_pages`]).
+    pub fn trace_pages(&self) {
+        self.phys.clear_cache();
+        *self.phys.touched.borrow_mut() = Some(Default::default());
+    }
+
+    /// Physical page numbers read since [`Dump::trace_pages`]: what a trimmed
+    /// fixture must keep for the log to stay readable.
+    pub fn touched_pages(&self) -> Vec<u64> {
+        self.phys
+            .touched
+            .borrow()
+            .as_ref()
+            .map(|t| t.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Reads physical memory as the dump stores it.
+    pub fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> Result<()> {
+        self.phys.read(paddr, buf)
+    }
+
+    fn from_file(path: &str, file: DumpFile) -> Result<Dump> {
+        let file = Arc::new(file);
         let mut head = [0u8; 8];
         file.read_at(0, &mut head, "file header")?;
         if elf::is_elf(&head) {

@@ -11,7 +11,8 @@ use std::os::unix::fs::FileExt;
 /// Positioned reads on the dump file with the file length checked first, so a
 /// truncated file is reported as such rather than as a short read.
 pub struct DumpFile {
-    file: File,
+    // 'static: a DumpFile owns its file or bytes.
+    file: Backing<'static>,
     len: u64,
     /// Set for makedumpfile's flattened stream format.
     flat: Option<crate::flat::FlatIndex>,
@@ -37,12 +38,36 @@ impl DumpFile {
             && file.read_exact_at(&mut head, 0).is_ok()
             && &head == crate::flat::SIGNATURE
         {
-            Some(crate::flat::FlatIndex::build(&file, len)?)
+            Some(crate::flat::FlatIndex::build(
+                &Backing::Borrowed(&file),
+                len,
+            )?)
         } else {
             None
         };
         let len = flat.as_ref().map_or(len, |f| f.len);
-        Ok(DumpFile { file, len, flat })
+        Ok(DumpFile {
+            file: Backing::File(file),
+            len,
+            flat,
+        })
+    }
+
+    /// A dump held in memory (fuzzing, tests): same checks, no file.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
+        let backing = Backing::Mem(bytes);
+        let len = backing.len();
+        let flat = if len >= 4096 && backing.starts_with(crate::flat::SIGNATURE) {
+            Some(crate::flat::FlatIndex::build(&backing, len)?)
+        } else {
+            None
+        };
+        let len = flat.as_ref().map_or(len, |f| f.len);
+        Ok(DumpFile {
+            file: backing,
+            len,
+            flat,
+        })
     }
 
     /// True for makedumpfile's flattened format (read through an index).
@@ -106,6 +131,43 @@ impl DumpFile {
     }
 }
 
+/// Where the bytes of a dump live.
+pub enum Backing<'a> {
+    File(File),
+    Borrowed(&'a File),
+    Mem(Vec<u8>),
+}
+
+impl Backing<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Backing::Mem(v) => v.len() as u64,
+            Backing::File(f) => f.metadata().map(|m| m.len()).unwrap_or(0),
+            Backing::Borrowed(f) => f.metadata().map(|m| m.len()).unwrap_or(0),
+        }
+    }
+
+    fn starts_with(&self, sig: &[u8]) -> bool {
+        let mut b = vec![0u8; sig.len()];
+        self.read_exact_at(&mut b, 0).is_ok() && b == sig
+    }
+
+    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        match self {
+            Backing::File(f) => f.read_exact_at(buf, offset),
+            Backing::Borrowed(f) => f.read_exact_at(buf, offset),
+            Backing::Mem(v) => {
+                let src = usize::try_from(offset)
+                    .ok()
+                    .and_then(|o| v.get(o..o.checked_add(buf.len())?))
+                    .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// A source of physical pages. `read_page` fills exactly one page of `PAGE`
 /// bytes; pages the dump does not hold are an error, never zeros, so a
 /// translation that lands outside the dump is caught.
@@ -123,6 +185,8 @@ const CACHE_SLOTS: usize = 256; // 1 MiB of cached pages
 /// Physical memory with a direct-mapped page cache in front of a source.
 pub struct PhysMem {
     source: Box<dyn PageSource>,
+    /// When set, every pfn fetched from the source (for trimming fixtures).
+    pub touched: RefCell<Option<std::collections::BTreeSet<u64>>>,
     cache: RefCell<Vec<Option<(u64, Box<[u8; PAGE]>)>>>,
 }
 
@@ -130,8 +194,14 @@ impl PhysMem {
     pub fn new(source: Box<dyn PageSource>) -> Self {
         PhysMem {
             source,
+            touched: RefCell::new(None),
             cache: RefCell::new(vec![None; CACHE_SLOTS]),
         }
+    }
+
+    /// Forgets cached pages (so page tracing sees every page again).
+    pub fn clear_cache(&self) {
+        self.cache.borrow_mut().iter_mut().for_each(|s| *s = None);
     }
 
     pub fn has(&self, paddr: u64) -> bool {
@@ -168,6 +238,9 @@ impl PhysMem {
             None => Box::new([0u8; PAGE]),
         };
         self.source.read_page(pfn, &mut page)?;
+        if let Some(t) = self.touched.borrow_mut().as_mut() {
+            t.insert(pfn);
+        }
         let r = f(&page);
         cache[slot] = Some((pfn, page));
         Ok(r)
