@@ -22,7 +22,11 @@ fn journals_of(pid: u32) -> usize {
     std::fs::read_dir("/run/netwhy")
         .map(|d| {
             d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("undo-{pid}-")))
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(&format!("undo-{pid}-"))
+                })
                 .count()
         })
         .unwrap_or(0)
@@ -42,7 +46,11 @@ fn every_scenario_passes_its_check_and_leaves_nothing() {
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let reports = json_lines(&stdout);
     let list = run(&["lab", "list"]);
     let names = String::from_utf8_lossy(&list.stdout).lines().count();
@@ -52,7 +60,12 @@ fn every_scenario_passes_its_check_and_leaves_nothing() {
         assert!(!r["events"].as_array().unwrap().is_empty());
         assert!(r["cleanup_errors"].as_array().unwrap().is_empty());
         // Every event came from the scenario's own namespaces.
-        let inodes: Vec<_> = r["namespaces"].as_array().unwrap().iter().map(|n| n[2].clone()).collect();
+        let inodes: Vec<_> = r["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n[2].clone())
+            .collect();
         for e in r["events"].as_array().unwrap() {
             assert!(inodes.contains(&e["netns"]), "foreign event {e}");
         }
@@ -95,7 +108,11 @@ fn clean_removes_what_a_killed_run_left() {
     assert!(line.contains("lab built"), "run never reached the pause");
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
-    assert_eq!(lab_namespaces_of(pid).len(), 3, "killed run left its namespaces");
+    assert_eq!(
+        lab_namespaces_of(pid).len(),
+        3,
+        "killed run left its namespaces"
+    );
     assert_eq!(journals_of(pid), 1);
     let out = run(&["lab", "clean"]);
     assert!(out.status.success());

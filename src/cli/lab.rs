@@ -45,7 +45,7 @@ pub fn run(cmd: LabCmd) -> Result<()> {
     match cmd {
         LabCmd::List => {
             for s in ALL {
-                println!("{:<22} {}", s.name(), s.summary());
+                println!("{:<24} {}", s.name(), s.summary());
             }
             Ok(())
         }
@@ -93,13 +93,14 @@ fn run_scenarios(a: RunArgs) -> Result<()> {
         reports.push(r);
     }
     if reports.len() > 1 && a.output == Format::Text {
-        println!("{:<22} {:<6} {:>8}", "SCENARIO", "RESULT", "TIME");
+        println!("{:<24} {:<6} {:>8}  OBSERVED", "SCENARIO", "RESULT", "TIME");
         for r in &reports {
             println!(
-                "{:<22} {:<6} {:>6}ms",
+                "{:<24} {:<6} {:>6}ms  {}",
                 r.scenario,
                 if r.pass { "pass" } else { "FAIL" },
-                r.elapsed_ms
+                r.elapsed_ms,
+                observed(r)
             );
         }
         let passed = reports.iter().filter(|r| r.pass).count();
@@ -114,10 +115,32 @@ fn run_scenarios(a: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// One table cell: the first expectation, or "not affected".
+fn observed(r: &Report) -> String {
+    if r.not_affected.is_some() {
+        return "not affected on this kernel".into();
+    }
+    r.checks
+        .first()
+        .map(|c| c.expected.clone())
+        .unwrap_or_default()
+}
+
 fn render(r: &Report, incident: &str) -> String {
-    let mut s = format!("== {}: {}\n   incident: {}\n", r.scenario, r.summary, incident);
-    let ns: Vec<_> = r.namespaces.iter().map(|(role, _, ino)| format!("{role}={ino}")).collect();
-    s += &format!("   netns:    {}\n   trigger:  {}\n", ns.join(" "), r.trigger);
+    let mut s = format!(
+        "== {}: {}\n   incident: {}\n",
+        r.scenario, r.summary, incident
+    );
+    let ns: Vec<_> = r
+        .namespaces
+        .iter()
+        .map(|(role, _, ino)| format!("{role}={ino}"))
+        .collect();
+    s += &format!(
+        "   netns:    {}\n   trigger:  {}\n",
+        ns.join(" "),
+        r.trigger
+    );
     s += &format!("   netwhy drops saw {} drop(s):\n", r.events.len());
     for e in r.events.iter().take(12) {
         s += &format!("     {}\n", event_line(e));
@@ -125,14 +148,32 @@ fn render(r: &Report, incident: &str) -> String {
     if r.events.len() > 12 {
         s += &format!("     ... {} more\n", r.events.len() - 12);
     }
+    for n in &r.notes {
+        s += &format!("   note:     {n}\n");
+    }
+    if let Some(why) = &r.not_affected {
+        s += &format!("   verdict:  this kernel is not affected: {why}\n");
+    }
+    if let Some(e) = &r.error {
+        s += &format!("   error:    {e}\n");
+    }
     for c in &r.checks {
-        let ok = c.matched >= c.min;
+        let (want, verdict) = match c.kind {
+            "absent" => ("none".to_string(), if c.ok { "ok" } else { "UNEXPECTED" }),
+            "counter" => (
+                format!("+{}", c.min),
+                if c.ok { "ok" } else { "DID NOT MOVE" },
+            ),
+            _ => (format!(">= {}", c.min), if c.ok { "ok" } else { "MISSING" }),
+        };
         s += &format!(
-            "   expect:   {} (>= {}): {} matched {}\n",
+            "   expect:   {} ({want}): {} {verdict}\n",
             c.expected,
-            c.min,
-            c.matched,
-            if ok { "ok" } else { "MISSING" }
+            if c.kind == "counter" {
+                format!("moved +{}", c.matched)
+            } else {
+                format!("{} matched", c.matched)
+            }
         );
     }
     s += &format!(

@@ -112,7 +112,8 @@ impl Lab {
     pub fn veth(&mut self, a: &str, a_if: &str, b: &str, b_if: &str) -> Result<(), LabError> {
         let (na, nb) = (self.ns(a).name.clone(), self.ns(b).name.clone());
         run(&[
-            "ip", "-n", &na, "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &nb,
+            "ip", "-n", &na, "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns",
+            &nb,
         ])?;
         run(&["ip", "-n", &na, "link", "set", a_if, "up"])?;
         run(&["ip", "-n", &nb, "link", "set", b_if, "up"])?;
@@ -152,7 +153,58 @@ impl Lab {
 
     /// Load an nft ruleset inside the namespace of `role`.
     pub fn nft(&self, role: &str, ruleset: &str) -> Result<(), LabError> {
-        self.exec_stdin(role, &["nft", "-f", "-"], ruleset).map(|_| ())
+        self.exec_stdin(role, &["nft", "-f", "-"], ruleset)
+            .map(|_| ())
+    }
+
+    /// Kernel counters of the namespace of `role`: /proc/net/snmp and
+    /// /proc/net/netstat as `Group:Name` -> value.
+    pub fn counters(&self, role: &str) -> Result<std::collections::HashMap<String, u64>, LabError> {
+        let name = self.ns(role).name.clone();
+        traffic::in_netns(&name, || {
+            let mut m = std::collections::HashMap::new();
+            for f in ["snmp", "netstat"] {
+                // thread-self: /proc/self/net would show the process's netns.
+                let t = fs::read_to_string(format!("/proc/thread-self/net/{f}"))
+                    .map_err(|e| LabError::Traffic(format!("read {f}: {e}")))?;
+                expect::parse_snmp(&t, &mut m);
+            }
+            Ok(m)
+        })
+    }
+
+    /// Set a host sysctl only while `f` runs (e.g. to create one socket that
+    /// inherits it), then restore it at once. Journalled, so a killed run
+    /// still restores it; serialised with other netwhy processes by a lock.
+    pub fn with_host_sysctl<T>(
+        &mut self,
+        key: &str,
+        value: &str,
+        f: impl FnOnce() -> Result<T, LabError>,
+    ) -> Result<T, LabError> {
+        let _ = fs::create_dir_all("/run/netwhy");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open("/run/netwhy/host-sysctl.lock")
+            .map_err(LabError::Journal)?;
+        // SAFETY: a valid fd; the lock is released when `lock` closes.
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
+        let old = self.host_sysctl(key, value)?;
+        let r = f();
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        let restored = fs::write(&path, &old).map_err(|e| LabError::Netns(path, e));
+        drop(lock);
+        restored?;
+        r
+    }
+
+    /// Load iptables rules (iptables-restore format) with `tool`
+    /// (`iptables-legacy-restore`, `iptables-nft-restore`) in `role`.
+    pub fn iptables_restore(&self, role: &str, tool: &str, rules: &str) -> Result<(), LabError> {
+        self.exec_stdin(role, &[tool, "--noflush"], rules)
+            .map(|_| ())
     }
 
     /// Run a command inside the namespace of `role`; returns stdout.
@@ -173,7 +225,10 @@ impl Lab {
         self.add_ns("cli")?;
         self.add_ns("srv")?;
         self.veth("cli", "eth0", "srv", "eth0")?;
-        for (role, v4, v6) in [("cli", "198.18.0.1/24", "fd00:18::1/64"), ("srv", "198.18.0.2/24", "fd00:18::2/64")] {
+        for (role, v4, v6) in [
+            ("cli", "198.18.0.1/24", "fd00:18::1/64"),
+            ("srv", "198.18.0.2/24", "fd00:18::2/64"),
+        ] {
             self.ip(role, &["addr", "add", v4, "dev", "eth0"])?;
             self.ip(role, &["addr", "add", v6, "dev", "eth0", "nodad"])?;
         }
@@ -211,7 +266,9 @@ pub fn clean(all: bool) -> Vec<String> {
     if let Ok(dir) = fs::read_dir("/run/netns") {
         for ent in dir.flatten() {
             let name = ent.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix(NS_PREFIX) else { continue };
+            let Some(rest) = name.strip_prefix(NS_PREFIX) else {
+                continue;
+            };
             let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
             let owner_alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
             if all || !owner_alive {
@@ -233,7 +290,11 @@ fn run_stdin(cmd: &[&str], input: &str) -> Result<String, LabError> {
     let joined = cmd.join(" ");
     let mut child = Command::new(cmd[0])
         .args(&cmd[1..])
-        .stdin(if input.is_empty() { Stdio::null() } else { Stdio::piped() })
+        .stdin(if input.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

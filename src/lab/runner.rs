@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::scenarios::Scenario;
+use std::collections::HashMap;
+
+use super::expect::Expect;
+use super::scenarios::{Outcome, Scenario};
 use super::{Lab, LabError};
 use crate::capture::{Capture, CaptureError, CaptureSpec, Facts};
 use crate::event::DropEvent;
@@ -23,12 +26,17 @@ pub enum RunError {
     Interrupted,
 }
 
-/// One expectation and how many captured events met it.
+/// One expectation and how many captured events (or how much of a
+/// counter) met it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
+    /// "drop" (at least `min` matching drops), "absent" (no matching drop)
+    /// or "counter" (the counter moved by at least `min`).
+    pub kind: &'static str,
     pub expected: String,
     pub min: u64,
     pub matched: u64,
+    pub ok: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -37,6 +45,11 @@ pub struct Report {
     pub summary: &'static str,
     pub diagnosis: &'static str,
     pub trigger: String,
+    pub notes: Vec<String>,
+    /// Why this kernel is not affected by the modelled incident, if so.
+    pub not_affected: Option<String>,
+    /// The trigger failed (the application saw something unexpected).
+    pub error: Option<String>,
     /// role -> (netns name, inode)
     pub namespaces: Vec<(String, String, u32)>,
     pub events: Vec<DropEvent>,
@@ -78,8 +91,17 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
     if crate::signals::stopping() {
         return Err(RunError::Interrupted);
     }
-    let trigger = s.trigger(&lab)?;
     let expects = s.expect();
+    let mut before = HashMap::new();
+    for c in &expects.counters {
+        if !before.contains_key(c.netns) {
+            before.insert(c.netns, lab.counters(c.netns)?);
+        }
+    }
+    let (outcome, error) = match s.trigger(&lab) {
+        Ok(o) => (o, None),
+        Err(e) => (Outcome::from("trigger failed"), Some(e.to_string())),
+    };
     let mut events: Vec<DropEvent> = Vec::new();
     let settle_start = Instant::now();
     let mut matched_at: Option<Instant> = None;
@@ -89,7 +111,7 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
         for raw in queue.borrow_mut().drain(..) {
             events.push(cap.enricher.drop_event(&raw));
         }
-        let all_met = checks(&expects, &events, &lab).iter().all(|c| c.matched >= c.min);
+        let all_met = drop_checks(&expects, &events, &lab).iter().all(|c| c.ok);
         if all_met && matched_at.is_none() {
             matched_at = Some(Instant::now());
         }
@@ -102,8 +124,10 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
     }
     drop(ring);
     let lost = cap.probe.counters().map(|c| c.lost).unwrap_or(0);
-    let checks = checks(&expects, &events, &lab);
-    let pass = checks.iter().all(|c| c.matched >= c.min);
+    let mut checks = drop_checks(&expects, &events, &lab);
+    checks.extend(absent_checks(&expects, &events, &lab));
+    checks.extend(counter_checks(&expects, &before, &lab));
+    let pass = error.is_none() && checks.iter().all(|c| c.ok);
     let namespaces = lab
         .nss
         .iter()
@@ -115,7 +139,10 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
         scenario: s.name(),
         summary: s.summary(),
         diagnosis: s.diagnosis(),
-        trigger,
+        trigger: outcome.text,
+        notes: outcome.notes,
+        not_affected: outcome.not_affected,
+        error,
         namespaces,
         events,
         checks,
@@ -126,15 +153,68 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
     })
 }
 
-fn checks(expects: &[super::expect::ExpectDrop], events: &[DropEvent], lab: &Lab) -> Vec<Check> {
-    expects
+fn drop_checks(x: &Expect, events: &[DropEvent], lab: &Lab) -> Vec<Check> {
+    x.drops
         .iter()
         .map(|x| {
             let ino = lab.ns(x.netns).inode;
+            let matched = events.iter().filter(|e| x.matches(e, ino)).count() as u64;
             Check {
+                kind: "drop",
                 expected: x.to_string(),
                 min: x.min,
-                matched: events.iter().filter(|e| x.matches(e, ino)).count() as u64,
+                matched,
+                ok: matched >= x.min,
+            }
+        })
+        .collect()
+}
+
+fn absent_checks(x: &Expect, events: &[DropEvent], lab: &Lab) -> Vec<Check> {
+    x.absent
+        .iter()
+        .map(|x| {
+            let ino = lab.ns(x.netns).inode;
+            let matched = events.iter().filter(|e| x.matches(e, ino)).count() as u64;
+            Check {
+                kind: "absent",
+                expected: format!("no {x}"),
+                min: 0,
+                matched,
+                ok: matched == 0,
+            }
+        })
+        .collect()
+}
+
+fn counter_checks(
+    x: &Expect,
+    before: &HashMap<&str, HashMap<String, u64>>,
+    lab: &Lab,
+) -> Vec<Check> {
+    let mut after: HashMap<&str, HashMap<String, u64>> = HashMap::new();
+    x.counters
+        .iter()
+        .map(|c| {
+            if !after.contains_key(c.netns) {
+                after.insert(c.netns, lab.counters(c.netns).unwrap_or_default());
+            }
+            let a = after[c.netns].get(c.key).copied();
+            let b = before.get(c.netns).and_then(|m| m.get(c.key)).copied();
+            let moved = match (a, b) {
+                (Some(a), Some(b)) => a.saturating_sub(b),
+                _ => 0,
+            };
+            Check {
+                kind: "counter",
+                expected: if a.is_none() {
+                    format!("{c} (counter not found)")
+                } else {
+                    c.to_string()
+                },
+                min: c.min,
+                matched: moved,
+                ok: a.is_some() && moved >= c.min,
             }
         })
         .collect()

@@ -34,7 +34,12 @@ fn terr(what: &str, e: std::io::Error) -> LabError {
 }
 
 /// Send `count` UDP datagrams to `dst` from netns `ns`.
-pub fn udp_send(ns: &str, dst: SocketAddr, count: u32, payload: &'static [u8]) -> Result<(), LabError> {
+pub fn udp_send(
+    ns: &str,
+    dst: SocketAddr,
+    count: u32,
+    payload: &'static [u8],
+) -> Result<(), LabError> {
     udp_send_marked(ns, dst, count, payload, 0)
 }
 

@@ -3,8 +3,43 @@ mod nft_forward_drop;
 mod tcp_closed_port;
 mod udp_closed_port;
 
-use super::expect::ExpectDrop;
+use super::expect::Expect;
 use super::{Lab, LabError};
+
+/// What the trigger did and saw from the application's side.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// One line: the traffic sent and what the application got.
+    pub text: String,
+    /// Further observations (socket options read back, ICMP seen...).
+    pub notes: Vec<String>,
+    /// Set when the kernel has a fix for the modelled incident: the
+    /// scenario passes `--check` on its "not affected" expectation and
+    /// says why.
+    pub not_affected: Option<String>,
+}
+
+impl From<String> for Outcome {
+    fn from(text: String) -> Self {
+        Outcome {
+            text,
+            ..Outcome::default()
+        }
+    }
+}
+
+impl From<&str> for Outcome {
+    fn from(text: &str) -> Self {
+        text.to_string().into()
+    }
+}
+
+impl Outcome {
+    pub fn note(mut self, n: impl Into<String>) -> Self {
+        self.notes.push(n.into());
+        self
+    }
+}
 
 /// A reproducible broken network.
 pub trait Scenario: Sync {
@@ -18,9 +53,9 @@ pub trait Scenario: Sync {
     /// Build the topology and break it.
     fn build(&self, lab: &mut Lab) -> Result<(), LabError>;
     /// Send the bounded traffic that hits the breakage.
-    fn trigger(&self, lab: &Lab) -> Result<String, LabError>;
-    /// What the kernel must report.
-    fn expect(&self) -> Vec<ExpectDrop>;
+    fn trigger(&self, lab: &Lab) -> Result<Outcome, LabError>;
+    /// What the kernel must report (and must not).
+    fn expect(&self) -> Expect;
 }
 
 /// The registry: one line per scenario.

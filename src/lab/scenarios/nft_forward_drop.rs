@@ -1,7 +1,8 @@
 //! A router whose nftables forward chain drops one service.
 use std::time::Duration;
 
-use crate::lab::expect::ExpectDrop;
+use crate::lab::expect::{Expect, ExpectDrop};
+use crate::lab::scenarios::Outcome;
 use crate::lab::traffic::{self, Connect};
 use crate::lab::{Lab, LabError};
 
@@ -35,7 +36,7 @@ impl super::Scenario for NftForwardDrop {
         lab.routed()?;
         lab.nft("rtr", RULESET)
     }
-    fn trigger(&self, lab: &Lab) -> Result<String, LabError> {
+    fn trigger(&self, lab: &Lab) -> Result<Outcome, LabError> {
         let r = traffic::tcp_connect(
             &lab.ns("cli").name,
             "198.18.2.2:443".parse().expect("literal"),
@@ -46,9 +47,13 @@ impl super::Scenario for NftForwardDrop {
         }
         Ok("TCP connect cli -> 198.18.2.2:443 via rtr: timed out".into())
     }
-    fn expect(&self) -> Vec<ExpectDrop> {
-        vec![ExpectDrop::new("NETFILTER_DROP", "nft_do_chain", "rtr")
-            .dev("eth0")
-            .flow("tcp", "198.18.2.2", Some(443))]
+    fn expect(&self) -> Expect {
+        Expect::drops(vec![ExpectDrop::new(
+            "NETFILTER_DROP",
+            "nft_do_chain",
+            "rtr",
+        )
+        .dev("eth0")
+        .flow("tcp", "198.18.2.2", Some(443))])
     }
 }

@@ -1,7 +1,8 @@
 //! TCP SYN to a closed port: the kernel resets and drops the SYN.
 use std::time::Duration;
 
-use crate::lab::expect::ExpectDrop;
+use crate::lab::expect::{Expect, ExpectDrop};
+use crate::lab::scenarios::Outcome;
 use crate::lab::traffic::{self, Connect};
 use crate::lab::{Lab, LabError};
 
@@ -25,20 +26,22 @@ impl super::Scenario for TcpClosedPort {
     fn build(&self, lab: &mut Lab) -> Result<(), LabError> {
         lab.pair()
     }
-    fn trigger(&self, lab: &Lab) -> Result<String, LabError> {
+    fn trigger(&self, lab: &Lab) -> Result<Outcome, LabError> {
         let r = traffic::tcp_connect(
             &lab.ns("cli").name,
             "198.18.0.2:8080".parse().expect("literal"),
             Duration::from_secs(2),
         )?;
         if r != Connect::Refused {
-            return Err(LabError::Traffic(format!("expected connection refused, got {r:?}")));
+            return Err(LabError::Traffic(format!(
+                "expected connection refused, got {r:?}"
+            )));
         }
         Ok("TCP connect cli -> 198.18.0.2:8080: refused".into())
     }
-    fn expect(&self) -> Vec<ExpectDrop> {
-        vec![ExpectDrop::new("NO_SOCKET", "tcp_v4_rcv", "srv")
+    fn expect(&self) -> Expect {
+        Expect::drops(vec![ExpectDrop::new("NO_SOCKET", "tcp_v4_rcv", "srv")
             .dev("eth0")
-            .flow("tcp", "198.18.0.2", Some(8080))]
+            .flow("tcp", "198.18.0.2", Some(8080))])
     }
 }

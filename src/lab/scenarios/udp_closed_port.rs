@@ -1,5 +1,6 @@
 //! UDP to a port nobody listens on: the everyday NO_SOCKET.
-use crate::lab::expect::ExpectDrop;
+use crate::lab::expect::{Expect, ExpectDrop};
+use crate::lab::scenarios::Outcome;
 use crate::lab::{traffic, Lab, LabError};
 
 pub struct UdpClosedPort;
@@ -22,16 +23,21 @@ impl super::Scenario for UdpClosedPort {
     fn build(&self, lab: &mut Lab) -> Result<(), LabError> {
         lab.pair()
     }
-    fn trigger(&self, lab: &Lab) -> Result<String, LabError> {
-        traffic::udp_send(&lab.ns("cli").name, "198.18.0.2:5300".parse().expect("literal"), 3, b"netwhy-udp")?;
+    fn trigger(&self, lab: &Lab) -> Result<Outcome, LabError> {
+        traffic::udp_send(
+            &lab.ns("cli").name,
+            "198.18.0.2:5300".parse().expect("literal"),
+            3,
+            b"netwhy-udp",
+        )?;
         Ok("3 UDP datagrams cli -> 198.18.0.2:5300".into())
     }
-    fn expect(&self) -> Vec<ExpectDrop> {
-        vec![ExpectDrop {
+    fn expect(&self) -> Expect {
+        Expect::drops(vec![ExpectDrop {
             min: 3,
             ..ExpectDrop::new("NO_SOCKET", "__udp4_lib_rcv", "srv")
                 .dev("eth0")
                 .flow("udp", "198.18.0.2", Some(5300))
-        }]
+        }])
     }
 }
