@@ -181,7 +181,14 @@ impl Enricher {
         }
     }
 
-    pub fn group(&mut self, key: &RawAggKey, dev: Option<String>, count: u64, bytes: u64, rate: f64) -> DropGroup {
+    pub fn group(
+        &mut self,
+        key: &RawAggKey,
+        dev: Option<String>,
+        count: u64,
+        bytes: u64,
+        rate: f64,
+    ) -> DropGroup {
         DropGroup {
             kind: "group",
             v: JSON_VERSION,
@@ -201,7 +208,11 @@ impl Enricher {
 
 /// A NUL-terminated C char array as a String (None when empty).
 pub fn cstr(raw: &[i8]) -> Option<String> {
-    let bytes: Vec<u8> = raw.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = raw
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     if bytes.is_empty() {
         None
     } else {

@@ -5,7 +5,11 @@ use clap::{Parser, Subcommand};
 use netwhy::cli;
 
 #[derive(Parser)]
-#[command(name = "netwhy", version, about = "A packet vanished inside the kernel: where, why, and what to change")]
+#[command(
+    name = "netwhy",
+    version,
+    about = "A packet vanished inside the kernel: where, why, and what to change"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

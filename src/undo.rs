@@ -181,7 +181,10 @@ mod tests {
             actions: vec![],
         };
         assert!(alive(&me));
-        let wrong_start = Record { start: me.start + 1, ..me };
+        let wrong_start = Record {
+            start: me.start + 1,
+            ..me
+        };
         assert!(!alive(&wrong_start));
     }
 }

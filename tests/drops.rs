@@ -19,8 +19,18 @@ fn events_json_names_reason_location_flow_netns_device() {
     let lab = pair();
     let srv = lab.ns("srv").clone();
     let r = start(&[
-        "drops", "--events", "-o", "json", "--netns", &srv.name, "--proto", "udp", "--count", "3",
-        "--duration", "15",
+        "drops",
+        "--events",
+        "-o",
+        "json",
+        "--netns",
+        &srv.name,
+        "--proto",
+        "udp",
+        "--count",
+        "3",
+        "--duration",
+        "15",
     ]);
     send_udp(&lab, "cli", "198.18.0.2:5300", 3);
     let (st, out, err) = r.finish();
@@ -43,7 +53,11 @@ fn events_json_names_reason_location_flow_netns_device() {
         assert_eq!(d["flow"]["dst"], "198.18.0.2");
         assert_eq!(d["flow"]["dport"], UDP_PORT);
         assert!(d["flow"]["sport"].as_u64().unwrap() > 0);
-        assert_eq!(d["len"], 8 + 11, "skb->len at the UDP layer: header + payload");
+        assert_eq!(
+            d["len"],
+            8 + 11,
+            "skb->len at the UDP layer: header + payload"
+        );
         assert!(d["time_ns"].as_u64().unwrap() > 1_600_000_000_000_000_000);
     }
     let s = of_type(&v, "summary");
@@ -59,7 +73,15 @@ fn aggregate_counts_in_kernel() {
     }
     let lab = pair();
     let srv = lab.ns("srv").clone();
-    let r = start(&["drops", "-o", "json", "--netns", &srv.inode.to_string(), "--duration", "2"]);
+    let r = start(&[
+        "drops",
+        "-o",
+        "json",
+        "--netns",
+        &srv.inode.to_string(),
+        "--duration",
+        "2",
+    ]);
     send_udp(&lab, "cli", "198.18.0.2:5300", 20);
     let (st, out, err) = r.finish();
     assert!(st.success(), "{err:?}");
@@ -81,7 +103,16 @@ fn aggregate_counts_in_kernel() {
 /// drop happen; returns the destination ports of what was reported.
 fn capture_ports(lab: &Lab, filter: &[&str], traffic: impl FnOnce(&Lab)) -> Vec<u64> {
     let srv = lab.ns("srv");
-    let mut args = vec!["drops", "--events", "-o", "json", "--duration", "2", "--netns", &srv.name];
+    let mut args = vec![
+        "drops",
+        "--events",
+        "-o",
+        "json",
+        "--duration",
+        "2",
+        "--netns",
+        &srv.name,
+    ];
     args.extend_from_slice(filter);
     let r = start(&args);
     traffic(lab);
@@ -102,15 +133,27 @@ fn filters_include_and_exclude() {
         return;
     }
     let lab = pair();
-    lab.ip("srv", &["addr", "add", "198.18.0.3/24", "dev", "eth0"]).unwrap();
+    lab.ip("srv", &["addr", "add", "198.18.0.3/24", "dev", "eth0"])
+        .unwrap();
     let udp_a = |lab: &Lab| send_udp(lab, "cli", "198.18.0.2:5301", 2);
     let udp_b = |lab: &Lab| send_udp(lab, "cli", "198.18.0.3:5302", 2);
     let tcp = |lab: &Lab| {
-        let _ = traffic::tcp_connect(&lab.ns("cli").name, "198.18.0.2:5303".parse().unwrap(), Duration::from_secs(1));
+        let _ = traffic::tcp_connect(
+            &lab.ns("cli").name,
+            "198.18.0.2:5303".parse().unwrap(),
+            Duration::from_secs(1),
+        );
     };
     let lo = |lab: &Lab| send_udp(lab, "srv", "127.0.0.1:5304", 2);
     let marked = |lab: &Lab| {
-        traffic::udp_send_marked(&lab.ns("srv").name, "127.0.0.1:5305".parse().unwrap(), 2, b"m", 0x42).unwrap()
+        traffic::udp_send_marked(
+            &lab.ns("srv").name,
+            "127.0.0.1:5305".parse().unwrap(),
+            2,
+            b"m",
+            0x42,
+        )
+        .unwrap()
     };
     let all = |lab: &Lab| {
         udp_a(lab);
@@ -123,21 +166,56 @@ fn filters_include_and_exclude() {
     assert_eq!(capture_ports(&lab, &["--host", "198.18.0.3"], all), [5302]);
     assert_eq!(capture_ports(&lab, &["--proto", "tcp"], all), [5303]);
     assert_eq!(capture_ports(&lab, &["--dev", "lo"], all), [5304, 5305]);
-    assert_eq!(capture_ports(&lab, &["--dev", "eth0", "--proto", "udp"], all), [5301, 5302]);
+    assert_eq!(
+        capture_ports(&lab, &["--dev", "eth0", "--proto", "udp"], all),
+        [5301, 5302]
+    );
     assert_eq!(capture_ports(&lab, &["--mark", "0x42"], all), [5305]);
-    assert_eq!(capture_ports(&lab, &["--mark", "0x40/0xf0", "--port", "5305"], all), [5305]);
-    assert_eq!(capture_ports(&lab, &["--reason", "NO_SOCKET", "--port", "5303"], all), [5303]);
-    assert_eq!(capture_ports(&lab, &["--reason", "!NO_SOCKET"], all), Vec::<u64>::new());
-    assert_eq!(capture_ports(&lab, &["--reason", "NETFILTER_DROP"], all), Vec::<u64>::new());
+    assert_eq!(
+        capture_ports(&lab, &["--mark", "0x40/0xf0", "--port", "5305"], all),
+        [5305]
+    );
+    assert_eq!(
+        capture_ports(&lab, &["--reason", "NO_SOCKET", "--port", "5303"], all),
+        [5303]
+    );
+    assert_eq!(
+        capture_ports(&lab, &["--reason", "!NO_SOCKET"], all),
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        capture_ports(&lab, &["--reason", "NETFILTER_DROP"], all),
+        Vec::<u64>::new()
+    );
     // The netns filter excludes the client's namespace: nothing drops there.
     let cli_only = {
-        let r = start(&["drops", "--events", "-o", "json", "--duration", "2", "--netns", &lab.ns("cli").name]);
+        let r = start(&[
+            "drops",
+            "--events",
+            "-o",
+            "json",
+            "--duration",
+            "2",
+            "--netns",
+            &lab.ns("cli").name,
+        ]);
         all(&lab);
         json_lines(&r.finish().1)
     };
     assert!(of_type(&cli_only, "drop").is_empty());
     // Path form of --netns: our own namespace is not the lab's, so nothing.
-    let r = start(&["drops", "--events", "-o", "json", "--duration", "1", "--netns", "/proc/self/ns/net", "--port", "5301"]);
+    let r = start(&[
+        "drops",
+        "--events",
+        "-o",
+        "json",
+        "--duration",
+        "1",
+        "--netns",
+        "/proc/self/ns/net",
+        "--port",
+        "5301",
+    ]);
     udp_a(&lab);
     assert!(of_type(&json_lines(&r.finish().1), "drop").is_empty());
 }
@@ -149,8 +227,24 @@ fn classic_tracepoint_hook_reports_the_same_drop() {
     }
     let lab = pair();
     let srv = lab.ns("srv").clone();
-    let r = start(&["drops", "--events", "-o", "json", "--hook", "tracepoint", "--netns", &srv.name, "--count", "2", "--duration", "15"]);
-    assert!(r.stderr_lines.iter().any(|l| l.contains("tracepoint/kfree_skb")));
+    let r = start(&[
+        "drops",
+        "--events",
+        "-o",
+        "json",
+        "--hook",
+        "tracepoint",
+        "--netns",
+        &srv.name,
+        "--count",
+        "2",
+        "--duration",
+        "15",
+    ]);
+    assert!(r
+        .stderr_lines
+        .iter()
+        .any(|l| l.contains("tracepoint/kfree_skb")));
     send_udp(&lab, "cli", "198.18.0.2:5300", 2);
     let (st, out, _) = r.finish();
     assert!(st.success());
@@ -171,7 +265,18 @@ fn lost_events_are_counted_never_silent() {
     let lab = pair();
     let srv = lab.ns("srv").clone();
     // A 4 KiB ring holds ~17 events; a burst overflows it between reads.
-    let r = start(&["drops", "--events", "-o", "json", "--ring-kib", "4", "--netns", &srv.name, "--duration", "3"]);
+    let r = start(&[
+        "drops",
+        "--events",
+        "-o",
+        "json",
+        "--ring-kib",
+        "4",
+        "--netns",
+        &srv.name,
+        "--duration",
+        "3",
+    ]);
     let cli = lab.ns("cli").name.clone();
     traffic::in_netns(&cli, || {
         let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
@@ -189,15 +294,25 @@ fn lost_events_are_counted_never_silent() {
     let lost = s["lost"].as_u64().unwrap();
     assert!(lost > 0, "a 4 KiB ring must overflow on 20000 drops");
     assert_eq!(s["events"].as_u64().unwrap(), delivered);
-    assert_eq!(s["drops"].as_u64().unwrap(), delivered + lost, "every drop is delivered or counted lost");
+    assert_eq!(
+        s["drops"].as_u64().unwrap(),
+        delivered + lost,
+        "every drop is delivered or counted lost"
+    );
 }
 
 /// BPF program ids held by `pid`, from its fds' fdinfo (this bpftool
 /// build cannot show pids).
 fn prog_ids_of(pid: u32) -> Vec<u64> {
     let mut ids = Vec::new();
-    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
-        let Ok(info) = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy())) else {
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let Ok(info) = std::fs::read_to_string(format!(
+            "/proc/{pid}/fdinfo/{}",
+            fd.file_name().to_string_lossy()
+        )) else {
             continue;
         };
         for l in info.lines() {
@@ -212,10 +327,17 @@ fn prog_ids_of(pid: u32) -> Vec<u64> {
 }
 
 fn loaded_prog_ids() -> Vec<u64> {
-    let out = std::process::Command::new("bpftool").args(["prog", "show", "-j"]).output().expect("bpftool (apt install bpftool)");
+    let out = std::process::Command::new("bpftool")
+        .args(["prog", "show", "-j"])
+        .output()
+        .expect("bpftool (apt install bpftool)");
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v.as_array().unwrap().iter().map(|p| p["id"].as_u64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect()
 }
 
 #[test]
@@ -223,15 +345,30 @@ fn ctrl_c_and_sigterm_exit_zero_with_summary_and_detach() {
     if !root_or_skip("signals") {
         return;
     }
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        let r = start(&["drops", "--duration", "30"]);
+    let table: &[&str] = &["drops", "--duration", "30"];
+    let events: &[&str] = &["drops", "--events", "--duration", "30"];
+    for (sig, args) in [
+        (libc::SIGINT, table),
+        (libc::SIGTERM, table),
+        (libc::SIGINT, events),
+        (libc::SIGTERM, events),
+    ] {
+        let r = start(args);
         let ours = prog_ids_of(r.child.id());
         assert_eq!(ours.len(), 1, "one program attached while running");
         assert!(loaded_prog_ids().contains(&ours[0]));
         r.signal(sig);
         let (st, out, err) = r.finish();
         assert!(st.success(), "signal {sig}: {st:?} {err:?}");
-        assert!(out.contains("lost: "), "final summary printed: {out}");
+        let summary_on = if args.contains(&"--events") {
+            err.join("\n")
+        } else {
+            out
+        };
+        assert!(
+            summary_on.contains("lost: "),
+            "final summary printed: {summary_on}"
+        );
         // Program unloads are deferred (RCU): allow a moment.
         let mut gone = false;
         for _ in 0..50 {
@@ -251,7 +388,16 @@ fn non_root_gets_one_line_error() {
         return;
     }
     let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", bin(), "drops", "--duration", "1"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            bin(),
+            "drops",
+            "--duration",
+            "1",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -263,7 +409,10 @@ fn non_root_gets_one_line_error() {
 #[test]
 fn bad_filters_fail_with_one_line() {
     for (args, needle) in [
-        (vec!["drops", "--reason", "NO_SUCH_REASON"], "unknown drop reason"),
+        (
+            vec!["drops", "--reason", "NO_SUCH_REASON"],
+            "unknown drop reason",
+        ),
         (vec!["drops", "--port", "70000"], "--port"),
         (vec!["drops", "--netns", "no-such-netns-xyz"], "--netns"),
         (vec!["drops", "--proto", "bogus"], "--proto"),

@@ -70,9 +70,12 @@ pub fn run(args: DropsArgs) -> Result<()> {
         cap.probe.hook().as_str(),
         cap.started.elapsed().as_millis()
     );
-    let deadline = args.duration.map(|d| cap.started + Duration::from_secs_f64(d.max(0.0)));
+    let deadline = args
+        .duration
+        .map(|d| cap.started + Duration::from_secs_f64(d.max(0.0)));
     let done = || {
-        stop.load(std::sync::atomic::Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d)
+        stop.load(std::sync::atomic::Ordering::Relaxed)
+            || deadline.is_some_and(|d| Instant::now() >= d)
     };
     if args.events {
         run_events(cap, &args, done)
@@ -98,7 +101,11 @@ fn run_events(mut cap: Capture, args: &DropsArgs, done: impl Fn() -> bool) -> Re
     let mut pipe_closed = false;
     'outer: loop {
         let finishing = done();
-        ring.poll(Duration::from_millis(10)).context("polling ring buffer")?;
+        match ring.poll(Duration::from_millis(10)) {
+            // A stop signal interrupts epoll: finish normally below.
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => {}
+            r => r.context("polling ring buffer")?,
+        }
         ring.consume().context("reading ring buffer")?;
         let batch = std::mem::take(&mut *queue.borrow_mut());
         for raw in &batch {
@@ -138,6 +145,13 @@ fn run_events(mut cap: Capture, args: &DropsArgs, done: impl Fn() -> bool) -> Re
         delivered,
         0,
     );
+    if args.output == Format::Text {
+        // Like tcpdump's capture counts: the trailer goes to stderr so the
+        // event lines on stdout stay clean for pipes.
+        out.flush().ok();
+        eprintln!("{}", s.line());
+        return Ok(());
+    }
     finish(&mut out, args.output, &[], &s, args.top)
 }
 
@@ -170,14 +184,22 @@ fn run_table(mut cap: Capture, args: &DropsArgs, done: impl Fn() -> bool) -> Res
                     let before = prev.get(&key).copied().unwrap_or(0);
                     let rate = v.count.saturating_sub(before) as f64 / secs;
                     prev.insert(key, v.count);
-                    cap.enricher.group(k, cstr(&v.ifname), v.count, v.bytes, rate)
+                    cap.enricher
+                        .group(k, cstr(&v.ifname), v.count, v.bytes, rate)
                 })
                 .collect();
             table::sort(&mut groups);
             last_draw = Instant::now();
             if tty && !(hit_count || finishing) {
                 let c = cap.probe.counters()?;
-                let footer = Summary::new(cap.probe.hook().as_str(), cap.started.elapsed().as_secs_f64(), &c, 0, groups.len()).line();
+                let footer = Summary::new(
+                    cap.probe.hook().as_str(),
+                    cap.started.elapsed().as_secs_f64(),
+                    &c,
+                    0,
+                    groups.len(),
+                )
+                .line();
                 let screen = format!("\x1b[H\x1b[2J{}", table::render(&groups, args.top, &footer));
                 if let Err(e) = out.write_all(screen.as_bytes()).and_then(|_| out.flush()) {
                     if is_broken_pipe(&e) {
@@ -206,7 +228,13 @@ fn run_table(mut cap: Capture, args: &DropsArgs, done: impl Fn() -> bool) -> Res
 }
 
 /// Final table (text) or group lines (json), then the summary.
-fn finish<W: Write>(out: &mut W, fmt: Format, groups: &[DropGroup], s: &Summary, top: usize) -> Result<()> {
+fn finish<W: Write>(
+    out: &mut W,
+    fmt: Format,
+    groups: &[DropGroup],
+    s: &Summary,
+    top: usize,
+) -> Result<()> {
     let r = match fmt {
         Format::Json => groups
             .iter()

@@ -5,7 +5,11 @@ use crate::kernel::reasons::DropReasons;
 
 pub fn run() -> Result<()> {
     let r = DropReasons::load()?;
-    println!("# source: {:?}; SKB_CONSUMED = {}", r.source(), r.consumed());
+    println!(
+        "# source: {:?}; SKB_CONSUMED = {}",
+        r.source(),
+        r.consumed()
+    );
     for (v, name) in r.iter() {
         println!("{v:>8}  {name}");
     }

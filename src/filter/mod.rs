@@ -20,7 +20,9 @@ pub enum FilterError {
     NoReasons,
     #[error("bad --netns '{spec}': {detail}")]
     Netns { spec: String, detail: String },
-    #[error("bad --proto '{0}': use tcp, udp, icmp, icmp6, sctp, arp, ip, ip6 or a protocol number")]
+    #[error(
+        "bad --proto '{0}': use tcp, udp, icmp, icmp6, sctp, arp, ip, ip6 or a protocol number"
+    )]
     Proto(String),
     #[error("bad --host '{0}': give one IPv4 or IPv6 address")]
     Host(String),
@@ -152,7 +154,10 @@ fn parse_u32(s: &str) -> Option<u32> {
 pub fn parse_mark(m: &str) -> Result<(u32, u32), FilterError> {
     let err = || FilterError::Mark(m.to_string());
     match m.split_once('/') {
-        Some((v, mask)) => Ok((parse_u32(v).ok_or_else(err)?, parse_u32(mask).ok_or_else(err)?)),
+        Some((v, mask)) => Ok((
+            parse_u32(v).ok_or_else(err)?,
+            parse_u32(mask).ok_or_else(err)?,
+        )),
         None => Ok((parse_u32(m).ok_or_else(err)?, u32::MAX)),
     }
 }

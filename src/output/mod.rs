@@ -38,7 +38,13 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn new(hook: &'static str, duration_s: f64, c: &Counters, events: u64, groups: usize) -> Self {
+    pub fn new(
+        hook: &'static str,
+        duration_s: f64,
+        c: &Counters,
+        events: u64,
+        groups: usize,
+    ) -> Self {
         Summary {
             kind: "summary",
             v: JSON_VERSION,

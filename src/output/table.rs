@@ -86,7 +86,11 @@ mod tests {
 
     #[test]
     fn sorted_by_rate_and_footer_present() {
-        let mut g = vec![group("A", 1.0, 100), group("B", 5.0, 5), group("C", 1.0, 200)];
+        let mut g = vec![
+            group("A", 1.0, 100),
+            group("B", 5.0, 5),
+            group("C", 1.0, 200),
+        ];
         sort(&mut g);
         let names: Vec<_> = g.iter().map(|g| g.reason.as_str()).collect();
         assert_eq!(names, ["B", "C", "A"]);

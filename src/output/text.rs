@@ -9,8 +9,16 @@ pub fn event_line(e: &DropEvent) -> String {
     let secs = e.time_ns / 1_000_000_000;
     let micros = (e.time_ns % 1_000_000_000) / 1000;
     let (h, m, sec) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-    let _ = write!(s, "{h:02}:{m:02}:{sec:02}.{micros:06} {} at {}", e.reason, e.location);
-    let _ = write!(s, " netns={}", netns_label(e.netns, e.netns_name.as_deref()));
+    let _ = write!(
+        s,
+        "{h:02}:{m:02}:{sec:02}.{micros:06} {} at {}",
+        e.reason, e.location
+    );
+    let _ = write!(
+        s,
+        " netns={}",
+        netns_label(e.netns, e.netns_name.as_deref())
+    );
     if let Some(d) = &e.dev {
         let _ = write!(s, " dev={d}({})", e.ifindex);
     }

@@ -101,6 +101,12 @@ struct nw_agg_val _nw_agg_val = {};
 #define TRACE_FLAG_SOFTIRQ 0x10
 #define TRACE_FLAG_NMI 0x40
 
+/* Read a field: a direct BTF-typed load in tp_btf programs (no helper call,
+ * the verifier guards it), bpf_probe_read_kernel in the classic tracepoint
+ * whose skb pointer is an untyped scalar. `btf` is a literal at every call
+ * site, so clang keeps only one branch after inlining. */
+#define RD(btf, ptr, field) ((btf) ? (ptr)->field : BPF_CORE_READ(ptr, field))
+
 static __always_inline void count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
@@ -115,20 +121,20 @@ static __always_inline void read_ifname(struct net_device *dev, char *name)
 		bpf_probe_read_kernel_str(name, NW_IFNAMSIZ, dev->name);
 }
 
-static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *dev)
+static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *dev, bool btf)
 {
 	struct net *net = 0;
 	if (dev)
-		net = BPF_CORE_READ(dev, nd_net.net);
+		net = RD(btf, dev, nd_net.net);
 	if (!net) {
 		/* Local-out drops (e.g. nft output chain) have no skb->dev yet. */
-		struct sock *sk = BPF_CORE_READ(skb, sk);
+		struct sock *sk = RD(btf, skb, sk);
 		if (sk)
-			net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+			net = RD(btf, sk, __sk_common.skc_net.net);
 	}
 	if (!net)
 		return 0;
-	return BPF_CORE_READ(net, ns.inum);
+	return RD(btf, net, ns.inum);
 }
 
 #define H(i) (e->hdr[(i) & (NW_HDR_MAX - 1)])
@@ -269,7 +275,7 @@ static __always_inline bool need_flow_filter(void)
 }
 
 static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u32 reason,
-				       __u8 ctx_flags)
+				       __u8 ctx_flags, bool btf)
 {
 	struct net_device *dev;
 	struct nw_drop_event *e;
@@ -286,12 +292,12 @@ static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u3
 			return 0;
 	}
 
-	dev = BPF_CORE_READ(skb, dev);
-	netns = skb_netns(skb, dev);
+	dev = RD(btf, skb, dev);
+	netns = skb_netns(skb, dev, btf);
 	if (cfg_netns_filter && !bpf_map_lookup_elem(&netns_set, &netns))
 		return 0;
 	if (dev)
-		ifindex = BPF_CORE_READ(dev, ifindex);
+		ifindex = RD(btf, dev, ifindex);
 	if (cfg_ifindex_filter && ifindex != cfg_ifindex)
 		return 0;
 
@@ -313,11 +319,11 @@ static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u3
 		}
 	}
 
-	mark = BPF_CORE_READ(skb, mark);
+	mark = RD(btf, skb, mark);
 	if (cfg_mark_filter && (mark & cfg_mark_mask) != cfg_mark)
 		return 0;
 
-	e->protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	e->protocol = bpf_ntohs(RD(btf, skb, protocol));
 	if (cfg_events || need_flow_filter()) {
 		grab_headers(skb, e);
 		if (need_flow_filter() && !flow_matches(e))
@@ -338,7 +344,7 @@ static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u3
 	}
 
 	count(NW_CNT_SEEN);
-	__u32 len = BPF_CORE_READ(skb, len);
+	__u32 len = RD(btf, skb, len);
 
 	if (cfg_aggregate) {
 		struct nw_agg_key key = {
@@ -377,8 +383,8 @@ static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u3
 		e->mark = mark;
 		e->len = len;
 		e->pid = bpf_get_current_pid_tgid() >> 32;
-		e->vlan_proto = bpf_ntohs(BPF_CORE_READ(skb, vlan_proto));
-		e->vlan_tci = BPF_CORE_READ(skb, vlan_tci);
+		e->vlan_proto = bpf_ntohs(RD(btf, skb, vlan_proto));
+		e->vlan_tci = RD(btf, skb, vlan_tci);
 		e->ctx_flags = ctx_flags;
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
 		__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes
@@ -398,7 +404,7 @@ int nw_drop_btf(unsigned long long *ctx)
 	__u32 reason = 0;
 	if (cfg_has_reason)
 		reason = (__u32)ctx[2];
-	return handle_drop(skb, location, reason, 0);
+	return handle_drop(skb, location, reason, 0, true);
 }
 
 SEC("tracepoint/skb/kfree_skb")
@@ -413,5 +419,5 @@ int nw_drop_tp(struct trace_event_raw_kfree_skb *ctx)
 	__u8 cf = NW_CTX_KNOWN;
 	if (!(tf & (TRACE_FLAG_HARDIRQ | TRACE_FLAG_SOFTIRQ | TRACE_FLAG_NMI)))
 		cf |= NW_CTX_TASK;
-	return handle_drop(skb, location, reason, cf);
+	return handle_drop(skb, location, reason, cf, false);
 }

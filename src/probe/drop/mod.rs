@@ -139,7 +139,8 @@ impl DropProbe {
     fn start_on(opts: &DropOptions, hook: Hook) -> Result<Self, ProbeError> {
         // The skeleton borrows its object storage for its whole life; a probe
         // lives about as long as the process, so the few bytes are leaked.
-        let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
+        let storage: &'static mut MaybeUninit<OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
         let mut open = DropSkelBuilder::default()
             .open(storage)
             .map_err(|e| load_err(&e))?;
@@ -173,7 +174,12 @@ impl DropProbe {
             update(&self.skel.maps.reasons, "reasons", &r.to_ne_bytes(), &two)?;
         }
         for ns in &f.netns {
-            update(&self.skel.maps.netns_set, "netns_set", &ns.to_ne_bytes(), &one)?;
+            update(
+                &self.skel.maps.netns_set,
+                "netns_set",
+                &ns.to_ne_bytes(),
+                &one,
+            )?;
         }
         Ok(())
     }
@@ -249,7 +255,11 @@ impl DropProbe {
     }
 }
 
-fn configure(open: &mut OpenDropSkel<'static>, opts: &DropOptions, hook: Hook) -> libbpf_rs::Result<()> {
+fn configure(
+    open: &mut OpenDropSkel<'static>,
+    opts: &DropOptions,
+    hook: Hook,
+) -> libbpf_rs::Result<()> {
     open.maps.events.set_max_entries(opts.ringbuf_bytes)?;
     match hook {
         Hook::TpBtf => open.progs.nw_drop_tp.set_autoload(false),
@@ -311,7 +321,8 @@ fn configure(open: &mut OpenDropSkel<'static>, opts: &DropOptions, hook: Hook) -
 }
 
 fn update(map: &dyn MapCore, name: &'static str, k: &[u8], v: &[u8]) -> Result<(), ProbeError> {
-    map.update(k, v, MapFlags::ANY).map_err(|e| map_err(name, &e))
+    map.update(k, v, MapFlags::ANY)
+        .map_err(|e| map_err(name, &e))
 }
 
 fn load_err(e: &libbpf_rs::Error) -> ProbeError {
