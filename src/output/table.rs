@@ -10,8 +10,8 @@ pub fn render(groups: &[DropGroup], top: usize, footer: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:>9} {:>10}  {:<24} {:<34} {:<26} {}",
-        "RATE/s", "COUNT", "REASON", "LOCATION", "NETNS", "DEV"
+        "{:>9} {:>10}  {:<24} {:<34} {:<26} DEV",
+        "RATE/s", "COUNT", "REASON", "LOCATION", "NETNS"
     );
     for g in groups.iter().take(top) {
         let dev = match &g.dev {

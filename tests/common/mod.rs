@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+#[allow(unused_imports)]
 pub use netwhy::lab::traffic;
 pub use netwhy::lab::Lab;
 
