@@ -421,3 +421,11 @@ int nw_drop_tp(struct trace_event_raw_kfree_skb *ctx)
 		cf |= NW_CTX_TASK;
 	return handle_drop(skb, location, reason, cf, false);
 }
+
+/* Benchmark baseline only (examples/emptyprobe): the same hook doing no
+ * work, to separate the kernel's cost of calling a BPF program from ours. */
+SEC("tp_btf/kfree_skb")
+int nw_drop_empty(unsigned long long *ctx)
+{
+	return 0;
+}

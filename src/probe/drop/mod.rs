@@ -76,6 +76,9 @@ pub struct DropOptions {
     pub hook: Option<Hook>,
     /// Ring buffer size in bytes (power of two, multiple of the page size).
     pub ringbuf_bytes: u32,
+    /// Benchmark baseline: attach a program that does nothing instead.
+    #[doc(hidden)]
+    pub bench_empty: bool,
 }
 
 impl Default for DropOptions {
@@ -89,6 +92,7 @@ impl Default for DropOptions {
             consumed: 1,
             hook: None,
             ringbuf_bytes: 8 << 20,
+            bench_empty: false,
         }
     }
 }
@@ -149,6 +153,7 @@ impl DropProbe {
         let mut probe = DropProbe { skel, hook };
         probe.fill_maps(&opts.filter)?;
         let prog = match hook {
+            _ if opts.bench_empty => &probe.skel.progs.nw_drop_empty,
             Hook::TpBtf => &probe.skel.progs.nw_drop_btf,
             Hook::Tracepoint => &probe.skel.progs.nw_drop_tp,
         };
@@ -158,6 +163,7 @@ impl DropProbe {
             detail: e.to_string(),
         })?;
         match hook {
+            _ if opts.bench_empty => probe.skel.links.nw_drop_empty = Some(link),
             Hook::TpBtf => probe.skel.links.nw_drop_btf = Some(link),
             Hook::Tracepoint => probe.skel.links.nw_drop_tp = Some(link),
         }
@@ -261,9 +267,15 @@ fn configure(
     hook: Hook,
 ) -> libbpf_rs::Result<()> {
     open.maps.events.set_max_entries(opts.ringbuf_bytes)?;
-    match hook {
-        Hook::TpBtf => open.progs.nw_drop_tp.set_autoload(false),
-        Hook::Tracepoint => open.progs.nw_drop_btf.set_autoload(false),
+    open.progs.nw_drop_empty.set_autoload(opts.bench_empty);
+    if opts.bench_empty {
+        open.progs.nw_drop_tp.set_autoload(false);
+        open.progs.nw_drop_btf.set_autoload(false);
+    } else {
+        match hook {
+            Hook::TpBtf => open.progs.nw_drop_tp.set_autoload(false),
+            Hook::Tracepoint => open.progs.nw_drop_btf.set_autoload(false),
+        }
     }
     let ro = open
         .maps
