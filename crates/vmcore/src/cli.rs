@@ -243,8 +243,7 @@ fn dmesg(path: &str, o: &DmesgOpts) -> Result<()> {
         join_cont: kind == LogKind::Structured,
         color,
     };
-    let owned: Vec<Record> = recs.into_iter().cloned().collect();
-    render::write_text(&mut out, &owned, &topts)?;
+    render::write_text(&mut out, recs, &topts)?;
     out.flush()?;
     Ok(())
 }

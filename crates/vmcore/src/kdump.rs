@@ -278,8 +278,15 @@ impl KdumpPages {
                 .map_err(|e| bad(e.to_string()))?;
             z.total_out() as usize
         } else if flags & FLAG_LZO != 0 {
-            let v = lzokay_native::decompress_all(&data, Some(out.len()))
-                .map_err(|e| bad(format!("{e:?}")))?;
+            // lzokay-native panics (arithmetic overflow) on some corrupt
+            // input: contain it until we carry our own bounded LZO1X decoder.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                lzokay_native::decompress_all(&data, Some(out.len()))
+            }));
+            let v = match r {
+                Ok(r) => r.map_err(|e| bad(format!("{e:?}")))?,
+                Err(_) => return Err(bad("corrupt LZO stream".into())),
+            };
             if v.len() != out.len() {
                 return Err(bad(format!("{} bytes out", v.len())));
             }

@@ -182,12 +182,15 @@ pub trait PageSource {
 pub const PAGE: usize = 4096;
 const CACHE_SLOTS: usize = 256; // 1 MiB of cached pages
 
+/// One cache slot: the pfn it holds and the page bytes.
+type Slot = Option<(u64, Box<[u8; PAGE]>)>;
+
 /// Physical memory with a direct-mapped page cache in front of a source.
 pub struct PhysMem {
     source: Box<dyn PageSource>,
     /// When set, every pfn fetched from the source (for trimming fixtures).
     pub touched: RefCell<Option<std::collections::BTreeSet<u64>>>,
-    cache: RefCell<Vec<Option<(u64, Box<[u8; PAGE]>)>>>,
+    cache: RefCell<Vec<Slot>>,
 }
 
 impl PhysMem {

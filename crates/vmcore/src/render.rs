@@ -24,6 +24,13 @@ const FACILITIES: [&str; 24] = [
 
 /// Escapes a record's bytes for display (see the module doc).
 pub fn escape(text: &[u8]) -> String {
+    // Fast path: almost every kernel line is plain printable ASCII.
+    if text
+        .iter()
+        .all(|&b| (0x20..0x7f).contains(&b) || b == b'\t' || b == b'\n')
+    {
+        return String::from_utf8(text.to_vec()).unwrap_or_default();
+    }
     let mut out = String::with_capacity(text.len());
     for chunk in text.utf8_chunks() {
         for c in chunk.valid().chars() {
@@ -85,16 +92,25 @@ fn prefix(r: &Record, o: &TextOpts) -> String {
         p.push_str(&format!("{fac:<6}:{lvl:<6}: "));
     }
     if !o.notime {
-        match o.boot_epoch {
-            Some(b) => p.push_str(&format!("[{}]", civil(b + r.ts_nsec as f64 / 1e9))),
-            None => p.push_str(&timestamp(r.ts_nsec)),
-        }
-        p.push(' ');
+        use std::fmt::Write as _;
+        let _ = match o.boot_epoch {
+            Some(b) => write!(p, "[{}] ", civil(b + r.ts_nsec as f64 / 1e9)),
+            None => write!(
+                p,
+                "[{:5}.{:06}] ",
+                r.ts_nsec / 1_000_000_000,
+                r.ts_nsec % 1_000_000_000 / 1000
+            ),
+        };
     }
     p
 }
 
-pub fn write_text(out: &mut dyn Write, records: &[Record], o: &TextOpts) -> io::Result<()> {
+pub fn write_text<'a>(
+    out: &mut dyn Write,
+    records: impl IntoIterator<Item = &'a Record>,
+    o: &TextOpts,
+) -> io::Result<()> {
     let mut open_line = false;
     let mut prev_newline = true;
     for r in records {

@@ -113,7 +113,7 @@ pub fn read(vi: &VmcoreInfo, mem: &KernelMem) -> Result<Log> {
     let mut tail = mem.u64(ring.wrapping_add(l.tail_id + l.counter))? & ID_MASK;
     let text = prb.wrapping_add(l.text_ring);
     let size_bits = mem.u32(text.wrapping_add(l.size_bits))?;
-    if size_bits > MAX_SIZE_BITS || size_bits < 3 {
+    if !(3..=MAX_SIZE_BITS).contains(&size_bits) {
         return Err(Error::BadLog(format!(
             "text data ring size_bits {size_bits}"
         )));
