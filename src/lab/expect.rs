@@ -9,7 +9,8 @@ use crate::event::DropEvent;
 #[derive(Debug, Clone)]
 pub struct ExpectDrop {
     pub reason: &'static str,
-    /// Function the kernel reports as the drop location.
+    /// Function the kernel reports as the drop location ("*": any, for
+    /// absence checks).
     pub function: &'static str,
     /// Role of the namespace the drop happens in.
     pub netns: &'static str,
@@ -54,7 +55,7 @@ impl ExpectDrop {
     /// Does `e`, seen in the namespace with inode `ns_inode`, match?
     pub fn matches(&self, e: &DropEvent, ns_inode: u32) -> bool {
         e.reason == self.reason
-            && e.location.symbol == self.function
+            && (self.function == "*" || e.location.symbol == self.function)
             && e.netns == ns_inode
             && self.dev.is_none_or(|d| e.dev.as_deref() == Some(d))
             && self

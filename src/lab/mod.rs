@@ -207,6 +207,13 @@ impl Lab {
             .map(|_| ())
     }
 
+    /// Link-layer address of `dev` in the namespace of `role`.
+    pub fn mac(&self, role: &str, dev: &str) -> Result<[u8; 6], LabError> {
+        let out = self.exec(role, &["cat", &format!("/sys/class/net/{dev}/address")])?;
+        traffic::parse_mac(&out)
+            .ok_or_else(|| LabError::Traffic(format!("bad MAC '{}'", out.trim())))
+    }
+
     /// Run a command inside the namespace of `role`; returns stdout.
     pub fn exec(&self, role: &str, cmd: &[&str]) -> Result<String, LabError> {
         self.exec_stdin(role, cmd, "")

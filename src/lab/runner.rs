@@ -98,7 +98,7 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
             before.insert(c.netns, lab.counters(c.netns)?);
         }
     }
-    let (outcome, error) = match s.trigger(&lab) {
+    let (outcome, error) = match s.trigger(&mut lab) {
         Ok(o) => (o, None),
         Err(e) => (Outcome::from("trigger failed"), Some(e.to_string())),
     };

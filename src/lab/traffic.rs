@@ -117,3 +117,207 @@ pub fn tcp_connect(ns: &str, dst: SocketAddr, timeout: Duration) -> Result<Conne
         })
     })
 }
+
+/// A UDP socket bound to `bind` inside netns `ns`. A socket keeps the
+/// namespace it was created in, so the caller may use it from any thread.
+pub fn udp_socket(ns: &str, bind: SocketAddr) -> Result<UdpSocket, LabError> {
+    in_netns(ns, move || {
+        UdpSocket::bind(bind).map_err(|e| terr("udp bind", e))
+    })
+}
+
+/// setsockopt with an int value.
+pub fn set_int(
+    fd: &impl AsRawFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+    v: libc::c_int,
+) -> Result<(), LabError> {
+    // SAFETY: valid fd and a c_int option value.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            opt,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(terr(
+            &format!("setsockopt {level}/{opt}"),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// getsockopt with an int value.
+pub fn get_int(
+    fd: &impl AsRawFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+) -> Result<libc::c_int, LabError> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: valid fd, buffer and length.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            opt,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(terr(
+            &format!("getsockopt {level}/{opt}"),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(v)
+}
+
+/// Receive datagrams until `timeout` passes with nothing new; returns the count.
+pub fn drain(s: &UdpSocket, timeout: Duration) -> usize {
+    let _ = s.set_read_timeout(Some(timeout));
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    while s.recv_from(&mut buf).is_ok() {
+        n += 1;
+    }
+    n
+}
+
+fn csum16(data: &[u8], init: u32) -> u16 {
+    let mut sum = init;
+    for c in data.chunks(2) {
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from(c[0]) << 8
+        };
+        sum += u32::from(w);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An IPv4/UDP packet (no L2 header) with a correct IP header checksum and
+/// a UDP checksum that is correct, or deliberately wrong when `bad_csum`.
+pub fn ipv4_udp(
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+    bad_csum: bool,
+) -> Vec<u8> {
+    let ulen = 8 + payload.len();
+    let tlen = 20 + ulen;
+    let mut p = vec![0u8; tlen];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(tlen as u16).to_be_bytes());
+    p[6] = 0x40; // DF
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    let hc = csum16(&p[..20], 0);
+    p[10..12].copy_from_slice(&hc.to_be_bytes());
+    p[20..22].copy_from_slice(&sport.to_be_bytes());
+    p[22..24].copy_from_slice(&dport.to_be_bytes());
+    p[24..26].copy_from_slice(&(ulen as u16).to_be_bytes());
+    p[28..].copy_from_slice(payload);
+    let mut pseudo = Vec::with_capacity(12);
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&[0, 17]);
+    pseudo.extend_from_slice(&(ulen as u16).to_be_bytes());
+    let pre: u32 = pseudo
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    let mut uc = csum16(&p[20..], pre);
+    if uc == 0 {
+        uc = 0xffff;
+    }
+    if bad_csum {
+        uc ^= 0x5a5a;
+    }
+    p[26..28].copy_from_slice(&uc.to_be_bytes());
+    p
+}
+
+/// Send `packet` (an IPv4 packet) `count` times out of `ifname` in netns
+/// `ns` through an AF_PACKET socket, to the link-layer address `dst_mac`.
+/// The skb reaches the peer as CHECKSUM_NONE: the receiver verifies L4
+/// checksums itself.
+pub fn packet_send(
+    ns: &str,
+    ifname: &'static str,
+    dst_mac: [u8; 6],
+    packet: Vec<u8>,
+    count: u32,
+) -> Result<(), LabError> {
+    in_netns(ns, move || {
+        let cname = std::ffi::CString::new(ifname).expect("no NUL");
+        // SAFETY: a NUL-terminated name.
+        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+        if ifindex == 0 {
+            return Err(terr("if_nametoindex", std::io::Error::last_os_error()));
+        }
+        let proto = (libc::ETH_P_IP as u16).to_be();
+        // SAFETY: plain socket(2).
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                i32::from(proto),
+            )
+        };
+        if fd < 0 {
+            return Err(terr("AF_PACKET socket", std::io::Error::last_os_error()));
+        }
+        // SAFETY: fd was just opened and is owned here.
+        let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        // SAFETY: zeroed sockaddr_ll is valid.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto;
+        sll.sll_ifindex = ifindex as i32;
+        sll.sll_halen = 6;
+        sll.sll_addr[..6].copy_from_slice(&dst_mac);
+        for _ in 0..count {
+            // SAFETY: valid fd, buffer and sockaddr_ll.
+            let rc = unsafe {
+                libc::sendto(
+                    fd.as_raw_fd(),
+                    packet.as_ptr().cast(),
+                    packet.len(),
+                    0,
+                    (&sll as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                )
+            };
+            if rc < 0 {
+                return Err(terr("AF_PACKET send", std::io::Error::last_os_error()));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    })
+}
+
+/// Parse "aa:bb:cc:dd:ee:ff".
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let v: Vec<u8> = s
+        .trim()
+        .split(':')
+        .filter_map(|h| u8::from_str_radix(h, 16).ok())
+        .collect();
+    v.try_into().ok()
+}

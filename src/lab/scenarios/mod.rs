@@ -1,7 +1,13 @@
 //! The scenario catalog. Adding one: a file here plus one line in [`ALL`].
+mod iptables_reject;
 mod nft_forward_drop;
+mod nft_reject;
+mod routing;
+mod rp_filter;
 mod tcp_closed_port;
 mod udp_closed_port;
+mod udp_rcvbuf_full;
+mod udp_rmem_overflow;
 
 use super::expect::Expect;
 use super::{Lab, LabError};
@@ -53,7 +59,7 @@ pub trait Scenario: Sync {
     /// Build the topology and break it.
     fn build(&self, lab: &mut Lab) -> Result<(), LabError>;
     /// Send the bounded traffic that hits the breakage.
-    fn trigger(&self, lab: &Lab) -> Result<Outcome, LabError>;
+    fn trigger(&self, lab: &mut Lab) -> Result<Outcome, LabError>;
     /// What the kernel must report (and must not).
     fn expect(&self) -> Expect;
 }
@@ -63,6 +69,18 @@ pub static ALL: &[&dyn Scenario] = &[
     &udp_closed_port::UdpClosedPort,
     &tcp_closed_port::TcpClosedPort,
     &nft_forward_drop::NftForwardDrop,
+    &nft_reject::NftReject,
+    &iptables_reject::IptablesReject { legacy: true },
+    &iptables_reject::IptablesReject { legacy: false },
+    &rp_filter::RpFilter { mode: 1 },
+    &rp_filter::RpFilter { mode: 2 },
+    &rp_filter::RpFilter { mode: 0 },
+    &udp_rcvbuf_full::UdpRcvbufFull,
+    &udp_rmem_overflow::UdpRmemOverflow,
+    &routing::Routing(routing::Breakage::NoRoute),
+    &routing::Routing(routing::Breakage::ForwardingOff),
+    &routing::Routing(routing::Breakage::TtlExpired),
+    &routing::Routing(routing::Breakage::PktTooBig),
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Scenario> {

@@ -36,7 +36,7 @@ impl super::Scenario for NftForwardDrop {
         lab.routed()?;
         lab.nft("rtr", RULESET)
     }
-    fn trigger(&self, lab: &Lab) -> Result<Outcome, LabError> {
+    fn trigger(&self, lab: &mut Lab) -> Result<Outcome, LabError> {
         let r = traffic::tcp_connect(
             &lab.ns("cli").name,
             "198.18.2.2:443".parse().expect("literal"),

@@ -26,7 +26,7 @@ impl super::Scenario for TcpClosedPort {
     fn build(&self, lab: &mut Lab) -> Result<(), LabError> {
         lab.pair()
     }
-    fn trigger(&self, lab: &Lab) -> Result<Outcome, LabError> {
+    fn trigger(&self, lab: &mut Lab) -> Result<Outcome, LabError> {
         let r = traffic::tcp_connect(
             &lab.ns("cli").name,
             "198.18.0.2:8080".parse().expect("literal"),

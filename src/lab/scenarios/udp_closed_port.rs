@@ -23,7 +23,7 @@ impl super::Scenario for UdpClosedPort {
     fn build(&self, lab: &mut Lab) -> Result<(), LabError> {
         lab.pair()
     }
-    fn trigger(&self, lab: &Lab) -> Result<Outcome, LabError> {
+    fn trigger(&self, lab: &mut Lab) -> Result<Outcome, LabError> {
         traffic::udp_send(
             &lab.ns("cli").name,
             "198.18.0.2:5300".parse().expect("literal"),
