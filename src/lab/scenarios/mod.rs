@@ -1,5 +1,7 @@
 //! The scenario catalog. Adding one: a file here plus one line in [`ALL`].
+mod firewall_checksum;
 mod iptables_reject;
+mod neigh_failed;
 mod nft_forward_drop;
 mod nft_reject;
 mod routing;
@@ -81,6 +83,9 @@ pub static ALL: &[&dyn Scenario] = &[
     &routing::Routing(routing::Breakage::ForwardingOff),
     &routing::Routing(routing::Breakage::TtlExpired),
     &routing::Routing(routing::Breakage::PktTooBig),
+    &neigh_failed::NeighFailed,
+    &firewall_checksum::FirewallChecksum { firewall: true },
+    &firewall_checksum::FirewallChecksum { firewall: false },
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Scenario> {
