@@ -132,6 +132,11 @@ fn every_scenario_passes_its_check_and_leaves_nothing() {
         "forwarding-disabled",
         "ttl-expired",
         "pkt-too-big",
+        "neigh-failed",
+        "firewall-checksum",
+        "udp-bad-checksum",
+        "conntrack-nat-mismatch",
+        "conntrack-lost-dns",
     ] {
         assert!(
             names.iter().any(|n| n == must),

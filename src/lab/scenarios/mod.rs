@@ -1,6 +1,7 @@
 //! The scenario catalog. Adding one: a file here plus one line in [`ALL`].
 mod firewall_checksum;
 mod iptables_reject;
+mod nat_mismatch;
 mod neigh_failed;
 mod nft_forward_drop;
 mod nft_reject;
@@ -86,6 +87,8 @@ pub static ALL: &[&dyn Scenario] = &[
     &neigh_failed::NeighFailed,
     &firewall_checksum::FirewallChecksum { firewall: true },
     &firewall_checksum::FirewallChecksum { firewall: false },
+    &nat_mismatch::NatMismatch { lost_ct: false },
+    &nat_mismatch::NatMismatch { lost_ct: true },
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Scenario> {
