@@ -24,6 +24,9 @@ enum Cmd {
     Lab(cli::lab::LabCmd),
     /// List the drop reasons of the running kernel.
     Reasons,
+    /// The kernel log (and facts) out of a crash dump, from VMCOREINFO alone.
+    #[command(subcommand)]
+    Vmcore(netwhy_vmcore::cli::VmcoreCmd),
 }
 
 fn main() {
@@ -32,6 +35,7 @@ fn main() {
         Cmd::Drops(a) => cli::drops::run(a),
         Cmd::Lab(c) => cli::lab::run(c),
         Cmd::Reasons => cli::reasons::run(),
+        Cmd::Vmcore(c) => netwhy_vmcore::cli::run(c),
     };
     if let Err(e) = r {
         eprintln!("netwhy: error: {e:#}");
