@@ -183,12 +183,8 @@ impl Lab {
         f: impl FnOnce() -> Result<T, LabError>,
     ) -> Result<T, LabError> {
         let _ = fs::create_dir_all("/run/netwhy");
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open("/run/netwhy/host-sysctl.lock")
-            .map_err(LabError::Journal)?;
+        // Lock the journal directory itself: no lock file is left behind.
+        let lock = fs::File::open("/run/netwhy").map_err(LabError::Journal)?;
         // SAFETY: a valid fd; the lock is released when `lock` closes.
         unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
         let old = self.host_sysctl(key, value)?;
