@@ -96,6 +96,18 @@ impl Journal {
         fs::rename(tmp, &self.path)
     }
 
+    /// Undo the newest change now (it was meant to be brief) and drop it
+    /// from the journal, so teardown does not write the old value a second
+    /// time. On failure the action stays journalled for teardown/clean.
+    pub fn undo_last(&mut self) -> io::Result<()> {
+        let Some(a) = self.rec.actions.last() else {
+            return Ok(());
+        };
+        a.apply()?;
+        self.rec.actions.pop();
+        self.save()
+    }
+
     /// Undo everything, newest first. Returns failures as text.
     pub fn undo_all(&mut self) -> Vec<String> {
         let mut errs = Vec::new();

@@ -187,10 +187,9 @@ impl Lab {
         let lock = fs::File::open("/run/netwhy").map_err(LabError::Journal)?;
         // SAFETY: a valid fd; the lock is released when `lock` closes.
         unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
-        let old = self.host_sysctl(key, value)?;
+        self.host_sysctl(key, value)?;
         let r = f();
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        let restored = fs::write(&path, &old).map_err(|e| LabError::Netns(path, e));
+        let restored = self.journal.undo_last().map_err(LabError::Journal);
         drop(lock);
         restored?;
         r
