@@ -7,6 +7,7 @@
 //! is a path through that pipeline.
 pub mod capture;
 pub mod cli;
+pub mod diagnose;
 pub mod event;
 pub mod filter;
 pub mod kernel;
@@ -15,4 +16,5 @@ pub mod output;
 pub mod packet;
 pub mod probe;
 pub mod signals;
+pub mod state;
 pub mod undo;

@@ -1,0 +1,5 @@
+//! Live state joined with drops: sysctls, routes, neighbours, sockets,
+//! conntrack, firewall rules and counters, each looked up in the network
+//! namespace where the drop happened. Netlink and procfs only: no shelling
+//! out to ip/nft/conntrack/ss.
+pub mod ns;
