@@ -174,7 +174,7 @@ fn dmesg(path: &str, o: &DmesgOpts) -> Result<()> {
         Color::Never => false,
         Color::Auto => stdout.is_terminal(),
     };
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut out = std::io::BufWriter::with_capacity(1 << 14, stdout.lock());
     for w in &log.warnings {
         eprintln!("netwhy vmcore: warning: {w}");
     }

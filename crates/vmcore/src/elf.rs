@@ -243,6 +243,19 @@ impl PageSource for ElfPages {
             .is_some_and(|l| l.paddr < pa.saturating_add(PAGE as u64))
     }
 
+    fn page_ref(&self, pfn: u64) -> Option<&[u8; PAGE]> {
+        let start = pfn.checked_mul(PAGE as u64)?;
+        let l = self.loads.get(self.first_candidate(start))?;
+        // Only a page lying wholly in one segment's file bytes.
+        if start < l.paddr || start.checked_add(PAGE as u64)? > l.paddr.checked_add(l.filesz)? {
+            return None;
+        }
+        let s = self
+            .file
+            .slice(l.offset.checked_add(start - l.paddr)?, PAGE)?;
+        s.try_into().ok()
+    }
+
     fn read_page(&self, pfn: u64, buf: &mut [u8; PAGE]) -> Result<()> {
         let start = pfn
             .checked_mul(PAGE as u64)

@@ -16,6 +16,10 @@ pub struct DumpFile {
     len: u64,
     /// Set for makedumpfile's flattened stream format.
     flat: Option<crate::flat::FlatIndex>,
+    /// Read-only mapping of a regular file: pages are then served in place
+    /// (file-backed faults map neighbouring pages at once; no copy, no
+    /// allocation) instead of one pread into a cache buffer per page.
+    map: Option<map::Mmap>,
 }
 
 impl DumpFile {
@@ -45,11 +49,16 @@ impl DumpFile {
         } else {
             None
         };
+        let map = match flat {
+            None if file.metadata().is_ok_and(|m| m.is_file()) => map::Mmap::new(&file, len),
+            _ => None,
+        };
         let len = flat.as_ref().map_or(len, |f| f.len);
         Ok(DumpFile {
             file: Backing::File(file),
             len,
             flat,
+            map,
         })
     }
 
@@ -67,6 +76,7 @@ impl DumpFile {
             file: backing,
             len,
             flat,
+            map: None,
         })
     }
 
@@ -81,6 +91,23 @@ impl DumpFile {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The bytes at [offset, offset + len) in place, when the dump is mapped
+    /// or held in memory (not flattened); `None` means "use `read_at`".
+    pub fn slice(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        if self.flat.is_some() {
+            return None;
+        }
+        let end = offset.checked_add(len as u64)?;
+        if end > self.len {
+            return None;
+        }
+        match (&self.map, &self.file) {
+            (Some(m), _) => m.get(offset, len),
+            (None, Backing::Mem(v)) => v.get(offset as usize..end as usize),
+            _ => None,
+        }
     }
 
     pub fn read_at(&self, offset: u64, buf: &mut [u8], what: &'static str) -> Result<()> {
@@ -173,6 +200,10 @@ impl Backing<'_> {
 /// translation that lands outside the dump is caught.
 pub trait PageSource {
     fn read_page(&self, pfn: u64, buf: &mut [u8; PAGE]) -> Result<()>;
+    /// The page in place, when the source can lend it without copying.
+    fn page_ref(&self, _pfn: u64) -> Option<&[u8; PAGE]> {
+        None
+    }
     /// True when the physical page is present in the dump.
     fn has_page(&self, pfn: u64) -> bool;
 }
@@ -229,6 +260,12 @@ impl PhysMem {
     }
 
     fn with_page<R>(&self, pfn: u64, f: impl FnOnce(&[u8; PAGE]) -> R) -> Result<R> {
+        if let Some(page) = self.source.page_ref(pfn) {
+            if let Some(t) = self.touched.borrow_mut().as_mut() {
+                t.insert(pfn);
+            }
+            return Ok(f(page));
+        }
         let slot = (pfn as usize) % CACHE_SLOTS;
         let mut cache = self.cache.borrow_mut();
         if let Some((p, page)) = &cache[slot] {
@@ -247,5 +284,90 @@ impl PhysMem {
         let r = f(&page);
         cache[slot] = Some((pfn, page));
         Ok(r)
+    }
+}
+
+/// A private read-only `mmap` of the dump (Linux, 64-bit), declared here
+/// rather than through a crate: two calls, and libc is linked anyway.
+mod map {
+    use std::fs::File;
+
+    pub struct Mmap {
+        ptr: *const u8,
+        len: usize,
+    }
+
+    // SAFETY: the mapping is read-only and never handed out mutably.
+    unsafe impl Send for Mmap {}
+    // SAFETY: as above; shared reads of immutable memory.
+    unsafe impl Sync for Mmap {}
+
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    mod sys {
+        use std::ffi::c_void;
+        extern "C" {
+            pub fn mmap(
+                addr: *mut c_void,
+                len: usize,
+                prot: i32,
+                flags: i32,
+                fd: i32,
+                off: i64,
+            ) -> *mut c_void;
+            pub fn munmap(addr: *mut c_void, len: usize) -> i32;
+        }
+        pub const PROT_READ: i32 = 1;
+        pub const MAP_PRIVATE: i32 = 2;
+    }
+
+    impl Mmap {
+        #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+        pub fn new(file: &File, len: u64) -> Option<Mmap> {
+            use std::os::fd::AsRawFd;
+            let len = usize::try_from(len).ok().filter(|&l| l > 0)?;
+            // SAFETY: a fresh private read-only mapping of a file we hold
+            // open; failure is checked (MAP_FAILED is -1) and we fall back.
+            let p = unsafe {
+                sys::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    sys::PROT_READ,
+                    sys::MAP_PRIVATE,
+                    file.as_raw_fd(),
+                    0,
+                )
+            };
+            if p.is_null() || p as isize == -1 {
+                return None;
+            }
+            Some(Mmap {
+                ptr: p as *const u8,
+                len,
+            })
+        }
+
+        #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+        pub fn new(_file: &File, _len: u64) -> Option<Mmap> {
+            None
+        }
+
+        pub fn get(&self, offset: u64, n: usize) -> Option<&[u8]> {
+            let o = usize::try_from(offset).ok()?;
+            if o.checked_add(n)? > self.len {
+                return None;
+            }
+            // SAFETY: [o, o + n) lies inside the live mapping of `len` bytes.
+            Some(unsafe { std::slice::from_raw_parts(self.ptr.add(o), n) })
+        }
+    }
+
+    impl Drop for Mmap {
+        fn drop(&mut self) {
+            #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+            // SAFETY: unmapping exactly what `new` mapped, once.
+            unsafe {
+                sys::munmap(self.ptr as *mut _, self.len);
+            }
+        }
     }
 }

@@ -24,30 +24,70 @@ const FACILITIES: [&str; 24] = [
 
 /// Escapes a record's bytes for display (see the module doc).
 pub fn escape(text: &[u8]) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    escape_into(text, &mut out);
+    // escape_into only ever appends valid UTF-8 and ASCII escapes.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn push_hex_escape(out: &mut Vec<u8>, b: u8) {
+    out.extend_from_slice(&[b'\\', b'x', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+}
+
+/// [`escape`] appending to a byte buffer, without allocating per record.
+pub fn escape_into(text: &[u8], out: &mut Vec<u8>) {
     // Fast path: almost every kernel line is plain printable ASCII.
     if text
         .iter()
         .all(|&b| (0x20..0x7f).contains(&b) || b == b'\t' || b == b'\n')
     {
-        return String::from_utf8(text.to_vec()).unwrap_or_default();
+        out.extend_from_slice(text);
+        return;
     }
-    let mut out = String::with_capacity(text.len());
     for chunk in text.utf8_chunks() {
         for c in chunk.valid().chars() {
+            let mut b = [0u8; 4];
+            let enc = c.encode_utf8(&mut b).as_bytes();
             if (c.is_control() && c != '\t' && c != '\n') || c == '\u{7f}' {
-                let mut b = [0u8; 4];
-                for byte in c.encode_utf8(&mut b).bytes() {
-                    out.push_str(&format!("\\x{byte:02x}"));
+                for &byte in enc {
+                    push_hex_escape(out, byte);
                 }
             } else {
-                out.push(c);
+                out.extend_from_slice(enc);
             }
         }
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
+        for &b in chunk.invalid() {
+            push_hex_escape(out, b);
         }
     }
-    out
+}
+
+/// Appends `v` in decimal, right-aligned to at least `width` with `pad`.
+fn push_num(out: &mut Vec<u8>, mut v: u64, width: usize, pad: u8) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let digits = buf.len() - i;
+    out.extend(std::iter::repeat_n(pad, width.saturating_sub(digits)));
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// `[sssss.uuuuuu]` as `timestamp` formats it, appended to `out`.
+fn push_stamp(out: &mut Vec<u8>, ts_nsec: u64) {
+    out.push(b'[');
+    push_num(out, ts_nsec / 1_000_000_000, 5, b' ');
+    out.push(b'.');
+    push_num(out, ts_nsec % 1_000_000_000 / 1000, 6, b'0');
+    out.push(b']');
 }
 
 pub fn timestamp(ts_nsec: u64) -> String {
@@ -79,71 +119,87 @@ pub fn is_panic_line(text: &[u8]) -> bool {
     text.windows(needle.len()).any(|w| w == needle)
 }
 
-fn prefix(r: &Record, o: &TextOpts) -> String {
-    let mut p = String::new();
+fn prefix(r: &Record, o: &TextOpts, p: &mut Vec<u8>) {
+    p.clear();
     if o.raw {
-        p.push_str(&format!(
-            "<{}>",
-            u32::from(r.facility) << 3 | u32::from(r.level)
-        ));
+        p.push(b'<');
+        push_num(
+            p,
+            u64::from(u32::from(r.facility) << 3 | u32::from(r.level)),
+            0,
+            b' ',
+        );
+        p.push(b'>');
     } else if o.decode {
         let fac = FACILITIES.get(r.facility as usize).copied().unwrap_or("?");
         let lvl = LEVELS.get(r.level as usize).copied().unwrap_or("?");
-        p.push_str(&format!("{fac:<6}:{lvl:<6}: "));
+        p.extend_from_slice(format!("{fac:<6}:{lvl:<6}: ").as_bytes());
     }
     if !o.notime {
-        use std::fmt::Write as _;
-        let _ = match o.boot_epoch {
-            Some(b) => write!(p, "[{}] ", civil(b + r.ts_nsec as f64 / 1e9)),
-            None => write!(
-                p,
-                "[{:5}.{:06}] ",
-                r.ts_nsec / 1_000_000_000,
-                r.ts_nsec % 1_000_000_000 / 1000
-            ),
-        };
+        match o.boot_epoch {
+            Some(b) => {
+                p.extend_from_slice(format!("[{}] ", civil(b + r.ts_nsec as f64 / 1e9)).as_bytes())
+            }
+            None => {
+                push_stamp(p, r.ts_nsec);
+                p.push(b' ');
+            }
+        }
     }
-    p
 }
 
+/// Writes records as text. Output is assembled in one buffer and handed to
+/// `out` in large chunks: no per-record formatting machinery or allocation.
 pub fn write_text<'a>(
     out: &mut dyn Write,
     records: impl IntoIterator<Item = &'a Record>,
     o: &TextOpts,
 ) -> io::Result<()> {
+    const CHUNK: usize = 1 << 13;
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
+    let mut text: Vec<u8> = Vec::new();
+    let mut p: Vec<u8> = Vec::new();
     let mut open_line = false;
     let mut prev_newline = true;
     for r in records {
-        let text = escape(&r.text);
+        text.clear();
+        escape_into(&r.text, &mut text);
         let joins = o.join_cont && open_line && r.flags & LOG_CONT != 0 && !prev_newline;
         if !joins {
             if open_line {
-                out.write_all(b"\n")?;
+                buf.push(b'\n');
             }
-            let p = prefix(r, o);
-            let (on, off) = if o.color && is_panic_line(&r.text) {
-                ("\x1b[1;31m", "\x1b[0m")
+            prefix(r, o, &mut p);
+            let (on, off): (&[u8], &[u8]) = if o.color && is_panic_line(&r.text) {
+                (b"\x1b[1;31m", b"\x1b[0m")
             } else {
-                ("", "")
+                (b"", b"")
             };
             let mut first = true;
-            for line in text.split('\n') {
+            for line in text.split(|&c| c == b'\n') {
                 if !first {
-                    out.write_all(b"\n")?;
+                    buf.push(b'\n');
                 }
-                write!(out, "{p}{on}{line}{off}")?;
+                buf.extend_from_slice(&p);
+                buf.extend_from_slice(on);
+                buf.extend_from_slice(line);
+                buf.extend_from_slice(off);
                 first = false;
             }
         } else {
-            write!(out, "{}", text.replace('\n', " "))?;
+            buf.extend(text.iter().map(|&c| if c == b'\n' { b' ' } else { c }));
         }
         open_line = true;
         prev_newline = r.flags & LOG_NEWLINE != 0;
+        if buf.len() >= CHUNK {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
     }
     if open_line {
-        out.write_all(b"\n")?;
+        buf.push(b'\n');
     }
-    Ok(())
+    out.write_all(&buf)
 }
 
 /// One JSON object per record (JSON Lines): a stable interface for scripts.
@@ -253,6 +309,18 @@ mod tests {
         };
         write_text(&mut out, &recs, &o).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "<6>start more\n<6>next\n");
+    }
+
+    #[test]
+    fn stamps_match_format() {
+        for ts in [0, 1, 999, 2_636_147_000, 123_456_789_012_345, u64::MAX] {
+            let mut b = Vec::new();
+            push_stamp(&mut b, ts);
+            assert_eq!(String::from_utf8(b).unwrap(), timestamp(ts));
+        }
+        let mut b = Vec::new();
+        push_num(&mut b, 191, 0, b' ');
+        assert_eq!(b, b"191");
     }
 
     #[test]
