@@ -1,0 +1,104 @@
+//! One entry per kernel drop reason (`enum skb_drop_reason` without the
+//! `SKB_DROP_REASON_` prefix), written from the kernel sources and netwhy's
+//! lab. Entries are static data: no I/O, no allocation.
+//!
+//! `verified` is true only for reasons reproduced in netwhy's lab on kernel
+//! 6.18; everything else is read from the kernel sources and marked
+//! unverified when shown.
+/// `entry!(NAME, "id", verified, "hint", "meaning", [causes], [checks], [fixes])`
+macro_rules! entry {
+    ($reason:ident, $id:literal, $verified:literal, $hint:literal, $meaning:literal,
+     [$($c:literal),* $(,)?], [$($k:literal),* $(,)?], [$($f:literal),* $(,)?] $(,)?) => {
+        super::Entry {
+            reason: stringify!($reason),
+            id: $id,
+            meaning: $meaning,
+            causes: &[$($c),*],
+            checks: &[$($k),*],
+            fixes: &[$($f),*],
+            verified: $verified,
+            hint: $hint,
+        }
+    };
+}
+
+mod core;
+mod dev;
+mod ip;
+mod tcp;
+
+/// What netwhy knows about one drop reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Entry {
+    /// The reason name as netwhy prints it, e.g. `NO_SOCKET`.
+    pub reason: &'static str,
+    /// A stable diagnosis id, kebab-case, e.g. `no-socket`.
+    pub id: &'static str,
+    /// Plain words, one or two sentences.
+    pub meaning: &'static str,
+    /// Usual causes, most likely first.
+    pub causes: &'static [&'static str],
+    /// What to look at: sysctls, counters, commands.
+    pub checks: &'static [&'static str],
+    /// What to change, as commands where possible.
+    pub fixes: &'static [&'static str],
+    /// Reproduced in netwhy's lab on this kernel.
+    pub verified: bool,
+    /// Short text for one row of the `drops` table (at most 60 chars).
+    pub hint: &'static str,
+}
+
+/// Longest allowed `hint`, in characters.
+pub const HINT_MAX: usize = 60;
+
+/// The entry used for a reason the table does not know (a newer kernel, a
+/// subsystem reason such as `OPENVSWITCH:0x3`, or `UNKNOWN(n)`).
+pub static FALLBACK: Entry = Entry {
+    reason: "",
+    id: "unknown-reason",
+    meaning: "netwhy has no notes for this drop reason: it is newer than this \
+              table or belongs to a kernel subsystem (driver, module) netwhy does \
+              not describe.",
+    causes: &["A reason added by a newer kernel or by a module's own reason subsystem."],
+    checks: &[
+        "Search the reason name in the kernel's include/net/dropreason-core.h (or the \
+         subsystem's dropreason header) for your kernel version.",
+        "The drop location (function) shown by netwhy usually names the subsystem.",
+        "nstat -az | grep -i -E 'drop|err'",
+    ],
+    fixes: &["No generic fix: follow the kernel function that dropped the packet."],
+    verified: false,
+    hint: "reason unknown to netwhy: see the drop location",
+};
+
+/// Every table, in kernel enum order within each file.
+const TABLES: [&[Entry]; 4] = [core::ENTRIES, ip::ENTRIES, tcp::ENTRIES, dev::ENTRIES];
+
+/// All specific entries (not the fallback).
+pub fn all() -> impl Iterator<Item = &'static Entry> {
+    TABLES.iter().flat_map(|t| t.iter())
+}
+
+/// Normalizes a reason as the user or the kernel may spell it:
+/// `skb_drop_reason_no_socket` → `NO_SOCKET`, `SKB_CONSUMED` → `CONSUMED`.
+/// `SKB_CSUM` stays: it is a reason name of its own.
+pub fn normalize(reason: &str) -> String {
+    let up = reason.trim().to_ascii_uppercase();
+    let s = match up.strip_prefix("SKB_DROP_REASON_") {
+        Some(s) => s,
+        None if matches!(up.as_str(), "SKB_CONSUMED" | "SKB_NOT_DROPPED_YET") => &up[4..],
+        None => &up,
+    };
+    s.to_owned()
+}
+
+/// The specific entry for `reason`, or None.
+pub fn find(reason: &str) -> Option<&'static Entry> {
+    let r = normalize(reason);
+    all().find(|e| e.reason == r)
+}
+
+/// The specific entry for `reason`, else [`FALLBACK`].
+pub fn entry(reason: &str) -> &'static Entry {
+    find(reason).unwrap_or(&FALLBACK)
+}

@@ -1,0 +1,90 @@
+//! The knowledge base behind `netwhy explain` and the `drops` table hints:
+//! what a drop reason means, why it usually happens, what to check and what
+//! to change. Pure logic over static tables; nothing here touches the kernel.
+//!
+//! - [`kb`]: one [`kb::Entry`] per drop reason name.
+//! - [`refine`]: a more precise story when the reason alone is ambiguous and
+//!   the dropping function tells more (NOT_SPECIFIED at `ip_error`...).
+//! - [`lookup`] / [`hint`]: both combined.
+pub mod kb;
+pub mod refine;
+
+#[cfg(test)]
+mod tests;
+
+pub use kb::{Entry, FALLBACK, HINT_MAX};
+pub use refine::Refinement;
+
+/// Shown next to an entry that was not reproduced in netwhy's lab.
+pub const UNVERIFIED_NOTE: &str =
+    "unverified: written from the kernel sources, not reproduced in netwhy's lab on this kernel";
+
+/// The diagnosis for one (reason, function) pair: the reason's entry with a
+/// location refinement applied when one matches.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Explanation {
+    /// The reason as asked, normalized (`NO_SOCKET`), even when unknown.
+    pub reason: String,
+    /// The dropping function as given, without offset (`ip_error`).
+    pub function: String,
+    pub id: &'static str,
+    pub meaning: &'static str,
+    pub causes: &'static [&'static str],
+    pub checks: &'static [&'static str],
+    pub fixes: &'static [&'static str],
+    pub verified: bool,
+    pub hint: &'static str,
+    /// False when the reason has no specific entry (the fallback was used).
+    pub known: bool,
+    /// The refinement's id when the location changed the diagnosis.
+    pub refined_by: Option<&'static str>,
+}
+
+impl Explanation {
+    /// `None` for verified diagnoses, else [`UNVERIFIED_NOTE`].
+    pub fn caveat(&self) -> Option<&'static str> {
+        (!self.verified).then_some(UNVERIFIED_NOTE)
+    }
+}
+
+/// Explains a drop of `reason` at `function` (a symbol, with or without
+/// `+0x1c/0x2a0` or `.isra.0`; empty when unknown).
+pub fn lookup(reason: &str, function: &str) -> Explanation {
+    let entry = kb::find(reason);
+    let base = entry.unwrap_or(&FALLBACK);
+    let r = kb::normalize(reason);
+    let func = refine::normalize_function(function);
+    let mut x = Explanation {
+        reason: r.clone(),
+        function: func.to_owned(),
+        id: base.id,
+        meaning: base.meaning,
+        causes: base.causes,
+        checks: base.checks,
+        fixes: base.fixes,
+        verified: base.verified,
+        hint: base.hint,
+        known: entry.is_some(),
+        refined_by: None,
+    };
+    if let Some(rf) = refine::refine(&r, func) {
+        x.id = rf.id;
+        x.meaning = rf.meaning.unwrap_or(x.meaning);
+        x.causes = rf.causes.unwrap_or(x.causes);
+        x.checks = rf.checks.unwrap_or(x.checks);
+        x.fixes = rf.fixes.unwrap_or(x.fixes);
+        x.hint = rf.hint.unwrap_or(x.hint);
+        x.verified = rf.verified;
+        x.refined_by = Some(rf.id);
+    }
+    x
+}
+
+/// The short text for the `drops` table row of (reason, function).
+pub fn hint(reason: &str, function: &str) -> &'static str {
+    let r = kb::normalize(reason);
+    match refine::refine(&r, refine::normalize_function(function)).and_then(|rf| rf.hint) {
+        Some(h) => h,
+        None => kb::entry(&r).hint,
+    }
+}

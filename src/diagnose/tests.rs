@@ -1,0 +1,285 @@
+use std::collections::HashSet;
+
+use super::*;
+use crate::kernel::reasons::DropReasons;
+
+const FIXTURE: &str = include_str!("../../tests/fixtures/kernel/kfree_skb_format_6.18.txt");
+
+/// Reasons reproduced in netwhy's lab on 6.18 (the only ones marked verified).
+const VERIFIED: [&str; 9] = [
+    "NO_SOCKET",
+    "NETFILTER_DROP",
+    "IP_RPFILTER",
+    "SOCKET_RCVBUFF",
+    "IP_INNOROUTES",
+    "IP_INADDRERRORS",
+    "IP_INHDR",
+    "PKT_TOO_BIG",
+    "NOT_SPECIFIED",
+];
+
+/// The running kernel's reason names; the committed 6.18 fixture when
+/// BTF and tracefs are unreadable (not root) or the kernel has no reasons.
+fn kernel_reasons() -> Vec<String> {
+    let live = DropReasons::load().ok().filter(|r| r.has_reasons());
+    let r = live.unwrap_or_else(|| DropReasons::from_tracefs_format(FIXTURE).unwrap());
+    eprintln!("reason names from {:?}: {}", r.source(), r.iter().count());
+    r.iter().map(|(_, n)| n.to_owned()).collect()
+}
+
+fn is_kebab(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && !s.contains("--")
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[test]
+fn every_reason_of_the_running_kernel_has_an_entry() {
+    let missing: Vec<String> = kernel_reasons()
+        .into_iter()
+        .filter(|n| kb::find(n).is_none())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no knowledge-base entry for: {missing:?}"
+    );
+}
+
+#[test]
+fn every_reason_of_the_6_18_fixture_has_an_entry() {
+    let r = DropReasons::from_tracefs_format(FIXTURE).unwrap();
+    let names: Vec<&str> = r.iter().map(|(_, n)| n).collect();
+    assert!(
+        names.len() >= 126,
+        "fixture parsed to {} names",
+        names.len()
+    );
+    let missing: Vec<&&str> = names.iter().filter(|n| kb::find(n).is_none()).collect();
+    assert!(
+        missing.is_empty(),
+        "no knowledge-base entry for: {missing:?}"
+    );
+}
+
+#[test]
+fn no_duplicate_reasons() {
+    let mut seen = HashSet::new();
+    for e in kb::all() {
+        assert!(seen.insert(e.reason), "duplicate entry for {}", e.reason);
+    }
+}
+
+#[test]
+fn ids_are_unique_kebab_case() {
+    let mut seen = HashSet::new();
+    let ids = kb::all()
+        .map(|e| e.id)
+        .chain(refine::all().iter().map(|r| r.id))
+        .chain([FALLBACK.id]);
+    for id in ids {
+        assert!(is_kebab(id), "id {id:?} is not kebab-case");
+        assert!(seen.insert(id), "id {id:?} used twice");
+    }
+}
+
+#[test]
+fn hints_fit_the_table() {
+    let hints = kb::all()
+        .map(|e| (e.reason, e.hint))
+        .chain(
+            refine::all()
+                .iter()
+                .filter_map(|r| r.hint.map(|h| (r.id, h))),
+        )
+        .chain([("fallback", FALLBACK.hint)]);
+    for (who, h) in hints {
+        assert!(!h.is_empty(), "{who}: empty hint");
+        assert!(
+            h.chars().count() <= HINT_MAX,
+            "{who}: hint {h:?} is over {HINT_MAX} chars"
+        );
+        assert!(!h.contains('\n'), "{who}: hint has a newline");
+    }
+}
+
+#[test]
+fn entries_are_filled_in() {
+    for e in kb::all().filter(|e| !matches!(e.reason, "CONSUMED" | "NOT_DROPPED_YET")) {
+        assert!(!e.meaning.is_empty(), "{}: no meaning", e.reason);
+        assert!(!e.causes.is_empty(), "{}: no causes", e.reason);
+        assert!(!e.checks.is_empty(), "{}: no checks", e.reason);
+        assert!(!e.fixes.is_empty(), "{}: no fixes", e.reason);
+        assert!(
+            !e.meaning.contains("  "),
+            "{}: double space in meaning",
+            e.reason
+        );
+    }
+}
+
+#[test]
+fn verified_exactly_the_lab_reproduced_reasons() {
+    for e in kb::all() {
+        assert_eq!(
+            e.verified,
+            VERIFIED.contains(&e.reason),
+            "{}: verified flag does not match the lab list",
+            e.reason
+        );
+        if e.verified {
+            assert!(!e.fixes.is_empty(), "{}: verified without a fix", e.reason);
+        }
+    }
+    for r in refine::all().iter().filter(|r| r.verified) {
+        assert!(
+            VERIFIED.contains(&r.reason),
+            "{}: verified refinement of an unverified reason",
+            r.id
+        );
+        assert!(
+            r.fixes.is_some_and(|f| !f.is_empty()),
+            "{}: verified without a fix",
+            r.id
+        );
+    }
+}
+
+#[test]
+fn unverified_entries_say_so() {
+    let x = lookup("TCP_LISTEN_OVERFLOW", "tcp_v4_syn_recv_sock");
+    assert!(!x.verified);
+    assert_eq!(x.caveat(), Some(UNVERIFIED_NOTE));
+    assert_eq!(lookup("NO_SOCKET", "udp_rcv").caveat(), None);
+}
+
+#[test]
+fn refinements_refer_to_known_reasons() {
+    for r in refine::all() {
+        assert!(
+            kb::find(r.reason).is_some(),
+            "{}: unknown reason {}",
+            r.id,
+            r.reason
+        );
+        assert!(!r.functions.is_empty(), "{}: no functions", r.id);
+    }
+}
+
+#[test]
+fn refinements_take_precedence() {
+    let cases = [
+        (
+            "NOT_SPECIFIED",
+            "ip_error",
+            "route-blackhole-unreachable-prohibit",
+        ),
+        ("NOT_SPECIFIED", "__dev_forward_skb2", "veth-mtu-mismatch"),
+        ("NOT_SPECIFIED", "ip6_mc_input", "ipv6-multicast-not-joined"),
+        (
+            "NO_SOCKET",
+            "cookie_v4_check",
+            "syncookie-ack-accept-queue-full",
+        ),
+        ("NO_SOCKET", "ping_rcv", "ping-reply-no-ping-socket"),
+        ("NETFILTER_DROP", "nft_do_chain", "nftables-rule-drop"),
+        (
+            "NETFILTER_DROP",
+            "nf_hook_slow",
+            "iptables-legacy-rule-drop",
+        ),
+        (
+            "NETFILTER_DROP",
+            "ipt_do_table",
+            "iptables-legacy-rule-drop",
+        ),
+        (
+            "SOCKET_RCVBUFF",
+            "udp_queue_rcv_one_skb",
+            "udp-receive-buffer-full",
+        ),
+        (
+            "SOCKET_RCVBUFF",
+            "__udp_enqueue_schedule_skb",
+            "udp-receive-buffer-full",
+        ),
+        ("IP_INHDR", "ip_forward", "ttl-expired-forwarding"),
+        ("PKT_TOO_BIG", "ip_forward", "forward-exceeds-mtu"),
+        ("PKT_TOO_BIG", "ip6_forward", "forward-exceeds-mtu"),
+    ];
+    for (reason, func, id) in cases {
+        let x = lookup(reason, func);
+        assert_eq!(x.id, id, "{reason} at {func}");
+        assert_eq!(x.refined_by, Some(id));
+        assert!(x.known);
+        let rf = refine::refine(reason, func).unwrap();
+        assert_eq!(
+            hint(reason, func),
+            rf.hint.unwrap_or(kb::entry(reason).hint)
+        );
+        assert_ne!(
+            x.meaning,
+            kb::entry(reason).meaning,
+            "{id}: meaning not refined"
+        );
+    }
+}
+
+#[test]
+fn location_is_normalized() {
+    assert_eq!(
+        lookup("NOT_SPECIFIED", "ip_error+0x5c/0x2d0").id,
+        "route-blackhole-unreachable-prohibit"
+    );
+    assert_eq!(
+        lookup("no_socket", "cookie_v4_check.isra.0").id,
+        "syncookie-ack-accept-queue-full"
+    );
+    assert_eq!(
+        lookup("SKB_DROP_REASON_NETFILTER_DROP", "nft_do_chain [nf_tables]").id,
+        "nftables-rule-drop"
+    );
+    assert_eq!(
+        refine::normalize_function("  ip_forward+0x1/0x2 "),
+        "ip_forward"
+    );
+    assert_eq!(refine::normalize_function(""), "");
+}
+
+#[test]
+fn other_locations_keep_the_reason_entry() {
+    let x = lookup("NO_SOCKET", "tcp_v4_rcv");
+    assert_eq!(x.id, "no-socket");
+    assert_eq!(x.refined_by, None);
+    assert!(x.verified);
+    assert_eq!(hint("NO_SOCKET", "tcp_v4_rcv"), kb::entry("NO_SOCKET").hint);
+    assert_eq!(lookup("NOT_SPECIFIED", "").id, "not-specified");
+    // A function refined for one reason does not refine another.
+    assert_eq!(lookup("NO_SOCKET", "ip_error").id, "no-socket");
+}
+
+#[test]
+fn unknown_reasons_get_the_fallback() {
+    for r in ["SOME_FUTURE_REASON", "OPENVSWITCH:0x3", "UNKNOWN(4242)", ""] {
+        let x = lookup(r, "some_func");
+        assert!(!x.known, "{r}");
+        assert_eq!(x.id, FALLBACK.id);
+        assert_eq!(x.hint, FALLBACK.hint);
+        assert!(!x.verified);
+        assert_eq!(hint(r, "some_func"), FALLBACK.hint);
+    }
+    assert_eq!(
+        lookup("SOME_FUTURE_REASON", "f").reason,
+        "SOME_FUTURE_REASON"
+    );
+}
+
+#[test]
+fn explanation_serializes() {
+    let j = serde_json::to_value(lookup("IP_RPFILTER", "ip_rcv_finish")).unwrap();
+    assert_eq!(j["id"], "reverse-path-filter");
+    assert_eq!(j["verified"], true);
+    assert!(j["fixes"].as_array().is_some_and(|f| !f.is_empty()));
+}
