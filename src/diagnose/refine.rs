@@ -47,18 +47,6 @@ pub fn all() -> &'static [Refinement] {
     REFINEMENTS
 }
 
-const NONE: Refinement = Refinement {
-    reason: "",
-    functions: &[],
-    id: "",
-    meaning: None,
-    causes: None,
-    checks: None,
-    fixes: None,
-    hint: None,
-    verified: false,
-};
-
 static REFINEMENTS: &[Refinement] = &[
     Refinement {
         reason: "NOT_SPECIFIED",
@@ -81,7 +69,7 @@ static REFINEMENTS: &[Refinement] = &[
             "ip route show table all type blackhole; ip route show table all type unreachable; \
              ip route show table all type prohibit",
             "ip rule show",
-            "nstat -az IpInNoRoutes IpInAddrErrors",
+            "nstat -az IpExtInNoRoutes IpInAddrErrors",
         ]),
         fixes: Some(&[
             "Delete the route if it is not wanted: ip route del blackhole <prefix> (or \
@@ -200,7 +188,8 @@ static REFINEMENTS: &[Refinement] = &[
         causes: Some(&[
             "A `drop` or `reject` rule, or a chain policy `drop`, in an nftables table \
              (firewalld, ufw, docker, kube-proxy, libvirt and iptables-nft all create them).",
-            "A `ct state invalid drop` rule catching packets conntrack considers invalid.",
+            "A `ct state invalid drop` rule catching packets conntrack considers invalid, \
+             including packets with a bad checksum (net.netfilter.nf_conntrack_checksum=1).",
         ]),
         checks: Some(&[
             "nft list ruleset  (look for drop/reject and `policy drop`)",
@@ -326,12 +315,5 @@ static REFINEMENTS: &[Refinement] = &[
         ]),
         hint: Some("forwarded packet > out MTU: clamp MSS / fix MTU"),
         verified: true,
-    },
-    Refinement {
-        reason: "QUEUE_PURGE",
-        functions: &["skb_queue_purge_reason", "__skb_queue_purge_reason", "inet_sock_destruct"],
-        id: "queue-purge-socket-close",
-        hint: Some("queue freed when a socket closed: harmless"),
-        ..NONE
     },
 ];

@@ -47,7 +47,7 @@ pub(super) const ENTRIES: &[Entry] = &[
         [
             "ss -lntup  (is anything bound to the port, on which address?)",
             "ip netns identify; ss -lntup in the container's netns",
-            "nstat -az TcpExtTCPAbortOnData UdpNoPorts Udp6NoPorts TcpOutRsts",
+            "nstat -az UdpNoPorts Udp6NoPorts TcpOutRsts  (UDP: no port; TCP: RSTs sent)",
             "conntrack -L -p udp --dport <port>  (for replies to NATed requests)",
         ],
         [
@@ -141,7 +141,7 @@ pub(super) const ENTRIES: &[Entry] = &[
             "A length field that does not match the data (buggy sender or middlebox).",
         ],
         [
-            "nstat -az IpInHdrErrors IpInTruncatedPkts UdpInErrors",
+            "nstat -az IpInHdrErrors IpExtInTruncatedPkts UdpInErrors",
             "ethtool -S <dev> | grep -i -E 'err|crc'",
             "tcpdump -ni <dev> -vv  (look for truncated packets)",
         ],

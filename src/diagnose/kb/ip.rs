@@ -31,7 +31,7 @@ pub(super) const ENTRIES: &[Entry] = &[
         "bad IPv4 header checksum",
         "The IPv4 header checksum was wrong, so the packet was treated as corrupt.",
         ["Corruption on the wire or in a device; a sender or middlebox writing bad headers."],
-        ["nstat -az IpInCsumErrors", "ethtool -S <dev> | grep -i -E 'crc|err'"],
+        ["nstat -az IpExtInCsumErrors", "ethtool -S <dev> | grep -i -E 'crc|err'"],
         ["Find the corrupting link or device; test with offloads off (ethtool -K <dev> rx off tx off)."],
     ),
     entry!(
@@ -188,7 +188,7 @@ pub(super) const ENTRIES: &[Entry] = &[
         [
             "ip route get <dst> from <src> iif <in-dev>",
             "ip rule show; ip route show table all",
-            "nstat -az IpInNoRoutes Ip6InNoRoutes",
+            "nstat -az IpExtInNoRoutes Ip6InNoRoutes",
         ],
         ["Add the route: ip route add <prefix> via <gw> dev <dev> (or a default route)."],
     ),
