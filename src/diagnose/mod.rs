@@ -19,6 +19,13 @@ pub use refine::Refinement;
 pub const UNVERIFIED_NOTE: &str =
     "unverified: written from the kernel sources, not reproduced in netwhy's lab on this kernel";
 
+impl Entry {
+    /// `None` for verified entries, else [`UNVERIFIED_NOTE`].
+    pub fn caveat(&self) -> Option<&'static str> {
+        (!self.verified).then_some(UNVERIFIED_NOTE)
+    }
+}
+
 /// The diagnosis for one (reason, function) pair: the reason's entry with a
 /// location refinement applied when one matches.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -153,6 +153,13 @@ fn unverified_entries_say_so() {
     assert!(!x.verified);
     assert_eq!(x.caveat(), Some(UNVERIFIED_NOTE));
     assert_eq!(lookup("NO_SOCKET", "udp_rcv").caveat(), None);
+    assert_eq!(kb::entry("NEIGH_FAILED").caveat(), Some(UNVERIFIED_NOTE));
+    assert_eq!(kb::entry("IP_RPFILTER").caveat(), None);
+    // A refinement carries its own flag: seen on 6.18 but not in the lab.
+    let x = lookup("NO_SOCKET", "cookie_v4_check");
+    assert!(!x.verified);
+    assert!(x.caveat().is_some());
+    assert!(lookup("NETFILTER_DROP", "nft_do_chain").verified);
 }
 
 #[test]
