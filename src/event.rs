@@ -88,6 +88,8 @@ pub struct DropGroup {
     pub bytes: u64,
     /// Drops per second over the last interval.
     pub rate: f64,
+    /// One-line hint from the knowledge base (`netwhy explain` has the rest).
+    pub hint: &'static str,
 }
 
 /// Names raw kernel values. Holds the kernel facts loaded once at start.
@@ -189,12 +191,14 @@ impl Enricher {
         bytes: u64,
         rate: f64,
     ) -> DropGroup {
+        let location = self.location(key.location);
+        let hint = crate::diagnose::hint(&self.reasons.name(key.reason), &location.symbol);
         DropGroup {
             kind: "group",
             v: JSON_VERSION,
             reason: self.reasons.name(key.reason),
             reason_code: key.reason,
-            location: self.location(key.location),
+            location,
             netns: key.netns,
             netns_name: self.netns_name(key.netns),
             dev,
@@ -202,6 +206,7 @@ impl Enricher {
             count,
             bytes,
             rate,
+            hint,
         }
     }
 }

@@ -19,6 +19,8 @@ struct Cli {
 enum Cmd {
     /// Show packets the kernel drops: live table, or one line per drop.
     Drops(cli::drops::DropsArgs),
+    /// Capture drops for a while, then say for each group why and what to change.
+    Explain(cli::explain::ExplainArgs),
     /// Broken-network scenarios built from namespaces.
     #[command(subcommand)]
     Lab(cli::lab::LabCmd),
@@ -33,6 +35,7 @@ fn main() {
     let args = Cli::parse();
     let r = match args.cmd {
         Cmd::Drops(a) => cli::drops::run(a),
+        Cmd::Explain(a) => cli::explain::run(a),
         Cmd::Lab(c) => cli::lab::run(c),
         Cmd::Reasons => cli::reasons::run(),
         Cmd::Vmcore(c) => netwhy_vmcore::cli::run(c),

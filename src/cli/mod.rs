@@ -1,5 +1,6 @@
 //! Subcommands: thin adapters from parsed arguments to the library.
 pub mod drops;
+pub mod explain;
 pub mod lab;
 pub mod reasons;
 

@@ -10,8 +10,8 @@ pub fn render(groups: &[DropGroup], top: usize, footer: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:>9} {:>10}  {:<24} {:<34} {:<26} DEV",
-        "RATE/s", "COUNT", "REASON", "LOCATION", "NETNS"
+        "{:>9} {:>10}  {:<24} {:<34} {:<26} {:<12} HINT (netwhy explain: details)",
+        "RATE/s", "COUNT", "REASON", "LOCATION", "NETNS", "DEV"
     );
     for g in groups.iter().take(top) {
         let dev = match &g.dev {
@@ -21,13 +21,14 @@ pub fn render(groups: &[DropGroup], top: usize, footer: &str) -> String {
         };
         let _ = writeln!(
             s,
-            "{:>9.1} {:>10}  {:<24} {:<34} {:<26} {}",
+            "{:>9.1} {:>10}  {:<24} {:<34} {:<26} {:<12} {}",
             g.rate,
             g.count,
             truncate(&g.reason, 24),
             truncate(&g.location.to_string(), 34),
             truncate(&netns_label(g.netns, g.netns_name.as_deref()), 26),
-            dev
+            dev,
+            g.hint
         );
     }
     if groups.len() > top {
@@ -81,6 +82,7 @@ mod tests {
             count,
             bytes: 0,
             rate,
+            hint: "no listener on the destination port",
         }
     }
 
@@ -96,6 +98,7 @@ mod tests {
         assert_eq!(names, ["B", "C", "A"]);
         let out = render(&g, 2, "lost: 0");
         assert!(out.contains("__udp4_lib_rcv+0x1a"));
+        assert!(out.contains("no listener on the destination port"));
         assert!(out.contains("1 more groups"));
         assert!(out.trim_end().ends_with("lost: 0"));
     }

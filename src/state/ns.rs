@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NsError {
-    #[error("network namespace {0} has no ip-netns name and no process inside: it cannot be entered")]
+    #[error(
+        "network namespace {0} has no ip-netns name and no process inside: it cannot be entered"
+    )]
     NotFound(u32),
     #[error("entering {path}: {source} (needs root / CAP_SYS_ADMIN)")]
     Enter { path: String, source: io::Error },
@@ -93,7 +95,10 @@ mod tests {
         let ino = fs::metadata("/proc/self/ns/net").unwrap().ino() as u32;
         assert!(path_of(ino).is_some());
         if unsafe { libc::geteuid() } == 0 {
-            let seen = run_in(ino, || fs::metadata("/proc/thread-self/ns/net").unwrap().ino()).unwrap();
+            let seen = run_in(ino, || {
+                fs::metadata("/proc/thread-self/ns/net").unwrap().ino()
+            })
+            .unwrap();
             assert_eq!(seen, u64::from(ino));
         }
         assert!(matches!(run_in(1, || ()), Err(NsError::NotFound(1))));

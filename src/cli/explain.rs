@@ -1,0 +1,246 @@
+//! `netwhy explain`: capture drops for a while, group them, and say for each
+//! group what happened, why, and what to change.
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::capture::{Capture, CaptureSpec, Facts};
+use crate::cli::HookArg;
+use crate::diagnose::{self, Explanation};
+use crate::event::{DropEvent, Location, JSON_VERSION};
+use crate::filter::FilterArgs;
+use crate::output::text::netns_label;
+use crate::output::{json_line, Format};
+use crate::probe::drop::RawDrop;
+use crate::signals;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Capture this long before explaining (Ctrl-C explains at once).
+    #[arg(long, value_name = "SECS", default_value = "5")]
+    pub duration: f64,
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub output: Format,
+    /// Also explain drops that are normal on every box.
+    #[arg(long)]
+    pub all: bool,
+    /// Force the kernel hook.
+    #[arg(long, value_enum)]
+    pub hook: Option<HookArg>,
+}
+
+/// One explained group of drops.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub v: u32,
+    pub reason: String,
+    pub location: Location,
+    pub netns: u32,
+    pub netns_name: Option<String>,
+    pub dev: Option<String>,
+    pub count: u64,
+    /// Up to three distinct flows, as text.
+    pub flows: Vec<String>,
+    /// Diagnosis id (stable; the lab's scenarios name the one they expect).
+    pub cause: &'static str,
+    pub meaning: &'static str,
+    pub causes: &'static [&'static str],
+    /// Facts gathered for this group (kernel counts, live state).
+    pub evidence: Vec<String>,
+    pub checks: &'static [&'static str],
+    pub fix: &'static [&'static str],
+    /// high: reproduced in the lab and pinned by location; medium: reproduced;
+    /// low: written from kernel sources only.
+    pub confidence: &'static str,
+}
+
+type Key = (String, String, u32, Option<String>);
+
+pub fn run(args: ExplainArgs) -> Result<()> {
+    let stop = signals::stop_flag();
+    let facts = Facts::load().context("loading kernel facts")?;
+    let filter = args.filter.build(&facts.reasons)?;
+    let spec = CaptureSpec {
+        filter,
+        all: args.all,
+        events: true,
+        aggregate: false,
+        hook: args.hook.map(Into::into),
+        ring_bytes: 0,
+    };
+    let mut cap = Capture::start(&spec, facts)?;
+    eprintln!(
+        "netwhy: attached to {}/kfree_skb; capturing for {:.1}s (Ctrl-C to explain now)",
+        cap.probe.hook().as_str(),
+        args.duration
+    );
+    let queue: Rc<RefCell<Vec<RawDrop>>> = Rc::default();
+    let q = queue.clone();
+    let ring = cap.probe.ring(move |raw| q.borrow_mut().push(*raw))?;
+    let deadline = Instant::now() + Duration::from_secs_f64(args.duration.max(0.0));
+    let mut events: Vec<DropEvent> = Vec::new();
+    loop {
+        let finishing =
+            stop.load(std::sync::atomic::Ordering::Relaxed) || Instant::now() >= deadline;
+        match ring.poll(Duration::from_millis(20)) {
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => {}
+            r => r.context("polling ring buffer")?,
+        }
+        ring.consume().context("reading ring buffer")?;
+        for raw in queue.borrow_mut().drain(..) {
+            // Keep memory bounded on a flood: a few thousand samples suffice
+            // to group; the kernel counters below still count everything.
+            if events.len() < 100_000 {
+                events.push(cap.enricher.drop_event(&raw));
+            }
+        }
+        if finishing {
+            break;
+        }
+    }
+    drop(ring);
+    let counters = cap.probe.counters()?;
+    let findings = explain(&events);
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match args.output {
+        Format::Json => {
+            for f in &findings {
+                json_line(&mut out, f)?;
+            }
+            let s = crate::output::Summary::new(
+                cap.probe.hook().as_str(),
+                cap.started.elapsed().as_secs_f64(),
+                &counters,
+                events.len() as u64,
+                findings.len(),
+            );
+            json_line(&mut out, &s)?;
+        }
+        Format::Text => {
+            if findings.is_empty() {
+                writeln!(out, "no drops matched in {:.1}s", args.duration)?;
+            }
+            for (i, f) in findings.iter().enumerate() {
+                out.write_all(render(i + 1, f).as_bytes())?;
+            }
+            writeln!(
+                out,
+                "{} drops, {} hidden as known-harmless (--all shows them), {} lost",
+                counters.seen, counters.hidden, counters.lost
+            )?;
+        }
+    }
+    out.flush().or_else(|e| {
+        if crate::output::is_broken_pipe(&e) {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })?;
+    Ok(())
+}
+
+/// Group events by (reason, function, netns, dev) and explain each group,
+/// biggest first.
+pub fn explain(events: &[DropEvent]) -> Vec<Finding> {
+    let mut groups: BTreeMap<Key, Vec<&DropEvent>> = BTreeMap::new();
+    for e in events {
+        groups
+            .entry((
+                e.reason.clone(),
+                e.location.symbol.clone(),
+                e.netns,
+                e.dev.clone(),
+            ))
+            .or_default()
+            .push(e);
+    }
+    let mut findings: Vec<Finding> = groups.into_values().map(|evs| finding(&evs)).collect();
+    findings.sort_by(|a, b| b.count.cmp(&a.count));
+    findings
+}
+
+fn finding(evs: &[&DropEvent]) -> Finding {
+    let first = evs[0];
+    let x: Explanation = diagnose::lookup(&first.reason, &first.location.symbol);
+    let mut flows: Vec<String> = Vec::new();
+    for e in evs {
+        let f = e.flow.to_string();
+        if !flows.contains(&f) {
+            flows.push(f);
+            if flows.len() == 3 {
+                break;
+            }
+        }
+    }
+    let mut evidence = vec![format!(
+        "the kernel reported {} drop(s) with reason {} at {}",
+        evs.len(),
+        first.reason,
+        first.location
+    )];
+    if let Some(c) = x.caveat() {
+        evidence.push(c.to_string());
+    }
+    let confidence = match (x.verified, x.refined_by.is_some()) {
+        (true, true) => "high",
+        (true, false) => "medium",
+        _ => "low",
+    };
+    Finding {
+        kind: "finding",
+        v: JSON_VERSION,
+        reason: first.reason.clone(),
+        location: first.location.clone(),
+        netns: first.netns,
+        netns_name: first.netns_name.clone(),
+        dev: first.dev.clone(),
+        count: evs.len() as u64,
+        flows,
+        cause: x.id,
+        meaning: x.meaning,
+        causes: x.causes,
+        evidence,
+        checks: x.checks,
+        fix: x.fixes,
+        confidence,
+    }
+}
+
+fn render(n: usize, f: &Finding) -> String {
+    let mut s = format!(
+        "[{n}] {}x {} at {}  netns={} dev={}\n",
+        f.count,
+        f.reason,
+        f.location,
+        netns_label(f.netns, f.netns_name.as_deref()),
+        f.dev.as_deref().unwrap_or("-")
+    );
+    for fl in &f.flows {
+        s += &format!("    flow:  {fl}\n");
+    }
+    s += &format!("    what:  {}\n", f.meaning);
+    for c in f.causes.iter().take(3) {
+        s += &format!("    why:   {c}\n");
+    }
+    for e in &f.evidence {
+        s += &format!("    seen:  {e}\n");
+    }
+    for c in f.checks.iter().take(3) {
+        s += &format!("    check: {c}\n");
+    }
+    for x in f.fix {
+        s += &format!("    fix:   {x}\n");
+    }
+    s += &format!("    diagnosis: {} (confidence {})\n", f.cause, f.confidence);
+    s
+}
