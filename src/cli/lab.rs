@@ -177,6 +177,11 @@ fn render(r: &Report, incident: &str) -> String {
         );
     }
     s += &format!(
+        "   explain:  {} (scenario expects {})\n",
+        r.explained.unwrap_or("no finding"),
+        r.diagnosis
+    );
+    s += &format!(
         "   result:   {} in {} ms, lost {}\n",
         if r.pass { "PASS" } else { "FAIL" },
         r.elapsed_ms,

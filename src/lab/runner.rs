@@ -44,6 +44,10 @@ pub struct Report {
     pub scenario: &'static str,
     pub summary: &'static str,
     pub diagnosis: &'static str,
+    /// What `netwhy explain` concludes from the same events (first finding's
+    /// cause id). Compared with `diagnosis` by issue 4's acceptance; shown
+    /// here so a mismatch is visible today.
+    pub explained: Option<&'static str>,
     pub trigger: String,
     pub notes: Vec<String>,
     /// Why this kernel is not affected by the modelled incident, if so.
@@ -139,6 +143,9 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
         scenario: s.name(),
         summary: s.summary(),
         diagnosis: s.diagnosis(),
+        explained: crate::diagnose::finding::explain(&events)
+            .first()
+            .map(|f| f.cause),
         trigger: outcome.text,
         notes: outcome.notes,
         not_affected: outcome.not_affected,
