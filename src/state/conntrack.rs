@@ -486,3 +486,93 @@ pub fn parse_tuple(b: &[u8]) -> Option<Tuple> {
     }
     Some(Tuple::new(proto, src?, sport, dst?, dport))
 }
+
+// The fixtures hold native-endian netlink headers captured on x86_64.
+#[cfg(all(test, target_endian = "little"))]
+mod tests {
+    use super::*;
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    // Captured from 6.18 on the lab router: a datagram from 198.18.1.2 to
+    // the router's 198.18.1.1:53, DNATed to 198.18.2.2 (nothing answered),
+    // and an un-NATed datagram to the router's own 198.18.1.1:5300.
+    const DNAT: &str = "02000000340001801400018008000100c612010208000200c61201011c000280050001001100000006000200a3f800000600030000350000340002801400018008000100c612020208000200c61201021c0002800500010011000000060002000035000006000300a3f8000008000300000001a8080008000000000008000c00b59fdd9308000b0000000001080007000000001d";
+    const PLAIN: &str = "02000000340001801400018008000100c612010208000200c61201011c000280050001001100000006000200b19600000600030014b40000340002801400018008000100c612010108000200c61201021c00028005000100110000000600020014b4000006000300b19600000800030000000188080008000000000008000c000a63255d08000b0000000001080007000000001d";
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_dnat_entry() {
+        let e = parse_ct_msg(&unhex(DNAT)).unwrap();
+        assert_eq!(
+            e.orig,
+            Tuple::new(17, ip("198.18.1.2"), 0xa3f8, ip("198.18.1.1"), 53)
+        );
+        assert_eq!(
+            e.reply,
+            Tuple::new(17, ip("198.18.2.2"), 53, ip("198.18.1.2"), 0xa3f8)
+        );
+        assert_eq!(
+            e.flags(),
+            vec!["CONFIRMED", "DST_NAT", "SRC_NAT_DONE", "DST_NAT_DONE"]
+        );
+        assert!(e.has(status::DST_NAT) && !e.has(status::SRC_NAT) && !e.has(status::SEEN_REPLY));
+        assert_eq!((e.timeout, e.mark, e.tcp_state, e.zone), (29, 0, None, 0));
+        assert_eq!(e.id, 0xb59fdd93);
+        assert!(e.matches(&e.reply) && e.matches(&e.orig));
+        assert!(e.touches(17, ip("198.18.2.2"), 53));
+        assert_eq!(
+            e.to_string(),
+            "udp 198.18.1.2:41976 -> 198.18.1.1:53 | reply udp 198.18.2.2:53 -> 198.18.1.2:41976 \
+             [CONFIRMED,DST_NAT,SRC_NAT_DONE,DST_NAT_DONE] timeout 29s"
+        );
+    }
+
+    #[test]
+    fn explains_reply_from_wrong_source() {
+        let e = parse_ct_msg(&unhex(DNAT)).unwrap();
+        assert_eq!(explain_nat_mismatch(&e, &e.reply), None);
+        let stray = Tuple::new(17, ip("198.18.2.9"), 53, ip("198.18.1.2"), 0xa3f8);
+        let why = explain_nat_mismatch(&e, &stray).unwrap();
+        assert!(
+            why.starts_with("DNAT rewrote the destination 198.18.1.1:53 to 198.18.2.2:53."),
+            "{why}"
+        );
+        assert!(
+            why.contains("it comes from 198.18.2.9:53, which is not the DNAT target"),
+            "{why}"
+        );
+        assert!(why.contains("NO_SOCKET"), "{why}");
+        assert!(
+            why.contains("expects its answer from 198.18.1.1:53"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn plain_entry_has_no_nat() {
+        let e = parse_ct_msg(&unhex(PLAIN)).unwrap();
+        assert_eq!(e.orig.reversed(), e.reply);
+        assert!(!e.has(status::DST_NAT) && !e.has(status::SRC_NAT));
+        let other = Tuple::new(17, ip("198.18.1.1"), 5301, e.orig.src, e.orig.sport);
+        let why = explain_nat_mismatch(&e, &other).unwrap();
+        assert!(why.starts_with("no NAT on udp"), "{why}");
+        assert!(!why.contains("NO_SOCKET"), "{why}");
+    }
+
+    #[test]
+    fn truncated_message_is_rejected() {
+        let b = unhex(DNAT);
+        assert!(parse_ct_msg(&b[..30]).is_none());
+        assert!(parse_ct_msg(&b[..2]).is_none());
+        assert_eq!(dump_request(), vec![0, 0, 0, 0]);
+    }
+}

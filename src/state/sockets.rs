@@ -614,3 +614,116 @@ pub(crate) mod nl {
         })
     }
 }
+
+// The fixtures hold native-endian netlink headers captured on x86_64.
+#[cfg(all(test, target_endian = "little"))]
+mod tests {
+    use super::*;
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    // Captured from 6.18 (x86_64, so native-endian fields are little endian):
+    // a UDP socket on 198.18.1.1:5300 holding one queued datagram, a UDP
+    // socket on [::]:5303 (dual stack), a TCP listener on 0.0.0.0:5304
+    // with std's default backlog of 128.
+    const UDP4: &str = "0207000014b40000c612010100000000000000000000000000000000000000000000000000000000000000000600000000000000000000004003000000000000000000005bf80200050008000000000008000f00000000000c001500010000000000000006001600500000002800070040030000004003000000000000400300c00c000000000000000000000000000000000000";
+    const UDP6: &str = "0a07000014b700000000000000000000000000000000000000000000000000000000000000000000000000000700000000000000000000000000000000000000000000005cf80200050008000000000005000b000000000008000f00000000000c0015000100000000000000060016001000000028000700000000000040030000000000004003000000000000000000000000000000000000000000";
+    const TCP4: &str = "020a000014b800000000000000000000000000000000000000000000000000000000000000000000000000000800000000000000000000000000000080000000000000005df80200050008000000000008000f00000000000c0015000100000000000000060016005200000028000700000000000000020000000000004000000000000000000000000000000000000000000000";
+
+    #[test]
+    fn parses_udp4_with_meminfo() {
+        let s = parse_diag_msg(&unhex(UDP4), Proto::Udp).unwrap();
+        assert_eq!(s.local, "198.18.1.1:5300".parse().unwrap());
+        assert_eq!(s.remote, "0.0.0.0:0".parse().unwrap());
+        assert_eq!(s.state_name(), "UNCONN");
+        assert!(s.is_listener());
+        assert_eq!((s.rqueue, s.wqueue, s.uid, s.inode), (832, 0, 0, 0x2f85b));
+        let m = s.mem.unwrap();
+        assert_eq!((m.rmem_alloc, m.rcvbuf, m.drops), (832, 212992, 0));
+        assert_eq!(s.accept_queue(), None);
+        assert!(!s.v6only);
+    }
+
+    #[test]
+    fn parses_udp6_dual_stack() {
+        let s = parse_diag_msg(&unhex(UDP6), Proto::Udp).unwrap();
+        assert_eq!(s.local, "[::]:5303".parse().unwrap());
+        assert!(!s.v6only);
+        assert!(s.accepts("198.18.1.1:5303".parse().unwrap(), None));
+        assert!(s.accepts("[fd00::1]:5303".parse().unwrap(), None));
+        let mut only6 = s.clone();
+        only6.v6only = true;
+        assert!(!only6.accepts("198.18.1.1:5303".parse().unwrap(), None));
+    }
+
+    #[test]
+    fn parses_tcp_listener_backlog() {
+        let s = parse_diag_msg(&unhex(TCP4), Proto::Tcp).unwrap();
+        assert_eq!(s.state_name(), "LISTEN");
+        assert_eq!(s.accept_queue(), Some((0, 128)));
+        assert_eq!(s.local.port(), 5304);
+        assert!(parse_diag_msg(&unhex(TCP4)[..40], Proto::Tcp).is_none());
+    }
+
+    #[test]
+    fn request_layout() {
+        let r = diag_request(libc::AF_INET6 as u8, Proto::Tcp);
+        assert_eq!(r.len(), 56);
+        assert_eq!(&r[..8], &[10, 6, 1 << 6, 0, 0xff, 0xff, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn pick_prefers_specific_and_explains_loopback_only() {
+        let udp = parse_diag_msg(&unhex(UDP4), Proto::Udp).unwrap();
+        let mut wild = udp.clone();
+        wild.local = "0.0.0.0:5300".parse().unwrap();
+        wild.inode = 7;
+        let all = [wild.clone(), udp.clone()];
+        let peer: SocketAddr = "198.18.1.2:4000".parse().unwrap();
+        let to = |a: &str| pick(&all, Proto::Udp, a.parse().unwrap(), peer).map(|s| s.inode);
+        assert_eq!(to("198.18.1.1:5300"), Some(udp.inode));
+        assert_eq!(to("10.0.0.1:5300"), Some(7));
+        assert_eq!(to("10.0.0.1:5301"), None);
+
+        let mut lo = udp.clone();
+        lo.local = "127.0.0.1:5300".parse().unwrap();
+        let why = explain_no_socket_in(
+            &[lo.clone()],
+            Proto::Udp,
+            "198.18.1.1:5300".parse().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            why,
+            "udp port 5300 is in use, but only on 127.0.0.1:5300: nothing accepts 198.18.1.1 there"
+        );
+        assert_eq!(
+            explain_no_socket_in(&[lo], Proto::Udp, "127.0.0.1:5300".parse().unwrap()),
+            None
+        );
+        assert_eq!(
+            explain_no_socket_in(&[], Proto::Udp, "127.0.0.1:5300".parse().unwrap()),
+            None
+        );
+
+        let mut conn = udp;
+        conn.remote = "198.18.1.9:53".parse().unwrap();
+        assert!(!conn.accepts("198.18.1.1:5300".parse().unwrap(), Some(peer)));
+        assert!(conn.accepts(
+            "198.18.1.1:5300".parse().unwrap(),
+            Some("198.18.1.9:53".parse().unwrap())
+        ));
+    }
+
+    #[test]
+    fn attrs_stop_on_truncation() {
+        let b = [8u8, 0, 1, 0, 1, 2, 3, 4, 9, 0, 2, 0, 1];
+        let v: Vec<_> = nl::attrs(&b).collect();
+        assert_eq!(v, vec![(1u16, &[1u8, 2, 3, 4][..])]);
+    }
+}
