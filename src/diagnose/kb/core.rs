@@ -5,7 +5,7 @@ pub(super) const ENTRIES: &[Entry] = &[
     entry!(
         NOT_SPECIFIED,
         "not-specified",
-        true,
+        false,
         "no reason given: the drop location tells the story",
         "The kernel code that freed the packet did not set a reason. Only the dropping \
          function says what happened.",

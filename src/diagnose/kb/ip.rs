@@ -6,7 +6,7 @@ pub(super) const ENTRIES: &[Entry] = &[
     entry!(
         UDP_CSUM,
         "udp-bad-checksum",
-        false,
+        true,
         "bad UDP checksum: corrupt packet or offload bug",
         "The UDP checksum did not match the data, so the datagram was discarded as corrupt.",
         [
@@ -389,7 +389,7 @@ pub(super) const ENTRIES: &[Entry] = &[
     entry!(
         NEIGH_FAILED,
         "neighbour-resolution-failed",
-        false,
+        true,
         "next hop did not answer ARP/NDP: host down?",
         "The next hop's MAC address could not be resolved: ARP or neighbour solicitations \
          went unanswered, so packets waiting for it were dropped.",
@@ -411,7 +411,7 @@ pub(super) const ENTRIES: &[Entry] = &[
     entry!(
         NEIGH_QUEUEFULL,
         "neighbour-queue-full",
-        false,
+        true,
         "too many packets waiting for ARP/NDP resolution",
         "Packets were queued while the next hop's MAC was being resolved, and the per-entry \
          queue overflowed.",
