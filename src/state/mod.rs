@@ -3,3 +3,5 @@
 //! namespace where the drop happened. Netlink and procfs only: no shelling
 //! out to ip/nft/conntrack/ss.
 pub mod ns;
+pub mod conntrack;
+pub mod sockets;
