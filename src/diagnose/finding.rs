@@ -52,7 +52,7 @@ pub fn explain(events: &[DropEvent]) -> Vec<Finding> {
             .push(e);
     }
     let mut findings: Vec<Finding> = groups.into_values().map(|evs| finding(&evs)).collect();
-    findings.sort_by(|a, b| b.count.cmp(&a.count));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.count));
     findings
 }
 

@@ -2,6 +2,6 @@
 //! conntrack, firewall rules and counters, each looked up in the network
 //! namespace where the drop happened. Netlink and procfs only: no shelling
 //! out to ip/nft/conntrack/ss.
-pub mod ns;
 pub mod conntrack;
+pub mod ns;
 pub mod sockets;
