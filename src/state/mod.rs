@@ -3,5 +3,9 @@
 //! namespace where the drop happened. Netlink and procfs only: no shelling
 //! out to ip/nft/conntrack/ss.
 pub mod conntrack;
+pub mod counters;
+pub mod neigh;
 pub mod ns;
+pub mod route;
 pub mod sockets;
+pub mod sysctl;
