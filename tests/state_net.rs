@@ -163,6 +163,37 @@ fn reverse_path_points_to_the_other_interface() {
     let ok = route::reverse_path(rtr, ip("198.18.1.2"), "eth0").unwrap();
     assert_eq!(ok.verdict, RpVerdict::Pass, "{ok:?}");
 
+    // A source that is one of the router's own addresses is martian.
+    let own = route::reverse_path(rtr, ip("198.18.2.1"), "eth0").unwrap();
+    assert_eq!(own.route.kind, RouteType::Local, "{own:?}");
+    assert_eq!(own.verdict, RpVerdict::FailStrict, "{own:?}");
+
+    // Multipath: any nexthop on the incoming interface passes strict mode.
+    lab.ip(
+        "rtr",
+        &[
+            "route",
+            "add",
+            "198.18.50.0/24",
+            "nexthop",
+            "via",
+            "198.18.1.2",
+            "dev",
+            "eth0",
+            "nexthop",
+            "via",
+            "198.18.2.2",
+            "dev",
+            "eth1",
+        ],
+    )
+    .unwrap();
+    for dev in ["eth0", "eth1"] {
+        let mp = route::reverse_path(rtr, ip("198.18.50.1"), dev).unwrap();
+        assert_eq!(mp.route.nexthops, ["eth0", "eth1"], "{mp:?}");
+        assert_eq!(mp.verdict, RpVerdict::Pass, "{dev}: {mp:?}");
+    }
+
     // Loose mode only needs some route back.
     lab.sysctl("rtr", "net.ipv4.conf.all.rp_filter", "2")
         .unwrap();
@@ -251,4 +282,49 @@ fn counters_delta_shows_udp_noports() {
     assert!(Counters::moved(&d, "dev:eth0:rx_packets") >= 3, "{d:?}");
     // The counters are the server namespace's own: the host did not move.
     assert_eq!(before.get("dev:eth1:rx_packets"), None);
+}
+
+/// The verdict agrees with the kernel: a spoofed source that strict
+/// rp_filter refuses moves TcpExt:IPReversePathFilter on the router.
+#[test]
+fn reverse_path_verdict_matches_kernel_counter() {
+    if !root_or_skip("reverse_path_verdict_matches_kernel_counter") {
+        return;
+    }
+    let mut lab = Lab::new().unwrap();
+    lab.routed().unwrap();
+    lab.sysctl("rtr", "net.ipv4.conf.all.rp_filter", "1")
+        .unwrap();
+    let rtr = lab.ns("rtr").inode;
+    let mac = lab.mac("rtr", "eth0").unwrap();
+    let cli = lab.ns("cli").name.clone();
+    for (src, fails) in [("198.18.2.2", true), ("198.18.1.2", false)] {
+        let verdict = route::reverse_path(rtr, ip(src), "eth0").unwrap().verdict;
+        assert_eq!(
+            verdict == RpVerdict::FailStrict,
+            fails,
+            "{src}: {verdict:?}"
+        );
+        let before = counters::read_all(rtr).unwrap();
+        let pkt = traffic::ipv4_udp(
+            src.parse().unwrap(),
+            "198.18.1.1".parse().unwrap(),
+            4000,
+            9,
+            b"rpf",
+            false,
+        );
+        traffic::packet_send(&cli, "eth0", mac, pkt, 2).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let moved = loop {
+            let d = Counters::delta(&before, &counters::read_all(rtr).unwrap());
+            let m = Counters::moved(&d, "TcpExt:IPReversePathFilter");
+            let seen = Counters::moved(&d, "dev:eth0:rx_packets") >= 2;
+            if (seen && m >= 2) || Instant::now() > deadline {
+                break m;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(moved, if fails { 2 } else { 0 }, "{src}");
+    }
 }

@@ -159,6 +159,9 @@ pub struct Route {
     pub prefix: Option<Prefix>,
     /// Errno the lookup failed with, when the route discards (see module doc).
     pub errno: Option<i32>,
+    /// Devices of every nexthop of the matching entry when it is multipath
+    /// (RTA_MULTIPATH); empty for a single-path route (see `dev`).
+    pub nexthops: Vec<String>,
 }
 
 /// `ip route get` for `flow` inside netns `ino`.
@@ -194,7 +197,9 @@ pub fn get_here(flow: &Flow) -> Result<Route, RouteError> {
             if let Ok(req) = build_get(flow, dst, nl::RTM_F_FIB_MATCH) {
                 if let Ok(msgs) = sock.request(nl::RTM_GETROUTE, 0, &req) {
                     if let Some(m) = msgs.iter().find(|m| m.ty == nl::RTM_NEWROUTE) {
-                        route.prefix = parse_route(&m.body).prefix;
+                        let entry = parse_route(&m.body);
+                        route.prefix = entry.prefix;
+                        route.nexthops = entry.nexthops;
                     }
                 }
             }
@@ -212,6 +217,7 @@ pub fn get_here(flow: &Flow) -> Result<Route, RouteError> {
                 prefsrc: None,
                 table: None,
                 prefix: None,
+                nexthops: Vec::new(),
                 errno: Some(errno),
             };
             if let Some(t) = kind.rtm() {
@@ -282,6 +288,22 @@ fn u32_of(b: &[u8]) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(..4)?.try_into().ok()?))
 }
 
+/// Devices of a RTA_MULTIPATH payload: a list of `struct rtnexthop`
+/// (len u16, flags u8, hops u8, ifindex i32, then attributes).
+fn multipath_devs(mut b: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    while b.len() >= 8 {
+        let len = usize::from(u16::from_ne_bytes([b[0], b[1]]));
+        if len < 8 || len > b.len() {
+            break;
+        }
+        let index = u32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
+        out.push(nl::ifname(index).unwrap_or_else(|| format!("if{index}")));
+        b = &b[nl::align(len).min(b.len())..];
+    }
+    out
+}
+
 fn parse_route(body: &[u8]) -> Route {
     let mut r = Route {
         kind: RouteType::Other(0),
@@ -290,6 +312,7 @@ fn parse_route(body: &[u8]) -> Route {
         prefsrc: None,
         table: None,
         prefix: None,
+        nexthops: Vec::new(),
         errno: None,
     };
     if body.len() < 12 {
@@ -306,6 +329,7 @@ fn parse_route(body: &[u8]) -> Route {
             nl::RTA_GATEWAY => r.gateway = ip_from(v),
             nl::RTA_PREFSRC => r.prefsrc = ip_from(v),
             nl::RTA_TABLE => r.table = u32_of(v),
+            nl::RTA_MULTIPATH => r.nexthops = multipath_devs(v),
             _ => {}
         }
     }
@@ -400,24 +424,53 @@ pub enum RpVerdict {
 
 /// Reverse-path validation as `fib_validate_source()` does it for
 /// rp_filter: look up the packet's SOURCE as a destination and compare the
-/// interface the answer leaves through with `came_in`. The kernel's own
-/// check also accepts any nexthop of a multipath route and honours
-/// `src_valid_mark`; a single-path lookup without mark approximates it.
+/// interface the answer leaves through with `came_in`.
+///
+/// Strict (1): a nexthop of the route back must be `came_in` (any nexthop
+/// of a multipath route counts, as in the kernel). Loose (2): a unicast
+/// route back must exist. In both modes a route back that is not unicast
+/// (local: the source is one of our own addresses; blackhole...) fails, as
+/// the kernel's `res.type != RTN_UNICAST` check does (accept_local ignored).
 pub fn reverse_path(ino: u32, source: IpAddr, came_in: &str) -> Result<ReversePath, RouteError> {
-    let came_in = came_in.to_string();
-    ns::run_in(ino, move || reverse_path_here(source, &came_in))?
+    reverse_path_marked(ino, source, came_in, 0)
 }
 
-/// [`reverse_path`] in the calling thread's own network namespace.
-pub fn reverse_path_here(source: IpAddr, came_in: &str) -> Result<ReversePath, RouteError> {
-    let route = get_here(&Flow::to(source))?;
+/// [`reverse_path`] for a packet carrying skb mark `mark`: the kernel uses
+/// the mark in the reverse lookup only when `src_valid_mark` is set, so do
+/// we.
+pub fn reverse_path_marked(
+    ino: u32,
+    source: IpAddr,
+    came_in: &str,
+    mark: u32,
+) -> Result<ReversePath, RouteError> {
+    let came_in = came_in.to_string();
+    ns::run_in(ino, move || reverse_path_here(source, &came_in, mark))?
+}
+
+/// [`reverse_path_marked`] in the calling thread's own network namespace.
+pub fn reverse_path_here(
+    source: IpAddr,
+    came_in: &str,
+    mark: u32,
+) -> Result<ReversePath, RouteError> {
+    let valid_mark = |k: &str| sysctl::read_here(k).is_ok_and(|v| v.trim() != "0");
+    let use_mark = mark != 0
+        && (valid_mark("net.ipv4.conf.all.src_valid_mark")
+            || valid_mark(&sysctl::dev_key("net.ipv4.conf", came_in, "src_valid_mark")));
+    let mut flow = Flow::to(source);
+    if use_mark {
+        flow = flow.mark(mark);
+    }
+    let route = get_here(&flow)?;
     let rp_filter = sysctl::rp_filter_here(came_in)?;
+    let unicast = route.kind == RouteType::Unicast;
+    let via_came_in =
+        route.dev.as_deref() == Some(came_in) || route.nexthops.iter().any(|d| d == came_in);
     let verdict = match rp_filter.2 {
         0 => RpVerdict::Off,
-        1 if route.kind.discards() || route.dev.as_deref() != Some(came_in) => {
-            RpVerdict::FailStrict
-        }
-        2 if route.kind.discards() => RpVerdict::FailLoose,
+        1 if !unicast || !via_came_in => RpVerdict::FailStrict,
+        2 if !unicast => RpVerdict::FailLoose,
         _ => RpVerdict::Pass,
     };
     Ok(ReversePath {
@@ -455,6 +508,7 @@ pub(crate) mod nl {
     pub const RTA_GATEWAY: u16 = 5;
     pub const RTA_PREFSRC: u16 = 7;
     pub const RTA_TABLE: u16 = 15;
+    pub const RTA_MULTIPATH: u16 = 9;
     pub const RTA_MARK: u16 = 16;
 
     static SEQ: AtomicU32 = AtomicU32::new(1);
