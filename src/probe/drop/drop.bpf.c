@@ -301,9 +301,14 @@ static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u3
 	if (cfg_ifindex_filter && ifindex != cfg_ifindex)
 		return 0;
 
-	e = bpf_map_lookup_elem(&scratch, &zero);
-	if (!e)
-		return 0;
+	/* The scratch event is needed only to stream events or to look at
+	 * names and headers; the plain aggregate path never touches it. */
+	e = 0;
+	if (cfg_events || cfg_ifname_filter || need_flow_filter()) {
+		e = bpf_map_lookup_elem(&scratch, &zero);
+		if (!e)
+			return 0;
+	}
 	bool have_name = false;
 	if (cfg_ifname_filter || cfg_events) {
 		read_ifname(dev, e->ifname);
@@ -323,8 +328,8 @@ static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u3
 	if (cfg_mark_filter && (mark & cfg_mark_mask) != cfg_mark)
 		return 0;
 
-	e->protocol = bpf_ntohs(RD(btf, skb, protocol));
-	if (cfg_events || need_flow_filter()) {
+	if (e && (cfg_events || need_flow_filter())) {
+		e->protocol = bpf_ntohs(RD(btf, skb, protocol));
 		grab_headers(skb, e);
 		if (need_flow_filter() && !flow_matches(e))
 			return 0;
@@ -356,7 +361,7 @@ static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u3
 			v->bytes += len;
 		} else {
 			struct nw_agg_val init = { .count = 1, .bytes = len };
-			if (have_name)
+			if (have_name && e)
 				__builtin_memcpy(init.ifname, e->ifname, NW_IFNAMSIZ);
 			else
 				read_ifname(dev, init.ifname);
@@ -373,7 +378,7 @@ static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u3
 		}
 	}
 
-	if (cfg_events) {
+	if (cfg_events && e) {
 		e->time_ns = bpf_ktime_get_ns();
 		e->skbaddr = (__u64)skb;
 		e->location = location;
