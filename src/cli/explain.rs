@@ -78,7 +78,12 @@ pub fn run(args: ExplainArgs) -> Result<()> {
     }
     drop(ring);
     let counters = cap.probe.counters()?;
-    let findings = explain(&events);
+    let mut findings = explain(&events);
+    for f in &mut findings {
+        // Live state, looked up in the namespace of the drop, right now.
+        f.evidence
+            .extend(crate::diagnose::evidence::gather(&f.sample));
+    }
     let mut out = io::BufWriter::new(io::stdout().lock());
     match args.output {
         Format::Json => {

@@ -32,6 +32,9 @@ pub struct Finding {
     /// high: reproduced in the lab and pinned by location; medium: reproduced;
     /// low: written from kernel sources only.
     pub confidence: &'static str,
+    /// One event of the group, for collectors that look up live state.
+    #[serde(skip)]
+    pub sample: DropEvent,
 }
 
 type Key = (String, String, u32, Option<String>);
@@ -100,5 +103,6 @@ fn finding(evs: &[&DropEvent]) -> Finding {
         checks: x.checks,
         fix: x.fixes,
         confidence,
+        sample: first.clone(),
     }
 }

@@ -6,6 +6,7 @@
 //! - [`refine`]: a more precise story when the reason alone is ambiguous and
 //!   the dropping function tells more (NOT_SPECIFIED at `ip_error`...).
 //! - [`lookup`] / [`hint`]: both combined.
+pub mod evidence;
 pub mod finding;
 pub mod kb;
 pub mod refine;
