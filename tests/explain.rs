@@ -128,3 +128,63 @@ fn rp_filter_finding_shows_the_reverse_path() {
     assert!(evidence.contains("dev lo"), "{evidence}");
     assert!(evidence.contains("strict mode"), "{evidence}");
 }
+
+#[test]
+fn nft_drop_finding_names_the_rule_via_nftrace() {
+    if !root_or_skip("explain nftrace") {
+        return;
+    }
+    let mut lab = Lab::new().unwrap();
+    lab.routed().unwrap();
+    lab.nft(
+        "rtr",
+        "table inet nwlab_filter {\n  chain forward {\n    type filter hook forward priority filter; policy accept;\n    tcp dport 443 drop comment \"netwhy lab: block https\"\n  }\n}\n",
+    )
+    .unwrap();
+    let rtr = lab.ns("rtr").clone();
+    let handle = netwhy::state::nftrace::rules(rtr.inode, 1, "nwlab_filter", "forward")
+        .unwrap()
+        .first()
+        .expect("the planted rule")
+        .handle;
+    let r = start(&[
+        "explain",
+        "--netns",
+        &rtr.name,
+        "--duration",
+        "3",
+        "-o",
+        "json",
+    ]);
+    // The first SYN is dropped and arms nftrace; the next attempts are traced.
+    for _ in 0..3 {
+        let _ = traffic::tcp_connect(
+            &lab.ns("cli").name,
+            "198.18.2.2:443".parse().unwrap(),
+            std::time::Duration::from_millis(300),
+        );
+    }
+    let (st, out, err) = r.finish();
+    assert!(st.success(), "{err:?}");
+    let v = json_lines(&out);
+    let f = of_type(&v, "finding");
+    let nf = f
+        .iter()
+        .find(|f| f["reason"] == "NETFILTER_DROP")
+        .unwrap_or_else(|| panic!("no NETFILTER_DROP finding: {out}"));
+    assert_eq!(nf["location"]["symbol"], "nft_do_chain");
+    let evidence = nf["evidence"].to_string();
+    assert!(
+        evidence.contains(&format!(
+            "table nwlab_filter chain forward rule handle {handle}"
+        )),
+        "{evidence}"
+    );
+    assert!(evidence.contains("netwhy lab: block https"), "{evidence}");
+    // The tracer's table is gone once explain has ended.
+    let tables = netwhy::state::nftrace::tables(rtr.inode).unwrap();
+    assert!(
+        tables.iter().all(|t| !t.name.starts_with("netwhy_trace_")),
+        "{tables:?}"
+    );
+}
