@@ -27,19 +27,20 @@ impl Hook {
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 pub const TRACEFS: &str = "/sys/kernel/tracing";
 
-/// Mount tracefs at its usual place if it is not there yet. Returns whether
-/// the `skb` event directory is now visible. Failure is not an error here:
-/// tp_btf does not need tracefs.
-pub fn ensure_tracefs() -> bool {
+/// Make the skb tracepoints visible, mounting tracefs at its usual place if
+/// needed. Returns (visible, mounted_by_us): whoever mounted it unmounts it
+/// when done, so netwhy leaves the system as it found it. tp_btf does not
+/// need tracefs; only the classic tracepoint hook calls this.
+pub fn ensure_tracefs() -> (bool, bool) {
     let probe = Path::new(TRACEFS).join("events/skb/kfree_skb");
     if probe.exists() {
-        return true;
+        return (true, false);
     }
     let src = c"nodev";
     let target = c"/sys/kernel/tracing";
     let fstype = c"tracefs";
     // SAFETY: all pointers are valid NUL-terminated strings; data is NULL.
-    let _ = unsafe {
+    let rc = unsafe {
         libc::mount(
             src.as_ptr(),
             target.as_ptr(),
@@ -48,16 +49,23 @@ pub fn ensure_tracefs() -> bool {
             std::ptr::null(),
         )
     };
-    probe.exists()
+    (probe.exists(), rc == 0)
 }
 
-/// Hooks usable for the skb:kfree_skb tracepoint, best first.
+/// Undo [`ensure_tracefs`]'s mount.
+pub fn unmount_tracefs() {
+    // SAFETY: a valid NUL-terminated path. MNT_DETACH: never block on users.
+    unsafe { libc::umount2(c"/sys/kernel/tracing".as_ptr(), libc::MNT_DETACH) };
+}
+
+/// Hooks usable for the skb:kfree_skb tracepoint, best first. The classic
+/// tracepoint is listed whenever tracefs exists or can be mounted at attach.
 pub fn drop_hooks() -> Vec<Hook> {
     let mut v = Vec::new();
     if Path::new(VMLINUX_BTF).exists() {
         v.push(Hook::TpBtf);
     }
-    if ensure_tracefs() {
+    if Path::new(TRACEFS).exists() {
         v.push(Hook::Tracepoint);
     }
     v

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject};
 
-use super::backend::{drop_hooks, Hook};
+use super::backend::{drop_hooks, ensure_tracefs, unmount_tracefs, Hook};
 use super::{have_privilege, ProbeError};
 
 #[allow(clippy::all, non_camel_case_types, dead_code, unused_imports)]
@@ -114,6 +114,18 @@ pub struct Counters {
 pub struct DropProbe {
     skel: DropSkel<'static>,
     hook: Hook,
+    /// We mounted tracefs for the classic tracepoint: unmount on drop.
+    mounted_tracefs: bool,
+}
+
+impl Drop for DropProbe {
+    fn drop(&mut self) {
+        if self.mounted_tracefs {
+            // Detach the program first so nothing holds the event open.
+            self.skel.links.nw_drop_tp = None;
+            unmount_tracefs();
+        }
+    }
 }
 
 impl DropProbe {
@@ -141,6 +153,29 @@ impl DropProbe {
     }
 
     fn start_on(opts: &DropOptions, hook: Hook) -> Result<Self, ProbeError> {
+        let mut mounted_tracefs = false;
+        if hook == Hook::Tracepoint && !opts.bench_empty {
+            let (visible, mounted) = ensure_tracefs();
+            mounted_tracefs = mounted;
+            if !visible {
+                if mounted {
+                    unmount_tracefs();
+                }
+                return Err(ProbeError::NoHook);
+            }
+        }
+        let r = Self::load_attach(opts, hook, mounted_tracefs);
+        if r.is_err() && mounted_tracefs {
+            unmount_tracefs();
+        }
+        r
+    }
+
+    fn load_attach(
+        opts: &DropOptions,
+        hook: Hook,
+        mounted_tracefs: bool,
+    ) -> Result<Self, ProbeError> {
         // The skeleton borrows its object storage for its whole life; a probe
         // lives about as long as the process, so the few bytes are leaked.
         let storage: &'static mut MaybeUninit<OpenObject> =
@@ -150,7 +185,11 @@ impl DropProbe {
             .map_err(|e| load_err(&e))?;
         configure(&mut open, opts, hook).map_err(|e| load_err(&e))?;
         let skel = open.load().map_err(|e| load_err(&e))?;
-        let mut probe = DropProbe { skel, hook };
+        let mut probe = DropProbe {
+            skel,
+            hook,
+            mounted_tracefs,
+        };
         probe.fill_maps(&opts.filter)?;
         let prog = match hook {
             _ if opts.bench_empty => &probe.skel.progs.nw_drop_empty,
