@@ -1,8 +1,6 @@
 //! `netwhy drops`: a dropwatch that names reasons, locations, flows, netns.
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -12,7 +10,6 @@ use crate::cli::HookArg;
 use crate::event::{cstr, DropGroup};
 use crate::filter::FilterArgs;
 use crate::output::{is_broken_pipe, json_line, table, text, Format, Summary};
-use crate::probe::drop::RawDrop;
 use crate::signals;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -92,22 +89,16 @@ fn ring_bytes(kib: u32) -> Result<u32> {
 }
 
 fn run_events(mut cap: Capture, args: &DropsArgs, done: impl Fn() -> bool) -> Result<()> {
-    let queue: Rc<RefCell<Vec<RawDrop>>> = Rc::default();
-    let q = queue.clone();
-    let ring = cap.probe.ring(move |raw| q.borrow_mut().push(*raw))?;
+    let reader = cap.probe.events()?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut delivered = 0u64;
     let limit = args.count.unwrap_or(u64::MAX);
     let mut pipe_closed = false;
     'outer: loop {
         let finishing = done();
-        match ring.poll(Duration::from_millis(10)) {
-            // A stop signal interrupts epoll: finish normally below.
-            Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => {}
-            r => r.context("polling ring buffer")?,
-        }
-        ring.consume().context("reading ring buffer")?;
-        let batch = std::mem::take(&mut *queue.borrow_mut());
+        let batch = reader
+            .next_batch(Duration::from_millis(10))
+            .context("reading ring buffer")?;
         for raw in &batch {
             if delivered >= limit {
                 break 'outer;
@@ -133,7 +124,7 @@ fn run_events(mut cap: Capture, args: &DropsArgs, done: impl Fn() -> bool) -> Re
             break;
         }
     }
-    drop(ring);
+    drop(reader);
     if pipe_closed {
         return Ok(());
     }

@@ -1,8 +1,6 @@
 //! `netwhy explain`: capture drops for a while, group them, and say for each
 //! group what happened, why, and what to change.
-use std::cell::RefCell;
 use std::io::{self, Write};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -14,7 +12,6 @@ use crate::event::DropEvent;
 use crate::filter::FilterArgs;
 use crate::output::text::netns_label;
 use crate::output::{json_line, Format};
-use crate::probe::drop::RawDrop;
 use crate::signals;
 use crate::state::nftrace::{Matcher, TraceEvent, Tracer};
 
@@ -53,21 +50,17 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         cap.probe.hook().as_str(),
         args.duration
     );
-    let queue: Rc<RefCell<Vec<RawDrop>>> = Rc::default();
-    let q = queue.clone();
-    let ring = cap.probe.ring(move |raw| q.borrow_mut().push(*raw))?;
+    let reader = cap.probe.events()?;
     let deadline = Instant::now() + Duration::from_secs_f64(args.duration.max(0.0));
     let mut events: Vec<DropEvent> = Vec::new();
     let mut tracers = RuleTracers::default();
     loop {
         let finishing =
             stop.load(std::sync::atomic::Ordering::Relaxed) || Instant::now() >= deadline;
-        match ring.poll(Duration::from_millis(20)) {
-            Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => {}
-            r => r.context("polling ring buffer")?,
-        }
-        ring.consume().context("reading ring buffer")?;
-        for raw in queue.borrow_mut().drain(..) {
+        let batch = reader
+            .next_batch(Duration::from_millis(20))
+            .context("reading ring buffer")?;
+        for raw in batch {
             // Keep memory bounded on a flood: a few thousand samples suffice
             // to group; the kernel counters below still count everything.
             if events.len() < 100_000 {
@@ -80,7 +73,7 @@ pub fn run(args: ExplainArgs) -> Result<()> {
             break;
         }
     }
-    drop(ring);
+    drop(reader);
     let counters = cap.probe.counters()?;
     let mut findings = explain(&events);
     let rule_drops = tracers.collect();

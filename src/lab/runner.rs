@@ -1,7 +1,5 @@
 //! Run one scenario end to end: build, capture with the drop probe filtered
 //! to the lab's namespaces, trigger, collect, compare, tear down.
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -14,7 +12,7 @@ use super::{Lab, LabError};
 use crate::capture::{Capture, CaptureError, CaptureSpec, Facts};
 use crate::event::DropEvent;
 use crate::probe::backend::Hook;
-use crate::probe::drop::{KernelFilter, RawDrop};
+use crate::probe::drop::KernelFilter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -86,12 +84,7 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
         ring_bytes: 0,
     };
     let mut cap = Capture::start(&spec, facts)?;
-    let queue: Rc<RefCell<Vec<RawDrop>>> = Rc::default();
-    let q = queue.clone();
-    let ring = cap
-        .probe
-        .ring(move |raw| q.borrow_mut().push(*raw))
-        .map_err(CaptureError::from)?;
+    let reader = cap.probe.events().map_err(CaptureError::from)?;
     if crate::signals::stopping() {
         return Err(RunError::Interrupted);
     }
@@ -110,9 +103,10 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
     let settle_start = Instant::now();
     let mut matched_at: Option<Instant> = None;
     loop {
-        let _ = ring.poll(Duration::from_millis(20));
-        let _ = ring.consume();
-        for raw in queue.borrow_mut().drain(..) {
+        let batch = reader
+            .next_batch(Duration::from_millis(20))
+            .map_err(CaptureError::from)?;
+        for raw in batch {
             events.push(cap.enricher.drop_event(&raw));
         }
         let all_met = drop_checks(&expects, &events, &lab).iter().all(|c| c.ok);
@@ -126,7 +120,7 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
             break;
         }
     }
-    drop(ring);
+    drop(reader);
     let lost = cap.probe.counters().map(|c| c.lost).unwrap_or(0);
     let mut checks = drop_checks(&expects, &events, &lab);
     checks.extend(absent_checks(&expects, &events, &lab));

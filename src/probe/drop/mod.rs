@@ -3,8 +3,11 @@
 //! User space decides everything before load (filters, noise rules, mode)
 //! and freezes it into the program's rodata, so the verifier prunes unused
 //! branches and a drop that fails a filter costs a few loads and a compare.
+use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject};
@@ -283,20 +286,41 @@ impl DropProbe {
         Ok(out)
     }
 
-    /// A ring buffer reader calling `f` with each raw event.
-    pub fn ring<'a, F>(&'a self, mut f: F) -> Result<libbpf_rs::RingBuffer<'a>, ProbeError>
-    where
-        F: FnMut(&RawDrop) + 'a,
-    {
+    /// A reader of the ring buffer (--events mode).
+    pub fn events(&self) -> Result<EventReader<'_>, ProbeError> {
+        let queue: Rc<RefCell<Vec<RawDrop>>> = Rc::default();
+        let q = queue.clone();
         let mut b = libbpf_rs::RingBufferBuilder::new();
         b.add(&self.skel.maps.events, move |data: &[u8]| {
             if let Some(ev) = decode::<RawDrop>(data) {
-                f(&ev);
+                q.borrow_mut().push(ev);
             }
             0
         })
         .map_err(|e| map_err("events", &e))?;
-        b.build().map_err(|e| map_err("events", &e))
+        let ring = b.build().map_err(|e| map_err("events", &e))?;
+        Ok(EventReader { ring, queue })
+    }
+}
+
+/// Reads drop events from the ring buffer in batches.
+pub struct EventReader<'a> {
+    ring: libbpf_rs::RingBuffer<'a>,
+    queue: Rc<RefCell<Vec<RawDrop>>>,
+}
+
+impl EventReader<'_> {
+    /// Wait up to `timeout` for events and return all that are queued. The
+    /// probe batches wake-ups, so the queue is read even when the wait times
+    /// out. A signal interrupting the wait is not an error: the caller's stop
+    /// flag decides what happens next.
+    pub fn next_batch(&self, timeout: Duration) -> Result<Vec<RawDrop>, ProbeError> {
+        match self.ring.poll(timeout) {
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => {}
+            r => r.map_err(|e| map_err("events", &e))?,
+        }
+        self.ring.consume().map_err(|e| map_err("events", &e))?;
+        Ok(std::mem::take(&mut *self.queue.borrow_mut()))
     }
 }
 
