@@ -76,27 +76,8 @@ fn rp_filter_finding_shows_the_reverse_path() {
         .unwrap();
     // With rp_filter=1 the server also ignores ARP requests from that
     // source: give the client a static neighbour entry.
-    let mac = lab.mac("srv", "eth0").unwrap();
-    let mac = mac
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":");
-    lab.ip(
-        "cli",
-        &[
-            "neigh",
-            "replace",
-            "198.18.0.2",
-            "lladdr",
-            &mac,
-            "dev",
-            "eth0",
-            "nud",
-            "permanent",
-        ],
-    )
-    .unwrap();
+    lab.pin_neighbour("cli", "eth0", "198.18.0.2", "srv", "eth0")
+        .unwrap();
     let r = start(&[
         "explain",
         "--netns",

@@ -209,6 +209,40 @@ impl Lab {
             .ok_or_else(|| LabError::Traffic(format!("bad MAC '{}'", out.trim())))
     }
 
+    /// A permanent neighbour entry in `role` for `addr`, pointing at the MAC
+    /// of `peer_dev` in `peer`: for topologies where the peer will not
+    /// answer ARP (strict rp_filter drops requests from the spoofed source
+    /// too), as on a real network with a warm ARP cache.
+    pub fn pin_neighbour(
+        &self,
+        role: &str,
+        dev: &str,
+        addr: &str,
+        peer: &str,
+        peer_dev: &str,
+    ) -> Result<(), LabError> {
+        let mac = self.mac(peer, peer_dev)?;
+        let mac = mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        self.ip(
+            role,
+            &[
+                "neigh",
+                "replace",
+                addr,
+                "lladdr",
+                &mac,
+                "dev",
+                dev,
+                "nud",
+                "permanent",
+            ],
+        )
+    }
+
     /// Run a command inside the namespace of `role`; returns stdout.
     pub fn exec(&self, role: &str, cmd: &[&str]) -> Result<String, LabError> {
         self.exec_stdin(role, cmd, "")

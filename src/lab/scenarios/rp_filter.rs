@@ -60,26 +60,7 @@ impl super::Scenario for RpFilter {
         // Strict rp_filter also ignores the client's ARP requests (their
         // sender fails the same check): pin the neighbour so the test
         // shows the IP drop, as on a real network with a warm ARP cache.
-        let mac = lab.mac("srv", "eth0")?;
-        let mac = mac
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":");
-        lab.ip(
-            "cli",
-            &[
-                "neigh",
-                "replace",
-                "198.18.0.2",
-                "lladdr",
-                &mac,
-                "dev",
-                "eth0",
-                "nud",
-                "permanent",
-            ],
-        )?;
+        lab.pin_neighbour("cli", "eth0", "198.18.0.2", "srv", "eth0")?;
         let m = self.mode.to_string();
         for ifc in ["all", "default", "eth0", "eth1"] {
             lab.sysctl("srv", &format!("net.ipv4.conf.{ifc}.rp_filter"), &m)?;
