@@ -5,6 +5,7 @@
 pub mod conntrack;
 pub mod counters;
 pub mod neigh;
+pub mod nft_rule;
 pub mod nftrace;
 pub mod ns;
 pub mod route;

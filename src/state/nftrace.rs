@@ -122,7 +122,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    fn from_code(code: i32, chain: Option<String>) -> Verdict {
+    pub(crate) fn from_code(code: i32, chain: Option<String>) -> Verdict {
         match code {
             -1 => Verdict::Continue,
             -2 => Verdict::Break,
@@ -163,6 +163,8 @@ pub struct TraceEvent {
     pub oif: Option<u32>,
     /// The rule's comment, when it has one (filled by [`Tracer::collect`]).
     pub comment: Option<String>,
+    /// The whole rule, decoded (filled by [`Tracer::collect`]).
+    pub rule: Option<RuleInfo>,
 }
 
 impl TraceEvent {
@@ -179,6 +181,20 @@ pub struct RuleInfo {
     pub chain: String,
     pub handle: u64,
     pub comment: Option<String>,
+    /// The rule's expressions, decoded (see [`super::nft_rule`]).
+    pub exprs: Vec<super::nft_rule::Expr>,
+}
+
+impl RuleInfo {
+    /// What the rule does to a packet it matches.
+    pub fn action(&self) -> super::nft_rule::Action {
+        super::nft_rule::action(&self.exprs)
+    }
+
+    /// nft-like text of the rule's expressions.
+    pub fn text(&self) -> String {
+        super::nft_rule::describe(&self.exprs)
+    }
 }
 
 /// A table in a netns: (family, name).
@@ -374,13 +390,14 @@ impl Tracer {
         let mut drops = drops_by_packet(&evs);
         for d in &mut drops {
             if let Some(h) = d.rule_handle {
-                d.comment = self.comment_of(d.family, &d.table, &d.chain, h);
+                d.rule = self.rule_of(d.family, &d.table, &d.chain, h);
+                d.comment = d.rule.as_ref().and_then(|r| r.comment.clone());
             }
         }
         Ok(drops)
     }
 
-    fn comment_of(&mut self, family: u8, table: &str, chain: &str, handle: u64) -> Option<String> {
+    fn rule_of(&mut self, family: u8, table: &str, chain: &str, handle: u64) -> Option<RuleInfo> {
         let key = (family, table.to_string(), chain.to_string());
         if !self.comments.contains_key(&key) {
             let rules = dump_rules(&mut self.ctl, family, table, chain).ok()?;
@@ -389,7 +406,7 @@ impl Tracer {
         self.comments[&key]
             .iter()
             .find(|r| r.handle == handle)
-            .and_then(|r| r.comment.clone())
+            .cloned()
     }
 
     /// Delete the trace table now.
@@ -497,6 +514,7 @@ pub fn parse_rule(family: u8, attrs: &[u8]) -> Option<RuleInfo> {
         chain: String::new(),
         handle: 0,
         comment: None,
+        exprs: Vec::new(),
     };
     let mut have_handle = false;
     for (t, v) in nl::attrs(attrs) {
@@ -508,6 +526,7 @@ pub fn parse_rule(family: u8, attrs: &[u8]) -> Option<RuleInfo> {
                 have_handle = true;
             }
             NFTA_RULE_USERDATA => r.comment = udata_comment(v),
+            NFTA_RULE_EXPRESSIONS => r.exprs = super::nft_rule::parse_exprs(v),
             _ => {}
         }
     }
@@ -541,6 +560,7 @@ pub fn parse_trace(family: u8, attrs: &[u8]) -> Option<TraceEvent> {
         iif: None,
         oif: None,
         comment: None,
+        rule: None,
     };
     let mut id = None;
     let mut policy = None;
@@ -706,7 +726,7 @@ fn expr(a: &mut Vec<u8>, name: &str, data: impl FnOnce(&mut Vec<u8>)) {
 
 /// A minimal nfnetlink client over libc (same approach as
 /// `state::sockets::nl`), with batches and multicast.
-mod nl {
+pub(crate) mod nl {
     use super::*;
 
     const NLMSG_HDRLEN: usize = 16;
@@ -1030,6 +1050,7 @@ mod tests {
             iif: None,
             oif: None,
             comment: None,
+            rule: None,
         }
     }
 
