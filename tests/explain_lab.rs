@@ -60,6 +60,20 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
         _ => true,
     };
     assert!(ok, "{name}: subject missing from the first finding: {f:#}");
+    // Kernel counters of the watched namespaces corroborate the drop.
+    let counter = match name {
+        "udp-closed-port" => Some("Udp:NoPorts +"),
+        "udp-bad-checksum" => Some("Udp:InCsumErrors +"),
+        "rp-filter-martian" => Some("TcpExt:IPReversePathFilter +"),
+        "no-route" => Some("IpExt:InNoRoutes +"),
+        _ => None,
+    };
+    if let Some(c) = counter {
+        assert!(
+            f["evidence"].to_string().contains(c),
+            "{name}: no {c} in the evidence: {f:#}"
+        );
+    }
 }
 
 fn run_one(s: &dyn Scenario) {

@@ -7,6 +7,7 @@
 //!   the dropping function tells more (NOT_SPECIFIED at `ip_error`...).
 //! - [`lookup`] / [`hint`]: both combined.
 pub mod clues;
+pub mod corroborate;
 pub mod evidence;
 pub mod finding;
 pub mod kb;

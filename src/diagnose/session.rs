@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use super::clues::Clues;
+use super::corroborate::{self, CounterWatch};
 use super::evidence;
 use super::finding::{explain, Finding};
 use super::rules::RuleWatch;
@@ -29,12 +30,18 @@ pub struct Session {
     rules: RuleWatch,
     state: StateWatch,
     first_sight: HashMap<GroupKey, Clues>,
+    counters: CounterWatch,
 }
 
 impl Session {
     /// `watched`: namespaces (inode, name) to sample for live-state traps.
     pub fn new(watched: Vec<(u32, Option<String>)>) -> Session {
+        let mut counters = CounterWatch::default();
+        for (ino, _) in &watched {
+            counters.start(*ino);
+        }
         Session {
+            counters,
             rules: RuleWatch::default(),
             state: StateWatch::new(watched),
             first_sight: HashMap::new(),
@@ -44,6 +51,7 @@ impl Session {
     /// Call for every drop, as soon as it is read.
     pub fn on_drop(&mut self, e: &DropEvent) {
         self.rules.on_drop(e);
+        self.counters.start(e.netns);
         self.first_sight
             .entry(group_key(e))
             .or_insert_with(|| evidence::gather(e));
@@ -59,12 +67,19 @@ impl Session {
     pub fn finish(mut self, events: &[DropEvent]) -> Vec<Finding> {
         let mut findings = explain(events);
         let mut rule_clues = self.rules.finish();
+        let counters = self.counters.finish();
         for f in &mut findings {
             let Some(key) = f.sample.as_ref().map(group_key) else {
                 continue;
             };
             if let Some(c) = self.first_sight.remove(&key) {
                 f.absorb(c);
+            }
+            if let Some((before, after)) = counters.get(&f.netns) {
+                let names = corroborate::relevant(&f.reason, key_proto(f), f.dev.as_deref());
+                if let Some(l) = corroborate::line(&names, before, after) {
+                    f.evidence.push(l);
+                }
             }
             let netns = f.netns;
             if f.reason == "NETFILTER_DROP" {
@@ -76,4 +91,8 @@ impl Session {
         findings.extend(self.state.findings());
         findings
     }
+}
+
+fn key_proto(f: &Finding) -> Option<&str> {
+    f.sample.as_ref().and_then(|e| e.flow.proto.as_deref())
 }
