@@ -24,8 +24,9 @@ enum Cmd {
     /// Broken-network scenarios built from namespaces.
     #[command(subcommand)]
     Lab(cli::lab::LabCmd),
-    /// List the drop reasons of the running kernel.
-    Reasons,
+    /// List the drop reasons of the running kernel, or explain one
+    /// (`netwhy reasons NO_SOCKET --at tcp_v4_rcv`).
+    Reasons(cli::reasons::ReasonsArgs),
     /// The kernel log (and facts) out of a crash dump, from VMCOREINFO alone.
     #[command(subcommand)]
     Vmcore(netwhy_vmcore::cli::VmcoreCmd),
@@ -37,7 +38,7 @@ fn main() {
         Cmd::Drops(a) => cli::drops::run(a),
         Cmd::Explain(a) => cli::explain::run(a),
         Cmd::Lab(c) => cli::lab::run(c),
-        Cmd::Reasons => cli::reasons::run(),
+        Cmd::Reasons(a) => cli::reasons::run(a),
         Cmd::Vmcore(c) => netwhy_vmcore::cli::run(c),
     };
     if let Err(e) = r {
