@@ -47,9 +47,9 @@ pub struct CounterWatch {
 impl CounterWatch {
     /// Snapshots `ino` unless it already has one.
     pub fn start(&mut self, ino: u32) {
-        if !self.before.contains_key(&ino) {
+        if let std::collections::btree_map::Entry::Vacant(v) = self.before.entry(ino) {
             if let Ok(c) = counters::read_all(ino) {
-                self.before.insert(ino, c);
+                v.insert(c);
             }
         }
     }
