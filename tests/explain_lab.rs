@@ -43,6 +43,12 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
                     && s["handle"].as_u64().is_some_and(|h| want.contains(&h))
             })
         }
+        "iptables-legacy-reject" => has(&|s| {
+            s["kind"] == "iptables_rule"
+                && s["chain"] == "LIBVIRT_FWI"
+                && s["index"] == 2
+                && s["target"] == "REJECT"
+        }),
         "rp-filter-martian" => has(&|s| {
             s["kind"] == "sysctl"
                 && s["name"] == "net.ipv4.conf.eth0.rp_filter"

@@ -1,5 +1,12 @@
 //! Which firewall rule dropped a flow, found while the capture runs.
 //!
+//! iptables-legacy: x_tables has no tracing, so every legacy rule's packet
+//! counter is snapshotted when the capture starts (for the namespaces the
+//! user named) or at the first NETFILTER_DROP at nf_hook_slow in another
+//! namespace, and again at the end; the DROP/REJECT rules whose counters
+//! moved are the ones that dropped (what admins do by hand with
+//! `iptables -L -v` before and after).
+//!
 //! nftables (and iptables-nft): the first NETFILTER_DROP at nft_do_chain in
 //! a netns starts an nftrace tracer there for that flow (one per netns; the
 //! tracer table is named after our pid), so the flow's next packets (TCP
@@ -7,10 +14,12 @@
 //! expressions tell a reject from a drop, an iptables-nft REJECT target, or
 //! a `ct state invalid` drop. Tracer tables are removed when the capture
 //! ends (and by the kernel if netwhy dies: they are owner-bound).
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::clues::{in_ns, Clues, Subject};
 use crate::event::DropEvent;
+use crate::state::iptables::{self, LegacyRule};
 use crate::state::nft_rule::{self, Action, Expr};
 use crate::state::nftrace::{Matcher, TraceEvent, Tracer};
 
@@ -19,12 +28,39 @@ use crate::state::nftrace::{Matcher, TraceEvent, Tracer};
 pub struct RuleWatch {
     active: Vec<(u32, Option<String>, Tracer, Option<&'static str>)>,
     failed: Vec<(u32, String)>,
+    /// Legacy rule counters at the start, per netns (and its name).
+    legacy: BTreeMap<u32, (Option<String>, Vec<LegacyRule>)>,
 }
 
 impl RuleWatch {
+    /// Snapshots legacy iptables counters in `ino` (once).
+    pub fn watch_legacy(&mut self, ino: u32, name: Option<String>) {
+        if self.legacy.contains_key(&ino) {
+            return;
+        }
+        match iptables::snapshot(ino) {
+            Ok(rules) => {
+                self.legacy.insert(ino, (name, rules));
+            }
+            Err(err) => self
+                .failed
+                .push((ino, format!("iptables-legacy counters unreadable: {err}"))),
+        }
+    }
+
     /// Sees every drop event; arms a tracer on the first nft drop of a netns.
     pub fn on_drop(&mut self, e: &DropEvent) {
-        if e.reason != "NETFILTER_DROP" || e.location.symbol != "nft_do_chain" {
+        if e.reason != "NETFILTER_DROP" {
+            return;
+        }
+        if matches!(
+            e.location.symbol.as_str(),
+            "nf_hook_slow" | "ipt_do_table" | "ip6t_do_table"
+        ) {
+            self.watch_legacy(e.netns, e.netns_name.clone());
+            return;
+        }
+        if e.location.symbol != "nft_do_chain" {
             return;
         }
         if self.active.iter().any(|(ns, ..)| *ns == e.netns)
@@ -87,8 +123,75 @@ impl RuleWatch {
             let _ = t.stop();
             out.push((ns, c));
         }
+        for (ns, (name, before)) in std::mem::take(&mut self.legacy) {
+            let Ok(after) = iptables::snapshot(ns) else {
+                continue;
+            };
+            let c = legacy_clues(&iptables::moved(&before, &after), name.as_deref());
+            if !c.lines.is_empty() {
+                out.push((ns, c));
+            }
+        }
         out
     }
+}
+
+/// Clues from legacy rules whose counters moved: the DROP/REJECT rules (and
+/// DROP policies) decide; jumps that led there are shown as the path.
+fn legacy_clues(moved: &[(LegacyRule, u64)], ns_name: Option<&str>) -> Clues {
+    let mut c = Clues::default();
+    let ns = in_ns(ns_name);
+    for (r, n) in moved {
+        let verdict = match (r.target.as_str(), r.policy) {
+            ("REJECT", _) => Some("iptables-legacy-reject"),
+            ("DROP", _) => Some("iptables-legacy-drop"),
+            _ => None,
+        };
+        let what = if r.policy {
+            format!("policy {} of chain {}", r.target, r.chain)
+        } else {
+            format!(
+                "rule {} of chain {} (-j {}: {})",
+                r.index, r.chain, r.target, r.summary
+            )
+        };
+        let line = format!(
+            "iptables-legacy: table {} {what}: counter +{n} packets during the capture",
+            r.table
+        );
+        if verdict.is_none() {
+            // A jump or accept on the way; only worth a line if it jumps.
+            if !matches!(r.target.as_str(), "ACCEPT" | "RETURN" | "") {
+                c.line(line);
+            }
+            continue;
+        }
+        c.line(line);
+        c.cause = c.cause.or(verdict);
+        c.subjects.push(Subject::IptablesRule {
+            table: r.table.clone(),
+            chain: r.chain.clone(),
+            index: r.index,
+            target: r.target.clone(),
+        });
+        let cmd = if r.family == iptables::Family::Ipv6 {
+            "ip6tables-legacy"
+        } else {
+            "iptables-legacy"
+        };
+        if r.policy {
+            c.fix(format!(
+                "{ns}{cmd} -t {} -I {} <match the flow> -j ACCEPT  (the chain's policy drops it)",
+                r.table, r.chain
+            ));
+        } else {
+            c.fix(format!(
+                "{ns}{cmd} -t {} -D {} {}  (or insert an ACCEPT for the flow before it: -I {} {})",
+                r.table, r.chain, r.index, r.chain, r.index
+            ));
+        }
+    }
+    c
 }
 
 /// Evidence and diagnosis for one traced drop.

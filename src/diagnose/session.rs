@@ -37,12 +37,14 @@ impl Session {
     /// `watched`: namespaces (inode, name) to sample for live-state traps.
     pub fn new(watched: Vec<(u32, Option<String>)>) -> Session {
         let mut counters = CounterWatch::default();
-        for (ino, _) in &watched {
+        let mut rules = RuleWatch::default();
+        for (ino, name) in &watched {
             counters.start(*ino);
+            rules.watch_legacy(*ino, name.clone());
         }
         Session {
             counters,
-            rules: RuleWatch::default(),
+            rules,
             state: StateWatch::new(watched),
             first_sight: HashMap::new(),
         }
