@@ -101,6 +101,8 @@ pub fn stuck_tentative(st: &NsState) -> Vec<Finding> {
 }
 
 #[cfg(test)]
+// Fixtures are built field by field from an empty namespace state.
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
     use crate::state::addr::{Link, IFA_F_DADFAILED, IFA_F_TENTATIVE};

@@ -10,7 +10,7 @@
 //! targets or native verdicts in the same ruleset dump.
 use super::{Finding, NsState, Severity};
 use crate::state::nft_rule::{matches_everything, Action, Expr};
-use crate::state::nftlist::{family_name, ChainRules, NFPROTO_IPV6};
+use crate::state::nftlist::{family_name, hook_name, ChainRules, NFPROTO_IPV6};
 use crate::state::nftrace::RuleInfo;
 
 pub const ID: &str = "firewall-catch-all";
@@ -79,7 +79,10 @@ fn finding(st: &NsState, c: &ChainRules, i: usize) -> Finding {
     };
     let label = chain_label(c);
     let kind = match c.chain.hook {
-        Some((h, p)) => format!("base chain, hook {h}, priority {p}"),
+        Some((h, p)) => format!(
+            "base chain, hook {}, priority {p}",
+            hook_name(c.chain.family, h)
+        ),
         None => "regular chain, entered by jump/goto".to_string(),
     };
     let mut f = Finding::new(st, ID, sev, format!("{label} handle {}", rule.handle))
@@ -160,6 +163,8 @@ pub fn check(st: &NsState) -> Vec<Finding> {
 }
 
 #[cfg(test)]
+// Fixtures are built field by field from an empty namespace state.
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
     use crate::state::nftlist::{Chain, NFPROTO_INET, NFPROTO_IPV4};

@@ -116,6 +116,8 @@ pub fn listen_overflow(st: &NsState) -> Vec<Finding> {
 }
 
 #[cfg(test)]
+// Fixtures are built field by field from an empty namespace state.
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
     use crate::state::addr::Link;

@@ -72,7 +72,7 @@ pub fn finding_text(f: &Finding) -> String {
 pub fn text<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
     let mut sorted: Vec<&Finding> = r.findings.iter().collect();
     // Worst first; stable, so namespaces and checks keep their order.
-    sorted.sort_by(|a, b| b.severity.cmp(&a.severity));
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.severity));
     for f in sorted {
         writeln!(w, "{}", finding_text(f))?;
     }

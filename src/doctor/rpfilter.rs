@@ -10,6 +10,7 @@
 //! 2. X has a default route (in any table) but the main table's preferred
 //!    default leaves by Y: packets from off-link sources arriving on X
 //!    (policy routing, a second uplink) fail.
+//!
 //! Either is reported for X with the route lines as evidence.
 use std::net::IpAddr;
 
@@ -154,6 +155,8 @@ pub fn check(st: &NsState) -> Vec<Finding> {
 }
 
 #[cfg(test)]
+// Fixtures are built field by field from an empty namespace state.
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
     use crate::state::addr::{Addr, Link};

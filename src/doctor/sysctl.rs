@@ -119,6 +119,8 @@ pub fn socket_rcvbuf(st: &NsState) -> Vec<Finding> {
 }
 
 #[cfg(test)]
+// Fixtures are built field by field from an empty namespace state.
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
     use crate::doctor::collect::TargetInfo;

@@ -74,6 +74,25 @@ pub fn family_name(f: u8) -> &'static str {
     }
 }
 
+/// nft(8)'s name of hook `n` in family `f`.
+pub fn hook_name(f: u8, n: u32) -> String {
+    let names: &[&str] = match f {
+        NFPROTO_NETDEV => &["ingress", "egress"],
+        NFPROTO_ARP => &["input", "output"],
+        _ => &[
+            "prerouting",
+            "input",
+            "forward",
+            "output",
+            "postrouting",
+            "ingress",
+        ],
+    };
+    names
+        .get(n as usize)
+        .map_or_else(|| format!("hook {n}"), |s| s.to_string())
+}
+
 /// Every chain with its rules in the calling thread's netns. An empty list
 /// when nf_tables has no tables (or is not loaded: the dump then fails
 /// with EPROTONOSUPPORT / ENOENT, which means "no ruleset" too).
@@ -203,6 +222,8 @@ mod tests {
         assert_eq!(c.policy, Some(0));
         assert_eq!(c.kind.as_deref(), Some("filter"));
         assert_eq!(family_name(c.family), "inet");
+        assert_eq!(hook_name(c.family, HOOK_FORWARD), "forward");
+        assert_eq!(hook_name(NFPROTO_NETDEV, 0), "ingress");
     }
 
     #[test]
