@@ -286,6 +286,95 @@ COMMIT
 }
 
 #[test]
+fn rx_drops_rising_during_the_window() {
+    if !root_or_skip("rx_drops_rising_during_the_window") {
+        return;
+    }
+    let lab = pair();
+    // A smaller MTU on srv's end: veth refuses the big frames on receive
+    // and counts them in srv eth0's rx_dropped (__dev_forward_skb2).
+    lab.ip("srv", &["link", "set", "eth0", "mtu", "1280"])
+        .unwrap();
+    let cli = lab.ns("cli").name.clone();
+    let sender = std::thread::spawn(move || {
+        traffic::in_netns(&cli, || {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(3) {
+                let _ = s.send_to(&[0u8; 1400], "198.18.0.2:5398");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(())
+        })
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, f, _) = doctor(&["--netns", &lab.ns("srv").name, "--window", "1"]);
+    sender.join().unwrap().expect("sender");
+    assert_eq!(checks(&f), [r#""rx-drops-rising" "eth0""#]);
+    assert!(f[0]["evidence"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("rx_dropped on eth0 +"));
+    assert_eq!(code, 2);
+    // With the window disabled the rising checks do not run.
+    let (code, f, _) = doctor(&["--netns", &lab.ns("srv").name, "--window", "0"]);
+    assert_eq!((code, f.len()), (0, 0));
+}
+
+#[test]
+fn listener_with_a_full_accept_queue() {
+    if !root_or_skip("listener_with_a_full_accept_queue") {
+        return;
+    }
+    let mut lab = Lab::new().expect("lab");
+    let ns = lab.add_ns("srv").expect("netns");
+    // listen(fd, 0) and three clients that are never accepted: the first
+    // fills the queue, the others' SYNs overflow it (and are retried).
+    let held = traffic::in_netns(&ns.name, || {
+        let l = std::net::TcpListener::bind("127.0.0.1:5397").unwrap();
+        // SAFETY: valid listening socket; shrinks its backlog.
+        assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            // SAFETY: plain socket(2); owned right after.
+            let fd =
+                unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0) };
+            assert!(fd >= 0);
+            // SAFETY: fd was just returned by socket(2).
+            let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            let sa = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: 5397u16.to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: valid fd and sockaddr_in; non-blocking, EINPROGRESS is fine.
+            unsafe {
+                libc::connect(
+                    fd.as_raw_fd(),
+                    (&sa as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            };
+            clients.push(fd);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok((l, clients))
+    })
+    .expect("plant listener");
+    // The window covers the clients' first SYN retransmit (1 s).
+    let (code, f, _) = doctor(&["--netns", &ns.name, "--window", "1.5"]);
+    assert_eq!(checks(&f), [r#""listen-overflow" "tcp 127.0.0.1:5397""#]);
+    let ev = f[0]["evidence"].to_string();
+    assert!(ev.contains("accept queue 1 of backlog 0"), "{ev}");
+    assert!(ev.contains("TcpExt:ListenOverflows +"), "{ev}");
+    assert_eq!(code, 2);
+    drop(held);
+}
+
+#[test]
 fn clean_pair_reports_nothing() {
     if !root_or_skip("clean_pair_reports_nothing") {
         return;
