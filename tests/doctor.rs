@@ -391,6 +391,11 @@ fn clean_pair_reports_nothing() {
     assert_eq!(sum["namespaces"], 2);
     assert_eq!(sum["findings"], 0);
     assert_eq!(code, 0);
+    // One namespace named twice (name and inode) is scanned once.
+    let srv = lab.ns("srv").clone();
+    let ino = srv.inode.to_string();
+    let (_, _, sum) = doctor(&["--netns", &srv.name, "--netns", &ino, "--window", "0"]);
+    assert_eq!(sum["namespaces"], 1);
     // Text output says so too.
     let out = run(&["doctor", "--netns", &lab.ns("srv").name, "--window", "0"]);
     let text = String::from_utf8_lossy(&out.stdout);

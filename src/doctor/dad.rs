@@ -14,6 +14,10 @@ pub const TENTATIVE_ID: &str = "ipv6-tentative";
 /// 1 s by default, a few with dad_transmits raised).
 pub const TENTATIVE_GRACE_CS: u64 = 10 * 100;
 
+fn link_local(a: &Addr) -> bool {
+    matches!(a.addr, std::net::IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80)
+}
+
 fn subject(st: &NsState, a: &Addr) -> String {
     format!("{}/{} dev {}", a.addr, a.prefix_len, st.dev(a.index))
 }
@@ -59,14 +63,16 @@ pub fn dad_failed(st: &NsState) -> Vec<Finding> {
 
 /// Addresses tentative for longer than [`TENTATIVE_GRACE_CS`] on an
 /// interface that is up: DAD does not complete (no carrier, or the probes
-/// never go out).
+/// never go out). Link-local (fe80::/10) addresses are left out: they are
+/// generated per interface, and one stuck tentative only repeats that the
+/// link has no carrier; configured addresses (a VIP) are what breaks.
 pub fn stuck_tentative(st: &NsState) -> Vec<Finding> {
     let Some(now) = st.uptime_cs else {
         return Vec::new();
     };
     st.addrs
         .iter()
-        .filter(|a| a.addr.is_ipv6() && a.tentative() && !a.dad_failed())
+        .filter(|a| a.addr.is_ipv6() && a.tentative() && !a.dad_failed() && !link_local(a))
         .filter(|a| st.link(a.index).is_some_and(|l| l.up))
         .filter_map(|a| {
             let age = now.checked_sub(u64::from(a.created_cs?))?;
@@ -154,5 +160,11 @@ mod tests {
         assert!(f[0].evidence[1].contains("no carrier"));
         assert!(stuck_tentative(&st(0x80, 0, true)).is_empty());
         assert!(dad_failed(&st(IFA_F_TENTATIVE, 0, true)).is_empty());
+        let mut ll = st(IFA_F_TENTATIVE, 90_000, false);
+        ll.addrs[0].addr = "fe80::1".parse().unwrap();
+        assert!(
+            stuck_tentative(&ll).is_empty(),
+            "link-local only mirrors the carrier"
+        );
     }
 }

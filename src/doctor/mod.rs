@@ -157,11 +157,14 @@ pub enum DoctorError {
 /// Scan: collect state in every target namespace, run every check.
 pub fn run(opts: &Options) -> Result<Report, DoctorError> {
     let explicit = !opts.targets.is_empty();
-    let targets = if explicit {
+    let mut targets = if explicit {
         opts.targets.clone()
     } else {
         collect::all_targets()
     };
+    // The same namespace named twice (by name and by inode) is scanned once.
+    let mut seen = std::collections::HashSet::new();
+    targets.retain(|t| seen.insert(t.ino));
     let states = collect::collect(&targets, opts.window, explicit)?;
     let mut report = Report {
         findings: Vec::new(),
