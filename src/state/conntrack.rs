@@ -75,7 +75,7 @@ fn proto_name(p: u8) -> String {
     }
 }
 
-fn endpoint(ip: IpAddr, port: u16) -> String {
+pub fn endpoint(ip: IpAddr, port: u16) -> String {
     match ip {
         IpAddr::V4(a) => format!("{a}:{port}"),
         IpAddr::V6(a) => format!("[{a}]:{port}"),
