@@ -109,7 +109,7 @@ pub struct Check {
 #[rustfmt::skip]
 pub const CHECKS: &[Check] = &[
     Check { id: sysctl::RMEM_ID, about: "net.core.rmem/wmem values whose int arithmetic overflows", run: sysctl::rmem_sysctls },
-    Check { id: sysctl::SOCKET_ID, about: "sockets whose SO_RCVBUF is within a few MiB of INT_MAX", run: sysctl::socket_rcvbuf },
+    Check { id: sysctl::SOCKET_ID, about: "sockets whose SO_RCVBUF is within 16 MiB of INT_MAX", run: sysctl::socket_rcvbuf },
     Check { id: rpfilter::ID, about: "strict rp_filter on an interface with asymmetric routes", run: rpfilter::check },
     Check { id: forward::ID, about: "forwarding off where forwarding rules exist", run: forward::check },
     Check { id: conntrack::ID, about: "conntrack table near full", run: conntrack::check },

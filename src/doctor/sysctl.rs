@@ -11,15 +11,12 @@
 //! unsigned survive it, but nothing is gained by such a value: a queue of
 //! 2 GiB per socket is never what anyone meant.
 use super::{Finding, NsState, Severity};
+use crate::diagnose::evidence::RCVBUF_DANGER;
 use crate::state::sysctl::{danger, Severity as SysSeverity};
 
 pub const RMEM_ID: &str = "rmem-int-overflow";
 pub const SOCKET_ID: &str = "socket-rcvbuf-int-overflow";
 
-/// A socket's buffer within this much of INT_MAX is reported: a GRO train
-/// or a 64 KiB GSO datagram has a truesize of tens to hundreds of KiB, and
-/// a few MiB of margin also covers rmem_alloc already queued.
-pub const SOCKET_HEADROOM: u32 = 4 << 20;
 /// What to use instead: large enough for any realistic UDP burst.
 pub const SAFE_RCVBUF: u32 = 16 << 20;
 
@@ -71,14 +68,14 @@ pub fn rmem_sysctls(st: &NsState) -> Vec<Finding> {
 }
 
 /// TCP/UDP sockets whose receive buffer (sk_rcvbuf, from sock_diag
-/// skmeminfo) is within [`SOCKET_HEADROOM`] of INT_MAX, e.g. set with
-/// SO_RCVBUFFORCE, which ignores rmem_max.
+/// skmeminfo) is at or above [`RCVBUF_DANGER`] (16 MiB below INT_MAX, the
+/// threshold `explain` uses too), e.g. set with SO_RCVBUFFORCE, which
+/// ignores rmem_max.
 pub fn socket_rcvbuf(st: &NsState) -> Vec<Finding> {
-    let limit = i32::MAX as u32 - SOCKET_HEADROOM;
     st.sockets
         .iter()
         .filter_map(|s| Some((s, s.mem?)))
-        .filter(|(_, m)| m.rcvbuf >= limit)
+        .filter(|(_, m)| m.rcvbuf >= RCVBUF_DANGER)
         .map(|(s, m)| {
             let room = i64::from(i32::MAX) - i64::from(m.rcvbuf);
             let mut f = Finding::new(
