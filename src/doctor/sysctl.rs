@@ -4,7 +4,7 @@
 //!
 //! The arithmetic: on enqueue, UDP charges the skb and then tests
 //! `sk_rmem_alloc > skb->truesize + sk_rcvbuf`. Both are ints. With
-//! sk_rcvbuf = 2147483647 any truesize (≥ ~768 bytes even for a tiny
+//! sk_rcvbuf = 2147483647 any truesize (several hundred bytes even for a tiny
 //! datagram) makes the sum exceed INT_MAX: it wraps negative, the test is
 //! always true, and every datagram is dropped (SOCKET_RCVBUFF, Udp
 //! RcvbufErrors) although nothing is queued. Kernels that do the sum
