@@ -21,6 +21,8 @@ enum Cmd {
     Drops(cli::drops::DropsArgs),
     /// Capture drops for a while, then say for each group why and what to change.
     Explain(cli::explain::ExplainArgs),
+    /// Scan every namespace for known traps (exit 2 warning, 3 critical).
+    Doctor(cli::doctor::DoctorArgs),
     /// Broken-network scenarios built from namespaces.
     #[command(subcommand)]
     Lab(cli::lab::LabCmd),
@@ -37,6 +39,7 @@ fn main() {
     let r = match args.cmd {
         Cmd::Drops(a) => cli::drops::run(a),
         Cmd::Explain(a) => cli::explain::run(a),
+        Cmd::Doctor(a) => cli::doctor::run(a),
         Cmd::Lab(c) => cli::lab::run(c),
         Cmd::Reasons(a) => cli::reasons::run(a),
         Cmd::Vmcore(c) => netwhy_vmcore::cli::run(c),
