@@ -281,8 +281,10 @@ static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u3
 	struct nw_drop_event *e;
 	__u32 zero = 0, netns, ifindex = 0, mark;
 
-	if (cfg_has_reason && reason <= cfg_consumed)
-		return 0; /* not a drop: consumed or not-dropped-yet */
+	/* Not a drop: consumed or not-dropped-yet. Kernels without
+	 * SKB_CONSUMED (6.1) get ~0 here: their kfree_skb only sees drops. */
+	if (cfg_has_reason && cfg_consumed != (__u32)~0 && reason <= cfg_consumed)
+		return 0;
 
 	if (cfg_reason_include || cfg_reason_exclude) {
 		__u8 *r = bpf_map_lookup_elem(&reasons, &reason);
