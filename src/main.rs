@@ -32,6 +32,9 @@ enum Cmd {
     /// The kernel log (and facts) out of a crash dump, from VMCOREINFO alone.
     #[command(subcommand)]
     Vmcore(netwhy_vmcore::cli::VmcoreCmd),
+    /// Count hits per kernel skb function (kprobe-multi/fentry/kprobe backends).
+    #[command(hide = true)]
+    Skbfuncs(cli::skbfuncs::SkbFuncsArgs),
 }
 
 fn main() {
@@ -43,6 +46,7 @@ fn main() {
         Cmd::Lab(c) => cli::lab::run(c),
         Cmd::Reasons(a) => cli::reasons::run(a),
         Cmd::Vmcore(c) => netwhy_vmcore::cli::run(c),
+        Cmd::Skbfuncs(a) => cli::skbfuncs::run(a),
     };
     if let Err(e) = r {
         eprintln!("netwhy: error: {e:#}");

@@ -4,6 +4,7 @@ pub mod drops;
 pub mod explain;
 pub mod lab;
 pub mod reasons;
+pub mod skbfuncs;
 
 /// `--hook` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -2,6 +2,7 @@
 //! owns it; the wire structs live once in `include/event.h`.
 pub mod backend;
 pub mod drop;
+pub mod skbfunc;
 
 use std::io;
 
@@ -26,6 +27,8 @@ pub enum ProbeError {
     Map { map: &'static str, detail: String },
     #[error("{0}")]
     Io(#[from] io::Error),
+    #[error("{0}")]
+    BackendRefused(String),
 }
 
 /// True when this process may load tracing BPF programs at all. Checked up

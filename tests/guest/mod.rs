@@ -43,6 +43,13 @@ pub const NET_MODULES: &[&str] = &[
     "nft_reject_inet",
     "nft_reject_ipv4",
     "nft_reject_ipv6",
+    // conntrack -F (ctnetlink), iptables-legacy and iptables-nft rules
+    "nf_conntrack_netlink",
+    "ip_tables",
+    "iptable_filter",
+    "xt_conntrack",
+    "ipt_REJECT",
+    "nft_compat",
 ];
 
 const EXIT_MARK: &str = "NETWHY-GUEST-EXIT=";
@@ -86,6 +93,9 @@ pub struct Guest {
     modules: Vec<&'static str>,
     /// (guest path, host path, with shared libraries)
     files: Vec<(String, PathBuf, bool)>,
+    /// Host directories copied file by file to the same path (plugins
+    /// loaded with dlopen, which ldd cannot see).
+    dirs: Vec<PathBuf>,
     memory: &'static str,
 }
 
@@ -95,6 +105,7 @@ impl Guest {
             spec,
             modules: NET_MODULES.to_vec(),
             files: Vec::new(),
+            dirs: Vec::new(),
             memory: "512M",
         }
     }
@@ -106,13 +117,30 @@ impl Guest {
         self
     }
 
-    /// The netwhy under test, plus iproute2's `ip` and `nft` from the host:
-    /// netwhy's lab builds namespaces with them, and busybox's `ip` cannot
-    /// (it ignores veth peer names and has no `ip netns`).
-    pub fn with_netwhy(self) -> Self {
-        self.binary("netwhy", env!("CARGO_BIN_EXE_netwhy"))
+    /// The netwhy under test, plus the host's iproute2 `ip`, `nft`,
+    /// `conntrack` and iptables (legacy and nft): netwhy's lab builds and
+    /// breaks networks with them, and busybox's `ip` cannot (it ignores veth
+    /// peer names and has no `ip netns`). The iptables multi-call binaries
+    /// dispatch on their name, so each name gets its copy.
+    pub fn with_netwhy(mut self) -> Self {
+        self = self
+            .binary("netwhy", env!("CARGO_BIN_EXE_netwhy"))
             .binary("ip", "/usr/sbin/ip")
             .binary("nft", "/usr/sbin/nft")
+            .binary("conntrack", "/usr/sbin/conntrack");
+        for name in [
+            "iptables-legacy",
+            "iptables-legacy-restore",
+            "ip6tables-legacy",
+        ] {
+            self = self.binary(name, "/usr/sbin/xtables-legacy-multi");
+        }
+        for name in ["iptables-nft", "iptables-nft-restore"] {
+            self = self.binary(name, "/usr/sbin/xtables-nft-multi");
+        }
+        self.dirs
+            .push(PathBuf::from("/usr/lib/x86_64-linux-gnu/xtables"));
+        self
     }
 
     /// Boots, runs `script` (busybox sh, `set -e` is up to the script) and
@@ -165,6 +193,16 @@ impl Guest {
             }
             let bytes = std::fs::read(host).map_err(|e| format!("{}: {e}", host.display()))?;
             cpio.file(guest, 0o755, &bytes);
+        }
+        for dir in &self.dirs {
+            let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_file() {
+                    let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                    cpio.file(&p.to_string_lossy(), 0o755, &bytes);
+                }
+            }
         }
         cpio.file("payload.sh", 0o755, script.as_bytes());
         let initrd = work.0.join("initrd.cpio");

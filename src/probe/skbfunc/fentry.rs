@@ -1,0 +1,109 @@
+//! fentry on many functions: a tracing program is verified against one
+//! target, so each function needs its own load. libbpf offers no way to
+//! clone a loaded program, and re-opening the object per function would
+//! parse vmlinux BTF each time; instead the instructions libbpf finalised
+//! for one target (relocated, map fds embedded) are loaded again through
+//! `bpf_prog_load` for every other function with the same skb position,
+//! and linked with the function id as the cookie.
+use std::ffi::CString;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use libbpf_rs::libbpf_sys as sys;
+
+/// A loaded and linked copy. Dropping it detaches (link first, then prog).
+pub struct Clone {
+    link: Option<OwnedFd>,
+    _prog: OwnedFd,
+}
+
+impl Drop for Clone {
+    fn drop(&mut self) {
+        self.link.take();
+    }
+}
+
+/// vmlinux BTF as libbpf sees it, for function type ids.
+pub struct VmlinuxBtf(*mut sys::btf);
+
+impl VmlinuxBtf {
+    pub fn load() -> Result<Self, String> {
+        // SAFETY: plain libbpf call; errors come back as NULL + errno.
+        let p = unsafe { sys::btf__load_vmlinux_btf() };
+        if p.is_null() {
+            return Err(format!(
+                "reading vmlinux BTF: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(VmlinuxBtf(p))
+    }
+
+    /// The BTF id of function `name` (BTF_KIND_FUNC).
+    pub fn func_id(&self, name: &str) -> Option<u32> {
+        let c = CString::new(name).ok()?;
+        // SAFETY: self.0 is a live btf; c is NUL-terminated.
+        let id = unsafe { sys::btf__find_by_name_kind(self.0, c.as_ptr(), sys::BTF_KIND_FUNC) };
+        (id > 0).then_some(id as u32)
+    }
+}
+
+impl Drop for VmlinuxBtf {
+    fn drop(&mut self) {
+        // SAFETY: allocated by btf__load_vmlinux_btf, freed once.
+        unsafe { sys::btf__free(self.0) };
+    }
+}
+
+fn errno(what: &str, rc: i32) -> String {
+    let e = if rc < 0 && rc != -1 {
+        std::io::Error::from_raw_os_error(-rc)
+    } else {
+        std::io::Error::last_os_error()
+    };
+    format!("{what}: {e}")
+}
+
+/// Loads `insns` as an fentry program on BTF function `btf_id` and links it
+/// with `cookie`. Fails for that one function only.
+pub fn attach(insns: &[sys::bpf_insn], btf_id: u32, cookie: u64) -> Result<Clone, String> {
+    let opts = sys::bpf_prog_load_opts {
+        sz: std::mem::size_of::<sys::bpf_prog_load_opts>() as _,
+        expected_attach_type: sys::BPF_TRACE_FENTRY,
+        attach_btf_id: btf_id,
+        ..Default::default()
+    };
+    let mut opts = opts;
+    // SAFETY: insns is a valid slice; names are NUL-terminated literals;
+    // opts lives across the call.
+    let fd = unsafe {
+        sys::bpf_prog_load(
+            sys::BPF_PROG_TYPE_TRACING,
+            c"nw_skb_fentry".as_ptr(),
+            c"GPL".as_ptr(),
+            insns.as_ptr(),
+            insns.len() as _,
+            &mut opts,
+        )
+    };
+    if fd < 0 {
+        return Err(errno("load", fd));
+    }
+    // SAFETY: a fresh fd we own.
+    let prog = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut lopts = sys::bpf_link_create_opts {
+        sz: std::mem::size_of::<sys::bpf_link_create_opts>() as _,
+        ..Default::default()
+    };
+    lopts.__bindgen_anon_1.tracing =
+        sys::bpf_link_create_opts__bindgen_ty_1__bindgen_ty_4 { cookie };
+    // SAFETY: prog is a loaded tracing program; lopts is initialised.
+    let lfd = unsafe { sys::bpf_link_create(fd, 0, sys::BPF_TRACE_FENTRY, &lopts) };
+    if lfd < 0 {
+        return Err(errno("link", lfd));
+    }
+    Ok(Clone {
+        // SAFETY: a fresh fd we own.
+        link: Some(unsafe { OwnedFd::from_raw_fd(lfd) }),
+        _prog: prog,
+    })
+}

@@ -1,0 +1,574 @@
+//! The skb function probe: every kernel function taking a `struct sk_buff *`
+//! (found in the running kernel's BTF, kept if ftrace can hook it), hooked
+//! through kprobe-multi, fentry or single kprobes, whichever feature probes
+//! show this kernel allows, plus the skb tracepoints, which need none of them.
+//!
+//! Today each hit is counted per function; `on_skb` in the BPF C is where
+//! per-packet steps for `netwhy trace` will be emitted instead, once the
+//! trace timeline's step event is on main.
+mod fentry;
+mod parallel;
+pub mod select;
+
+use std::collections::HashSet;
+use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{KprobeMultiOpts, KprobeOpts, Link, MapCore, MapFlags, OpenObject};
+use serde::Serialize;
+
+pub use select::{Backend, ProbeResult, Target};
+
+use super::backend::{ensure_tracefs, unmount_tracefs, TRACEFS};
+use super::{have_privilege, ProbeError};
+use crate::kernel::btf::Btf;
+
+#[allow(clippy::all, non_camel_case_types, dead_code, unused_imports)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/skbfunc.skel.rs"));
+}
+use skel::*;
+
+/// Slots in the hits map (NW_SKBFUNC_MAX in skbfunc.h).
+const MAX_SLOTS: usize = 16384;
+/// Where feature probes count their hits: a slot no name maps to.
+const PROBE_SLOT: u32 = MAX_SLOTS as u32 - 1;
+/// Tracepoints after the functions, in NW_TP_* order.
+pub const TRACEPOINTS: [&str; 5] = [
+    "netif_receive_skb",
+    "net_dev_queue",
+    "net_dev_xmit",
+    "kfree_skb",
+    "consume_skb",
+];
+
+#[derive(Debug, Clone, Default)]
+pub struct SkbFuncOptions {
+    /// Force a backend (`--backend`); None picks by [`select::PREFERENCE`].
+    pub backend: Option<Backend>,
+    /// Only functions whose name matches (`--funcs REGEX`).
+    pub funcs: Option<regex::Regex>,
+    /// Count only TCP/UDP packets with this source or destination port.
+    pub port: Option<u16>,
+}
+
+/// What attaching did, for the start-up line and the JSON summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachReport {
+    pub backend: Backend,
+    pub probes: Vec<ProbeResult>,
+    /// Functions the backend hooked (0 for tracepoints only).
+    pub functions: usize,
+    /// Candidates the kernel refused one by one (name, error), first few.
+    pub skipped: Vec<(String, String)>,
+    pub skipped_count: usize,
+    pub tracepoints: usize,
+    /// Reading BTF and available_filter_functions, choosing targets.
+    pub discovery_ms: f64,
+    /// Loading and attaching the function set (after the feature probes).
+    pub attach_ms: f64,
+}
+
+/// Hits of one function or tracepoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    pub name: String,
+    pub count: u64,
+    /// Kernel monotonic ns of the first hit: sorting by it gives the path.
+    pub first_ns: u64,
+}
+
+/// A loaded and attached probe; [`SkbFuncProbe::detach`] times the detach.
+pub struct SkbFuncProbe {
+    skel: SkbfuncSkel<'static>,
+    /// The fentry object whose programs seed the clones (kept alive: the
+    /// clones' instructions refer to its maps).
+    _fentry_skel: Option<SkbfuncSkel<'static>>,
+    links: Vec<Link>,
+    clones: Vec<fentry::Clone>,
+    names: Vec<String>,
+    mounted_tracefs: bool,
+    pub report: AttachReport,
+}
+
+fn leak() -> &'static mut MaybeUninit<OpenObject> {
+    // The skeleton borrows its object storage for its whole life.
+    Box::leak(Box::new(MaybeUninit::uninit()))
+}
+
+fn open_skel(opts: &SkbFuncOptions, tp_base: u32) -> Result<OpenSkbfuncSkel<'static>, ProbeError> {
+    let mut open = SkbfuncSkelBuilder::default()
+        .open(leak())
+        .map_err(|e| load_err(&e))?;
+    let ro = open.maps.rodata_data.as_deref_mut().expect("rodata");
+    ro.cfg_port = opts.port.map(i32::from).unwrap_or(-1);
+    ro.cfg_tp_base = tp_base;
+    Ok(open)
+}
+
+fn load_err(e: &libbpf_rs::Error) -> ProbeError {
+    ProbeError::Load {
+        probe: "skbfunc",
+        detail: format!("{e:#}"),
+    }
+}
+
+impl SkbFuncProbe {
+    pub fn attach(opts: &SkbFuncOptions) -> Result<Self, ProbeError> {
+        if !have_privilege() {
+            return Err(ProbeError::Privilege);
+        }
+        let t0 = Instant::now();
+        let (mut targets, probe_fallback, mounted_tracefs) = discover(opts)?;
+        targets.truncate(MAX_SLOTS - TRACEPOINTS.len());
+        let tp_base = targets.len() as u32;
+        let discovery_ms = ms(t0.elapsed());
+
+        // The main object: tracepoints and both kprobe flavours. fentry
+        // programs need a target at load and live in their own object.
+        let mut open = open_skel(opts, tp_base)?;
+        for p in fentry_progs_mut(&mut open) {
+            p.set_autoload(false);
+        }
+        let skel = match open.load() {
+            Ok(s) => s,
+            Err(_) => {
+                // A kernel that cannot even load kprobe programs.
+                let mut open = open_skel(opts, tp_base)?;
+                for p in fentry_progs_mut(&mut open) {
+                    p.set_autoload(false);
+                }
+                open.progs.nw_skb_kmulti.set_autoload(false);
+                open.progs.nw_skb_kprobe.set_autoload(false);
+                open.load().map_err(|e| load_err(&e))?
+            }
+        };
+        let mut links = Vec::new();
+        let tps = [
+            &skel.progs.nw_tp_netif_receive_skb,
+            &skel.progs.nw_tp_net_dev_queue,
+            &skel.progs.nw_tp_net_dev_xmit,
+            &skel.progs.nw_tp_kfree_skb,
+            &skel.progs.nw_tp_consume_skb,
+        ];
+        let mut skipped = Vec::new();
+        for (p, name) in tps.into_iter().zip(TRACEPOINTS) {
+            match p.attach() {
+                Ok(l) => links.push(l),
+                Err(e) => skipped.push((format!("tp:{name}"), e.to_string())),
+            }
+        }
+        let tracepoints = links.len();
+
+        // Feature probes, each on one real skb function. libbpf's own
+        // warnings are muted until the attach is done: a refusal is
+        // reported once, in the probe result or the skipped list.
+        let prev_print = libbpf_rs::set_print(None);
+        let r = Self::probe_and_attach(
+            opts,
+            skel,
+            links,
+            skipped,
+            tracepoints,
+            targets,
+            probe_fallback,
+            tp_base,
+        );
+        libbpf_rs::set_print(prev_print);
+        if r.is_err() && mounted_tracefs {
+            unmount_tracefs();
+        }
+        let (mut probe, report) = r?;
+        probe.mounted_tracefs = mounted_tracefs;
+        probe.report = AttachReport {
+            discovery_ms,
+            ..report
+        };
+        Ok(probe)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn probe_and_attach(
+        opts: &SkbFuncOptions,
+        skel: SkbfuncSkel<'static>,
+        mut links: Vec<Link>,
+        mut skipped: Vec<(String, String)>,
+        tracepoints: usize,
+        targets: Vec<Target>,
+        probe_fallback: Option<Target>,
+        tp_base: u32,
+    ) -> Result<(Self, AttachReport), ProbeError> {
+        let probe_target = ["ip_rcv", "__netif_receive_skb", "kfree_skb_reason"]
+            .iter()
+            .find_map(|n| targets.iter().find(|t| t.name == *n))
+            .or(targets.first())
+            .cloned()
+            .or(probe_fallback);
+        let mut probes = Vec::new();
+        let mut fentry_skel = None;
+        let mut btf_ids = None;
+        match &probe_target {
+            None => {
+                let why = "no skb function in BTF matches";
+                for b in select::PREFERENCE {
+                    probes.push(ProbeResult::failed(b, why));
+                }
+            }
+            Some(t) => {
+                probes.push(probe_kmulti(&skel, t));
+                match load_fentry(opts, tp_base, &skel, &targets) {
+                    Ok((fs, btf)) => {
+                        probes.push(probe_fentry(&fs, &btf, t));
+                        fentry_skel = Some(fs);
+                        btf_ids = Some(btf);
+                    }
+                    Err(e) => probes.push(ProbeResult::failed(Backend::Fentry, e)),
+                }
+                probes.push(probe_kprobe(&skel, t));
+            }
+        }
+        let backend = select::choose(opts.backend, &probes)
+            .map_err(|e| ProbeError::BackendRefused(e.to_string()))?;
+
+        let t1 = Instant::now();
+        let mut clones = Vec::new();
+        let mut refused = Vec::new();
+        let mut hooked = 0;
+        match backend {
+            Backend::Tracepoint => {}
+            Backend::KprobeMulti => {
+                let link = skel
+                    .progs
+                    .nw_skb_kmulti
+                    .attach_kprobe_multi_with_opts(KprobeMultiOpts {
+                        symbols: targets.iter().map(|t| t.name.clone()).collect(),
+                        cookies: cookies(&targets),
+                        retprobe: false,
+                        ..Default::default()
+                    })
+                    .map_err(|e| ProbeError::Attach {
+                        probe: "skbfunc",
+                        hook: format!("kprobe-multi on {} functions", targets.len()),
+                        detail: e.to_string(),
+                    })?;
+                links.push(link);
+                hooked = targets.len();
+            }
+            Backend::Kprobe => {
+                raise_fd_limit(targets.len() * 2);
+                let prog = SharedProg(&skel.progs.nw_skb_kprobe);
+                let results = parallel::map(&targets, ATTACH_THREADS, |id, t| {
+                    let o = KprobeOpts {
+                        cookie: select::cookie(id as u32, t.arg),
+                        ..Default::default()
+                    };
+                    prog.get()
+                        .attach_kprobe_with_opts(false, &t.name, o)
+                        .map_err(|e| e.to_string())
+                });
+                for (t, r) in targets.iter().zip(results) {
+                    match r {
+                        Ok(l) => {
+                            links.push(l);
+                            hooked += 1;
+                        }
+                        Err(e) => refused.push((t.name.clone(), e)),
+                    }
+                }
+            }
+            Backend::Fentry => {
+                raise_fd_limit(targets.len() * 2);
+                let fs = fentry_skel.as_ref().expect("fentry probe passed");
+                let btf = btf_ids.as_ref().expect("fentry probe passed");
+                let ids: Vec<Option<u32>> = targets.iter().map(|t| btf.func_id(&t.name)).collect();
+                let insns: [&[libbpf_rs::libbpf_sys::bpf_insn]; 5] =
+                    std::array::from_fn(|pos| fentry_insns(fs, pos as u8));
+                let results = parallel::map(&targets, ATTACH_THREADS, |id, t| {
+                    ids[id]
+                        .ok_or_else(|| "no BTF id".to_string())
+                        .and_then(|bid| {
+                            fentry::attach(insns[t.arg.min(4) as usize], bid, id as u64)
+                        })
+                });
+                for (t, r) in targets.iter().zip(results) {
+                    match r {
+                        Ok(c) => {
+                            clones.push(c);
+                            hooked += 1;
+                        }
+                        Err(e) => refused.push((t.name.clone(), e)),
+                    }
+                }
+            }
+        }
+        let attach_ms = ms(t1.elapsed());
+        let skipped_count = skipped.len() + refused.len();
+        skipped.extend(refused);
+        skipped.truncate(8);
+        let mut names: Vec<String> = targets.into_iter().map(|t| t.name).collect();
+        names.extend(TRACEPOINTS.iter().map(|t| format!("tp:{t}")));
+        let report = AttachReport {
+            backend,
+            probes,
+            functions: hooked,
+            skipped,
+            skipped_count,
+            tracepoints,
+            discovery_ms: 0.0,
+            attach_ms,
+        };
+        let probe = SkbFuncProbe {
+            skel,
+            _fentry_skel: fentry_skel,
+            links,
+            clones,
+            names,
+            mounted_tracefs: false,
+            report: report.clone(),
+        };
+        Ok((probe, report))
+    }
+
+    /// Every function and tracepoint hit at least once, in path order
+    /// (first hit first).
+    pub fn hits(&self) -> Result<Vec<Hit>, ProbeError> {
+        let mut v = Vec::new();
+        for (i, name) in self.names.iter().enumerate() {
+            let key = (i as u32).to_ne_bytes();
+            let val = self
+                .skel
+                .maps
+                .hits
+                .lookup(&key, MapFlags::ANY)
+                .map_err(|e| ProbeError::Map {
+                    map: "hits",
+                    detail: e.to_string(),
+                })?;
+            let Some(b) = val.filter(|b| b.len() >= 16) else {
+                continue;
+            };
+            let count = u64::from_ne_bytes(b[0..8].try_into().expect("8 bytes"));
+            let first_ns = u64::from_ne_bytes(b[8..16].try_into().expect("8 bytes"));
+            if count > 0 {
+                v.push(Hit {
+                    name: name.clone(),
+                    count,
+                    first_ns,
+                });
+            }
+        }
+        v.sort_by_key(|h| (h.first_ns, h.name.clone()));
+        Ok(v)
+    }
+
+    /// Detaches everything; returns how long that took. Links are closed
+    /// from many threads at once: each ftrace unregistration waits for an
+    /// RCU-tasks grace period, and concurrent waiters share one.
+    pub fn detach(mut self) -> Duration {
+        let t = Instant::now();
+        parallel::drop_all(std::mem::take(&mut self.clones), DETACH_THREADS);
+        parallel::drop_all(std::mem::take(&mut self.links), DETACH_THREADS);
+        let d = t.elapsed();
+        if self.mounted_tracefs {
+            unmount_tracefs();
+        }
+        d
+    }
+}
+
+/// Threads attaching kprobes or fentry clones (kernel work per function is
+/// partly serialised by ftrace locks; the rest spreads over CPUs).
+const ATTACH_THREADS: usize = 8;
+/// Threads closing links: mostly asleep in grace periods.
+const DETACH_THREADS: usize = 64;
+
+/// The kprobe program shared by the attaching threads.
+struct SharedProg<'a>(&'a libbpf_rs::ProgramMut<'static>);
+// SAFETY: attaching only reads the program (fd, name) and allocates a new
+// link per call; libbpf keeps no per-program state for kprobe attachment.
+unsafe impl Sync for SharedProg<'_> {}
+impl SharedProg<'_> {
+    // A method, not `.0`: closures capture fields precisely, and the field
+    // itself is not Sync.
+    fn get(&self) -> &libbpf_rs::ProgramMut<'static> {
+        self.0
+    }
+}
+
+/// Each function costs about two descriptors (link + perf event or prog);
+/// the usual soft limit of 1024 is below pwru's ~1.5k functions.
+fn raise_fd_limit(need: usize) {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on valid structs.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return;
+        }
+        let want = (need as libc::rlim_t + 256).max(r.rlim_cur);
+        if want > r.rlim_cur {
+            let raised = libc::rlimit {
+                rlim_cur: want,
+                rlim_max: want.max(r.rlim_max),
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+                let soft = libc::rlimit {
+                    rlim_cur: r.rlim_max,
+                    rlim_max: r.rlim_max,
+                };
+                libc::setrlimit(libc::RLIMIT_NOFILE, &soft);
+            }
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
+}
+
+fn cookies(targets: &[Target]) -> Vec<u64> {
+    targets
+        .iter()
+        .enumerate()
+        .map(|(id, t)| select::cookie(id as u32, t.arg))
+        .collect()
+}
+
+/// BTF functions with an skb argument that ftrace lists as traceable, and
+/// `ip_rcv` from BTF alone for the feature probes when ftrace lists nothing
+/// (so they report the kernel's own answer, e.g. no kprobes at all).
+fn discover(opts: &SkbFuncOptions) -> Result<(Vec<Target>, Option<Target>, bool), ProbeError> {
+    let btf = Btf::load_vmlinux().map_err(|e| ProbeError::Load {
+        probe: "skbfunc",
+        detail: e.to_string(),
+    })?;
+    let funcs = btf.funcs_with_struct_ptr_param("sk_buff");
+    let (_, mounted) = ensure_tracefs();
+    let avail = std::fs::read_to_string(format!("{TRACEFS}/available_filter_functions"))
+        .unwrap_or_default();
+    let traceable: HashSet<String> = select::traceable(&avail);
+    let fallback = funcs.iter().find(|f| f.func == "ip_rcv").map(|f| Target {
+        name: f.func.clone(),
+        arg: f.arg_index,
+    });
+    Ok((
+        select::targets(funcs, &traceable, opts.funcs.as_ref()),
+        fallback,
+        mounted,
+    ))
+}
+
+fn fentry_progs_mut<'a>(
+    open: &'a mut OpenSkbfuncSkel<'static>,
+) -> [&'a mut libbpf_rs::OpenProgramMut<'static>; 5] {
+    let p = &mut open.progs;
+    [
+        &mut p.nw_skb_fentry0,
+        &mut p.nw_skb_fentry1,
+        &mut p.nw_skb_fentry2,
+        &mut p.nw_skb_fentry3,
+        &mut p.nw_skb_fentry4,
+    ]
+}
+
+fn fentry_insns<'a>(s: &'a SkbfuncSkel<'static>, arg: u8) -> &'a [libbpf_rs::libbpf_sys::bpf_insn] {
+    let p = &s.progs;
+    match arg {
+        0 => p.nw_skb_fentry0.insns(),
+        1 => p.nw_skb_fentry1.insns(),
+        2 => p.nw_skb_fentry2.insns(),
+        3 => p.nw_skb_fentry3.insns(),
+        _ => p.nw_skb_fentry4.insns(),
+    }
+}
+
+/// The fentry object: each position's program verified against the first
+/// target with its skb there (unused positions are not loaded), sharing
+/// the main object's hits map.
+fn load_fentry(
+    opts: &SkbFuncOptions,
+    tp_base: u32,
+    main: &SkbfuncSkel<'static>,
+    targets: &[Target],
+) -> Result<(SkbfuncSkel<'static>, fentry::VmlinuxBtf), String> {
+    let btf = fentry::VmlinuxBtf::load()?;
+    let mut open = open_skel(opts, tp_base).map_err(|e| e.to_string())?;
+    let p = &mut open.progs;
+    for prog in [
+        &mut p.nw_skb_kmulti,
+        &mut p.nw_skb_kprobe,
+        &mut p.nw_tp_netif_receive_skb,
+        &mut p.nw_tp_net_dev_queue,
+        &mut p.nw_tp_net_dev_xmit,
+        &mut p.nw_tp_kfree_skb,
+        &mut p.nw_tp_consume_skb,
+    ] {
+        prog.set_autoload(false);
+    }
+    for (pos, prog) in fentry_progs_mut(&mut open).into_iter().enumerate() {
+        match targets.iter().find(|t| t.arg as usize == pos) {
+            Some(t) => prog
+                .set_attach_target(0, Some(t.name.clone()))
+                .map_err(|e| format!("fentry target {}: {e}", t.name))?,
+            None => prog.set_autoload(false),
+        }
+    }
+    open.maps
+        .hits
+        .reuse_fd(main.maps.hits.as_fd())
+        .map_err(|e| format!("sharing the hits map: {e}"))?;
+    let s = open
+        .load()
+        .map_err(|e| format!("loading fentry programs: {e}"))?;
+    Ok((s, btf))
+}
+
+fn probe_kmulti(skel: &SkbfuncSkel<'static>, t: &Target) -> ProbeResult {
+    let r = skel
+        .progs
+        .nw_skb_kmulti
+        .attach_kprobe_multi_with_opts(KprobeMultiOpts {
+            symbols: vec![t.name.clone()],
+            cookies: vec![select::cookie(PROBE_SLOT, t.arg)],
+            retprobe: false,
+            ..Default::default()
+        });
+    verdict(Backend::KprobeMulti, r.map(drop))
+}
+
+fn probe_kprobe(skel: &SkbfuncSkel<'static>, t: &Target) -> ProbeResult {
+    let o = KprobeOpts {
+        cookie: select::cookie(PROBE_SLOT, t.arg),
+        ..Default::default()
+    };
+    let r = skel
+        .progs
+        .nw_skb_kprobe
+        .attach_kprobe_with_opts(false, &t.name, o);
+    verdict(Backend::Kprobe, r.map(drop))
+}
+
+fn probe_fentry(fs: &SkbfuncSkel<'static>, btf: &fentry::VmlinuxBtf, t: &Target) -> ProbeResult {
+    let r = btf
+        .func_id(&t.name)
+        .ok_or_else(|| format!("no BTF id for {}", t.name))
+        .and_then(|id| fentry::attach(fentry_insns(fs, t.arg), id, PROBE_SLOT.into()));
+    match r {
+        Ok(c) => {
+            drop(c);
+            ProbeResult::ok(Backend::Fentry)
+        }
+        Err(e) => ProbeResult::failed(Backend::Fentry, e),
+    }
+}
+
+fn verdict(b: Backend, r: libbpf_rs::Result<()>) -> ProbeResult {
+    match r {
+        Ok(()) => ProbeResult::ok(b),
+        Err(e) => ProbeResult::failed(b, format!("{e:#}")),
+    }
+}
