@@ -200,35 +200,84 @@ fn lab_scenarios_pass_on_debian_6_12() {
     }
 }
 
-/// Every backend on the full skb function set of 6.12 while a NO_SOCKET
-/// UDP drop happens: the path must run through IP receive, UDP receive and
-/// the drop function, whatever hooked them. The attach and detach times
-/// printed here are the benchmark reported in BENCHMARKS.md.
-const BACKENDS_SCRIPT: &str = r#"
-for b in kprobe-multi fentry kprobe tracepoint; do
-  netwhy skbfuncs --backend $b --port 5300 -o json > /tmp/$b.json 2> /tmp/$b.err &
-  pid=$!
-  i=0; until grep -q attached /tmp/$b.err; do
-    i=$((i+1)); if [ $i -gt 1800 ] || ! kill -0 $pid 2>/dev/null; then cat /tmp/$b.err; exit 20; fi; sleep 0.1
-  done
-  netwhy lab run udp-closed-port --check -o json > /tmp/$b.lab || { cat /tmp/$b.lab; exit 21; }
-  kill -INT $pid; wait $pid || { cat /tmp/$b.err; exit 22; }
-  echo "=== $b"; cat /tmp/$b.json
-  echo "=== $b-stderr"; cat /tmp/$b.err
-done
-"#;
+/// The functions a UDP datagram to a closed port runs through, for the
+/// backends whose full-set detach is too slow for every CI run (fentry:
+/// ~140 ms per function under TCG, see BENCHMARKS.md).
+const PATH_FUNCS: &str = "^(ip_send_skb|__dev_queue_xmit|__netif_receive_skb|ip_rcv|ip_rcv_core|\
+ip_local_deliver|udp_rcv|__udp4_lib_rcv|__icmp_send|sk_skb_reason_drop|kfree_skb_reason)$";
 
+/// Runs `netwhy skbfuncs --backend B [--funcs F] --port 5300` for each
+/// (B, F) while the lab's udp-closed-port scenario drops three datagrams.
+fn backends_script(runs: &[(&str, &str)]) -> String {
+    let mut s = String::new();
+    for (b, funcs) in runs {
+        let f = if funcs.is_empty() {
+            String::new()
+        } else {
+            format!("--funcs '{funcs}'")
+        };
+        s += &format!(
+            r#"
+netwhy skbfuncs --backend {b} {f} --port 5300 -o json > /tmp/{b}.json 2> /tmp/{b}.err &
+pid=$!
+i=0; until grep -q attached /tmp/{b}.err; do
+  i=$((i+1)); if [ $i -gt 3000 ] || ! kill -0 $pid 2>/dev/null; then cat /tmp/{b}.err; exit 20; fi; sleep 0.1
+done
+netwhy lab run udp-closed-port --check -o json > /tmp/{b}.lab || {{ cat /tmp/{b}.lab; exit 21; }}
+kill -INT $pid; wait $pid || {{ cat /tmp/{b}.err; exit 22; }}
+echo "=== {b}"; cat /tmp/{b}.json
+echo "=== {b}-stderr"; cat /tmp/{b}.err
+"#
+        );
+    }
+    s
+}
+
+/// Each backend on 6.12 while a NO_SOCKET UDP drop happens: the path must
+/// run through IP receive, UDP receive and the drop function, in that
+/// order, whatever hooked them. kprobe-multi and the tracepoints take the
+/// whole skb function set; fentry and kprobes the path functions only.
 #[test]
 fn skb_function_backends_follow_a_drop_on_debian_6_12() {
-    let test = "skb_function_backends_follow_a_drop_on_debian_6_12";
+    backends(
+        "skb_function_backends_follow_a_drop_on_debian_6_12",
+        &[
+            ("kprobe-multi", ""),
+            ("fentry", PATH_FUNCS),
+            ("kprobe", PATH_FUNCS),
+            ("tracepoint", ""),
+        ],
+    );
+}
+
+/// The benchmark of issue 7: attach and detach of the full skb function set
+/// on every backend. fentry alone detaches for minutes under TCG, so this
+/// runs by hand: `cargo test --release --test guest_kernel -- --ignored`.
+#[test]
+#[ignore]
+fn skb_function_backends_full_set_benchmark() {
+    backends(
+        "skb_function_backends_full_set_benchmark",
+        &[
+            ("kprobe-multi", ""),
+            ("fentry", ""),
+            ("kprobe", ""),
+            ("tracepoint", ""),
+        ],
+    );
+}
+
+fn backends(test: &str, runs: &[(&str, &str)]) {
     let g = Guest::new(DEBIAN_6_12).with_netwhy();
-    let Some(o) = guest::or_skip(test, g.run(BACKENDS_SCRIPT, Duration::from_secs(900))) else {
+    let script = backends_script(runs);
+    let Some(o) = guest::or_skip(test, g.run(&script, Duration::from_secs(1500))) else {
         return;
     };
     assert_eq!(o.code, 0, "{test}: {}", show(&o));
     let s = sections(&o.output);
     let mut table = Vec::new();
-    for b in ["kprobe-multi", "fentry", "kprobe", "tracepoint"] {
+    for (b, funcs) in runs {
+        let b = *b;
         let v = json_lines(&s[b]);
         assert_eq!(v.len(), 1, "{b}: {}", show(&o));
         let r = &v[0];
@@ -262,7 +311,9 @@ fn skb_function_backends_follow_a_drop_on_debian_6_12() {
             );
         } else {
             let n = r["functions"].as_u64().unwrap();
-            assert!(n > 500, "{b}: only {n} functions hooked: {r}");
+            if funcs.is_empty() {
+                assert!(n > 500, "{b}: only {n} functions hooked: {r}");
+            }
             assert!(has("ip_rcv") || has("ip_rcv_core"), "{b}: {names:?}");
             assert!(has("__udp4_lib_rcv"), "{b}: {names:?}");
             assert!(

@@ -33,7 +33,7 @@ fn feature_probes_pick_a_backend_and_tracepoints_follow_a_drop() {
     // The choice follows the probes: the first that passed in preference
     // order, tracepoints when none did, and a refusal is explained.
     let probes = s["probes"].as_array().expect("probes");
-    let order = ["kprobe-multi", "fentry", "kprobe"];
+    let order = ["kprobe-multi", "kprobe", "fentry"];
     let passed = order.iter().find(|b| {
         probes
             .iter()

@@ -16,8 +16,8 @@ use crate::signals;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendArg {
     KprobeMulti,
-    Fentry,
     Kprobe,
+    Fentry,
     Tracepoint,
 }
 

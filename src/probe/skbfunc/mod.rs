@@ -218,6 +218,7 @@ impl SkbFuncProbe {
             }
             Some(t) => {
                 probes.push(probe_kmulti(&skel, t));
+                probes.push(probe_kprobe(&skel, t));
                 match load_fentry(opts, tp_base, &skel, &targets) {
                     Ok((fs, btf)) => {
                         probes.push(probe_fentry(&fs, &btf, t));
@@ -226,7 +227,6 @@ impl SkbFuncProbe {
                     }
                     Err(e) => probes.push(ProbeResult::failed(Backend::Fentry, e)),
                 }
-                probes.push(probe_kprobe(&skel, t));
             }
         }
         let backend = select::choose(opts.backend, &probes)

@@ -12,10 +12,10 @@ use crate::kernel::btf::FuncParam;
 pub enum Backend {
     /// One kprobe-multi link (fprobe) for every function, cookies → ids.
     KprobeMulti,
-    /// One BPF trampoline per function: a program load and a link each.
-    Fentry,
     /// One kprobe (perf event + link) per function.
     Kprobe,
+    /// One BPF trampoline per function: a program load and a link each.
+    Fentry,
     /// No function backend: the skb tracepoints only.
     Tracepoint,
 }
@@ -31,15 +31,16 @@ impl Backend {
     }
 }
 
-/// Preference when nothing is asked for. kprobe-multi first: the kernel
-/// registers every function in one batch (one ftrace update, one link to
-/// close), so attach and detach stay near a second for ~1.5k functions.
-/// fentry next: per-hit it is the cheapest (a direct call, no pt_regs), but
-/// it costs one verified program load and one trampoline per function, and
-/// each trampoline detach waits for an RCU-tasks grace period. Single
-/// kprobes last: one perf event and one ftrace registration per function,
-/// and the slowest per hit (the numbers are in BENCHMARKS.md).
-pub const PREFERENCE: [Backend; 3] = [Backend::KprobeMulti, Backend::Fentry, Backend::Kprobe];
+/// Preference when nothing is asked for, from attach + detach of the whole
+/// skb function set (~1.6k functions; BENCHMARKS.md, Debian 6.12 under
+/// TCG): kprobe-multi registers everything in one batch and one link
+/// (0.2 s + 0.1 s); single kprobes cost a perf event and an ftrace
+/// registration each (33 s + 41 s); fentry costs a verified program load
+/// and a trampoline each, and every trampoline detach waits for its own
+/// RCU-tasks grace period (31 s + 228 s, not shortened by closing links in
+/// parallel). fentry's cheaper hits do not repay that for a tracing
+/// session; it stays available with `--backend fentry`.
+pub const PREFERENCE: [Backend; 3] = [Backend::KprobeMulti, Backend::Kprobe, Backend::Fentry];
 
 /// A feature probe's verdict: attaching one real skb function worked, or
 /// the kernel's answer.
@@ -189,13 +190,13 @@ mod tests {
             ProbeResult::ok(Backend::Fentry),
             ProbeResult::ok(Backend::Kprobe),
         ];
-        assert_eq!(choose(None, &no_multi), Ok(Backend::Fentry));
-        let only_kprobe = [
+        assert_eq!(choose(None, &no_multi), Ok(Backend::Kprobe));
+        let only_fentry = [
             ProbeResult::failed(Backend::KprobeMulti, "x"),
-            ProbeResult::failed(Backend::Fentry, "y"),
-            ProbeResult::ok(Backend::Kprobe),
+            ProbeResult::ok(Backend::Fentry),
+            ProbeResult::failed(Backend::Kprobe, "y"),
         ];
-        assert_eq!(choose(None, &only_kprobe), Ok(Backend::Kprobe));
+        assert_eq!(choose(None, &only_fentry), Ok(Backend::Fentry));
         let e = choose(Some(Backend::KprobeMulti), &[]).unwrap_err();
         assert!(e.to_string().contains("not probed"));
     }
