@@ -207,18 +207,22 @@ const PATH_FUNCS: &str = "^(ip_send_skb|__dev_queue_xmit|__netif_receive_skb|ip_
 ip_local_deliver|udp_rcv|__udp4_lib_rcv|__icmp_send|sk_skb_reason_drop|kfree_skb_reason)$";
 
 /// Runs `netwhy skbfuncs --backend B [--funcs F] --port 5300` for each
-/// (B, F) while the lab's udp-closed-port scenario drops three datagrams.
+/// (B, F) while the lab's udp-closed-port scenario drops three datagrams
+/// (B = "auto": no --backend, the feature probes choose).
 fn backends_script(runs: &[(&str, &str)]) -> String {
     let mut s = String::new();
     for (b, funcs) in runs {
-        let f = if funcs.is_empty() {
+        let mut f = if funcs.is_empty() {
             String::new()
         } else {
             format!("--funcs '{funcs}'")
         };
+        if *b != "auto" {
+            f += &format!(" --backend {b}");
+        }
         s += &format!(
             r#"
-netwhy skbfuncs --backend {b} {f} --port 5300 -o json > /tmp/{b}.json 2> /tmp/{b}.err &
+netwhy skbfuncs {f} --port 5300 -o json > /tmp/{b}.json 2> /tmp/{b}.err &
 pid=$!
 i=0; until grep -q attached /tmp/{b}.err; do
   i=$((i+1)); if [ $i -gt 3000 ] || ! kill -0 $pid 2>/dev/null; then cat /tmp/{b}.err; exit 20; fi; sleep 0.1
@@ -334,4 +338,48 @@ fn backends(test: &str, runs: &[(&str, &str)]) {
         "{test} (qemu TCG, 1 vCPU, Debian 6.12):\n{}",
         table.join("\n")
     );
+}
+
+/// Debian 12's own 6.1 kernel has kprobes and fentry but no FPROBE: the
+/// feature probes must see kprobe-multi refused and choose single kprobes,
+/// which then follow the drop (to 6.1's `kfree_skb_reason`).
+#[test]
+fn feature_probes_choose_kprobes_on_debian_6_1() {
+    let test = "feature_probes_choose_kprobes_on_debian_6_1";
+    let g = Guest::new(DEBIAN_6_1).with_netwhy();
+    let script = backends_script(&[("auto", PATH_FUNCS)]);
+    let Some(o) = guest::or_skip(test, g.run(&script, Duration::from_secs(300))) else {
+        return;
+    };
+    assert_eq!(o.code, 0, "{test}: {}", show(&o));
+    let s = sections(&o.output);
+    let v = json_lines(&s["auto"]);
+    assert_eq!(v.len(), 1, "{}", show(&o));
+    let r = &v[0];
+    let probe = |b: &str| {
+        r["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["backend"] == b)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {b} probe: {r}"))
+    };
+    assert_eq!(probe("kprobe-multi")["ok"], false, "{r}");
+    assert_eq!(probe("kprobe")["ok"], true, "{r}");
+    assert_eq!(probe("fentry")["ok"], true, "{r}");
+    assert_eq!(r["backend"], "kprobe", "{r}");
+    eprintln!(
+        "{test}: kprobe-multi refused: {}",
+        probe("kprobe-multi")["error"]
+    );
+    let names: Vec<&str> = r["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["name"].as_str())
+        .collect();
+    for f in ["ip_rcv", "__udp4_lib_rcv", "kfree_skb_reason"] {
+        assert!(names.contains(&f), "{f} not hit: {names:?}");
+    }
 }
