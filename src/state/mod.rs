@@ -4,6 +4,7 @@
 //! out to ip/nft/conntrack/ss.
 pub mod conntrack;
 pub mod counters;
+pub mod iptables;
 pub mod neigh;
 pub mod nftrace;
 pub mod ns;
