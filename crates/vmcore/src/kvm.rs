@@ -11,8 +11,9 @@
 //! 4. the PT_LOAD vaddr fields of an ELF dump, when the writer filled them.
 
 use crate::error::{Error, Result};
-use crate::phys::PhysMem;
+use crate::phys::{PhysMem, PAGE};
 use crate::vmcoreinfo::VmcoreInfo;
+use std::cell::Cell;
 
 const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
 const PTE_PFN_MASK: u64 = 0x000f_ffff_ffff_f000;
@@ -92,15 +93,37 @@ fn arch_text(phys_base: u64, image_size: u64, va: u64) -> Option<u64> {
         .then(|| (va - START_KERNEL_MAP).wrapping_add(phys_base))
 }
 
+/// Walked translations remembered, by virtual page (direct-mapped). A ring
+/// walk reads three interleaved streams (descriptors, infos, text) page by
+/// page; without this every small read of a buffer in the direct map
+/// (`log_buf_len=`) cost a four-level page-table walk.
+const TLB_SLOTS: usize = 64;
+
 /// Kernel virtual memory: physical memory plus the translation facts.
 pub struct KernelMem<'a> {
     pub phys: &'a PhysMem,
     pub arch: Arch,
     /// Last-resort vaddr → paddr (ELF PT_LOAD vaddr fields).
     pub loads_vaddr: Option<&'a dyn Fn(u64) -> Option<u64>>,
+    /// (virtual page, physical page) of recent page-table walks; a virtual
+    /// page of u64::MAX marks an empty slot (no `va >> 12` is that large).
+    tlb: [Cell<(u64, u64)>; TLB_SLOTS],
 }
 
-impl KernelMem<'_> {
+impl<'a> KernelMem<'a> {
+    pub fn new(
+        phys: &'a PhysMem,
+        arch: Arch,
+        loads_vaddr: Option<&'a dyn Fn(u64) -> Option<u64>>,
+    ) -> Self {
+        KernelMem {
+            phys,
+            arch,
+            loads_vaddr,
+            tlb: std::array::from_fn(|_| Cell::new((u64::MAX, 0))),
+        }
+    }
+
     pub fn translate(&self, va: u64) -> Result<u64> {
         match &self.arch {
             Arch::X86_64 {
@@ -119,14 +142,22 @@ impl KernelMem<'_> {
                         return Ok(va - po);
                     }
                 }
+                let vpage = va >> 12;
+                let slot = &self.tlb[vpage as usize % TLB_SLOTS];
+                let (cached_v, cached_p) = slot.get();
+                if cached_v == vpage {
+                    return Ok(cached_p | (va & 0xfff));
+                }
                 let walked = match pgd {
                     Some(pgd) => self.walk_x86(*pgd, va, *five_level, *sme_mask),
                     None => Err(Error::Translate(va, "no init_top_pgt in VMCOREINFO".into())),
                 };
-                match walked {
-                    Ok(pa) => Ok(pa),
-                    Err(e) => self.loads_vaddr.and_then(|f| f(va)).ok_or(e),
-                }
+                let pa = match walked {
+                    Ok(pa) => pa,
+                    Err(e) => self.loads_vaddr.and_then(|f| f(va)).ok_or(e)?,
+                };
+                slot.set((vpage, pa & !0xfff));
+                Ok(pa)
             }
             Arch::Aarch64 {
                 kimage_voffset,
@@ -197,6 +228,20 @@ impl KernelMem<'_> {
             done += n;
         }
         Ok(())
+    }
+
+    /// The `len` bytes at `va`: borrowed in place when they lie in one page
+    /// the dump can lend (a mapped ELF), else copied into `scratch`
+    /// (which must hold `len` bytes).
+    pub fn view<'s>(&'s self, va: u64, len: usize, scratch: &'s mut [u8]) -> Result<&'s [u8]> {
+        let off = (va % PAGE as u64) as usize;
+        if off + len <= PAGE {
+            let pa = self.translate(va)?;
+            return self.phys.view(pa, len, scratch);
+        }
+        let buf = &mut scratch[..len];
+        self.read(va, buf)?;
+        Ok(buf)
     }
 
     pub fn u64(&self, va: u64) -> Result<u64> {

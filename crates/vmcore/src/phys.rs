@@ -259,6 +259,21 @@ impl PhysMem {
         Ok(())
     }
 
+    /// The `len` bytes at `paddr`, which must lie in one page: borrowed
+    /// from the source when it can lend the page, else copied to `scratch`.
+    pub fn view<'s>(&'s self, paddr: u64, len: usize, scratch: &'s mut [u8]) -> Result<&'s [u8]> {
+        let pfn = paddr / PAGE as u64;
+        let off = (paddr % PAGE as u64) as usize;
+        if off + len <= PAGE && self.touched.borrow().is_none() {
+            if let Some(page) = self.source.page_ref(pfn) {
+                return Ok(&page[off..off + len]);
+            }
+        }
+        let buf = &mut scratch[..len];
+        self.read(paddr, buf)?;
+        Ok(buf)
+    }
+
     fn with_page<R>(&self, pfn: u64, f: impl FnOnce(&[u8; PAGE]) -> R) -> Result<R> {
         if let Some(page) = self.source.page_ref(pfn) {
             if let Some(t) = self.touched.borrow_mut().as_mut() {

@@ -100,3 +100,18 @@ fn info_reports_translation_and_log() {
     }
     assert_eq!(d.log_kind().unwrap(), netwhy_vmcore::LogKind::RingBuffer);
 }
+
+#[test]
+fn streaming_walk_gives_the_records_read_log_keeps() {
+    let elf = Dump::from_bytes("trimmed", trimmed()).unwrap();
+    let kdump =
+        Dump::from_bytes("kdump", synth::write_kdump(&synth::trim(&elf), Method::Lzo)).unwrap();
+    for d in [&elf, &kdump] {
+        let kept = d.read_log().unwrap();
+        let mut walked = Vec::new();
+        let warnings = d.walk_log(&mut |r| walked.push(r.clone())).unwrap();
+        assert!(walked.len() > 1000, "{}", walked.len());
+        assert_eq!(walked, kept.records);
+        assert_eq!(warnings, kept.warnings);
+    }
+}
