@@ -247,6 +247,15 @@ impl PageSource for ElfPages {
             .is_some_and(|l| l.paddr < pa.saturating_add(PAGE as u64))
     }
 
+    fn span_ref(&self, paddr: u64, len: usize) -> Option<&[u8]> {
+        let l = self.loads.get(self.first_candidate(paddr))?;
+        let end = paddr.checked_add(len as u64)?;
+        if paddr < l.paddr || end > l.paddr.checked_add(l.filesz)? {
+            return None;
+        }
+        self.file.slice(l.offset.checked_add(paddr - l.paddr)?, len)
+    }
+
     fn page_ref(&self, pfn: u64) -> Option<&[u8; PAGE]> {
         let start = pfn.checked_mul(PAGE as u64)?;
         let hit = |l: &Load| start >= l.paddr && start - l.paddr < l.memsz;

@@ -230,6 +230,26 @@ impl<'a> KernelMem<'a> {
         Ok(())
     }
 
+    /// [va, va + len) in place when it is one run of bytes in the dump:
+    /// every page translates to the next physical page and the source can
+    /// lend the whole range. Lets a reader index a kernel array directly
+    /// instead of translating and copying each element. None otherwise
+    /// (the caller falls back to element reads, which report errors).
+    pub fn contiguous(&self, va: u64, len: u64) -> Option<&[u8]> {
+        if len == 0 || len > crate::printk::MAX_LOG_BYTES {
+            return None;
+        }
+        let pa = self.translate(va).ok()?;
+        let mut page = (va | (PAGE as u64 - 1)).checked_add(1)?;
+        while page < va.checked_add(len)? {
+            if self.translate(page).ok()? != pa + (page - va) {
+                return None;
+            }
+            page += PAGE as u64;
+        }
+        self.phys.span(pa, len as usize)
+    }
+
     /// The `len` bytes at `va`: borrowed in place when they lie in one page
     /// the dump can lend (a mapped ELF), else copied into `scratch`
     /// (which must hold `len` bytes).

@@ -206,6 +206,11 @@ pub trait PageSource {
     }
     /// True when the physical page is present in the dump.
     fn has_page(&self, pfn: u64) -> bool;
+    /// [paddr, paddr + len) in place, when the source stores that whole
+    /// physical range as one run of bytes it can lend (a mapped ELF).
+    fn span_ref(&self, _paddr: u64, _len: usize) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// Page granularity of the cache. Dumps with other page sizes (arm64 64K) are
@@ -257,6 +262,15 @@ impl PhysMem {
             done += n;
         }
         Ok(())
+    }
+
+    /// A whole physical range in place, or None (source cannot lend it, or
+    /// pages are being traced for trimming and must each be seen).
+    pub fn span(&self, paddr: u64, len: usize) -> Option<&[u8]> {
+        if self.touched.borrow().is_some() {
+            return None;
+        }
+        self.source.span_ref(paddr, len)
     }
 
     /// The `len` bytes at `paddr`, which must lie in one page: borrowed

@@ -134,7 +134,11 @@ pub fn read(vi: &VmcoreInfo, mem: &KernelMem) -> Result<Log> {
 
 /// Calls `f` for every complete record, oldest first, with one [`Record`]
 /// reused throughout (no allocation per record); returns the warnings.
-pub fn walk(vi: &VmcoreInfo, mem: &KernelMem, f: &mut dyn FnMut(&Record)) -> Result<Vec<String>> {
+pub fn walk<'m>(
+    vi: &VmcoreInfo,
+    mem: &'m KernelMem,
+    f: &mut dyn FnMut(&Record),
+) -> Result<Vec<String>> {
     let l = Layout::from(vi)?;
     if l.desc_size > 4096 || l.info_size > 4096 || l.desc_size == 0 || l.info_size == 0 {
         return Err(Error::BadLog(format!(
@@ -179,6 +183,15 @@ pub fn walk(vi: &VmcoreInfo, mem: &KernelMem, f: &mut dyn FnMut(&Record)) -> Res
         tail = head.wrapping_sub(count - 1) & ID_MASK;
     }
     l.check_fields()?;
+    // Fast path: each array as one borrowed slice (static buffers in the
+    // kernel image and boot-time log_buf_len= buffers are physically
+    // contiguous, and a mapped ELF lends them in place).
+    let descs_all = mem.contiguous(descs, count * l.desc_size);
+    let infos_all = mem.contiguous(infos, count * l.info_size);
+    let data_all = mem.contiguous(data, 1 << size_bits);
+    let elem = |all: Option<&'m [u8]>, idx: u64, size: u64| {
+        all.and_then(|a| a.get((idx * size) as usize..((idx + 1) * size) as usize))
+    };
     let mut desc_scratch = vec![0u8; l.desc_size as usize];
     let mut info_scratch = vec![0u8; l.info_size as usize];
     // Reusable descriptors are normal (their data was overwritten by newer
@@ -190,21 +203,27 @@ pub fn walk(vi: &VmcoreInfo, mem: &KernelMem, f: &mut dyn FnMut(&Record)) -> Res
         let idx = id & (count - 1);
         // Descriptors and infos are read in place where the dump can lend
         // the page (field offsets were checked against the struct sizes).
-        let desc = mem.view(
-            descs.wrapping_add(idx * l.desc_size),
-            l.desc_size as usize,
-            &mut desc_scratch,
-        )?;
+        let desc = match elem(descs_all, idx, l.desc_size) {
+            Some(d) => d,
+            None => mem.view(
+                descs.wrapping_add(idx * l.desc_size),
+                l.desc_size as usize,
+                &mut desc_scratch,
+            )?,
+        };
         let sv = le(desc, l.state_var + l.counter, 8);
         let state = sv >> 62;
         if sv & ID_MASK == id && (state == STATE_COMMITTED || state == STATE_FINALIZED) {
             let begin = le(desc, l.text_lpos + l.lpos_begin, 8);
             let next = le(desc, l.text_lpos + l.lpos_next, 8);
-            let info = mem.view(
-                infos.wrapping_add(idx * l.info_size),
-                l.info_size as usize,
-                &mut info_scratch,
-            )?;
+            let info = match elem(infos_all, idx, l.info_size) {
+                Some(i) => i,
+                None => mem.view(
+                    infos.wrapping_add(idx * l.info_size),
+                    l.info_size as usize,
+                    &mut info_scratch,
+                )?,
+            };
             let text_len = le(info, l.text_len, 2);
             let packed = le(info, l.text_len + 3, 1) as u8;
             rec.seq = le(info, l.seq, 8);
@@ -228,7 +247,17 @@ pub fn walk(vi: &VmcoreInfo, mem: &KernelMem, f: &mut dyn FnMut(&Record)) -> Res
                     }
                 }
             }
-            block_text(mem, data, size_bits, begin, next, text_len, &mut rec.text)?;
+            rec.text.clear();
+            if let Some((at, n)) = block_pos(size_bits, begin, next, text_len)? {
+                let at = at + 8;
+                match data_all.and_then(|d| d.get(at as usize..at as usize + n)) {
+                    Some(t) => rec.text.extend_from_slice(t),
+                    None => {
+                        rec.text.resize(n, 0);
+                        mem.read(data.wrapping_add(at), &mut rec.text)?;
+                    }
+                }
+            }
             f(&rec);
         } else if !(sv & ID_MASK == id.wrapping_sub(count) & ID_MASK || state == 3) {
             odd += 1;
@@ -246,21 +275,14 @@ pub fn walk(vi: &VmcoreInfo, mem: &KernelMem, f: &mut dyn FnMut(&Record)) -> Res
     Ok(warnings)
 }
 
-/// Text of one record into `out`: locate the data block for [begin, next),
-/// skip its id.
-fn block_text(
-    mem: &KernelMem,
-    data: u64,
-    size_bits: u32,
-    begin: u64,
-    next: u64,
-    text_len: u64,
-    out: &mut Vec<u8>,
-) -> Result<()> {
-    out.clear();
+/// Where the text of one record lies in the data ring: the block for
+/// [begin, next) (whole at the ring's start when it would have wrapped),
+/// as (offset of the block, text bytes after its 8-byte id). None for a
+/// data-less record.
+fn block_pos(size_bits: u32, begin: u64, next: u64, text_len: u64) -> Result<Option<(u64, usize)>> {
     if begin & 1 == 1 || next & 1 == 1 {
         // Data-less record (an empty line, or text that failed to fit).
-        return Ok(());
+        return Ok(None);
     }
     let size = 1u64 << size_bits;
     let wraps = |lpos: u64| lpos >> size_bits;
@@ -279,7 +301,5 @@ fn block_text(
             "data block of {len} bytes at [{begin:#x}, {next:#x})"
         )));
     }
-    let n = (len - 8).min(text_len) as usize;
-    out.resize(n, 0);
-    mem.read(data.wrapping_add(at + 8), out)
+    Ok(Some((at, (len - 8).min(text_len) as usize)))
 }
