@@ -278,19 +278,7 @@ impl KdumpPages {
                 .map_err(|e| bad(e.to_string()))?;
             z.total_out() as usize
         } else if flags & FLAG_LZO != 0 {
-            // lzokay-native panics (arithmetic overflow) on some corrupt
-            // input: contain it, silently, until we carry our own bounded
-            // LZO1X decoder.
-            let r = quiet_catch_unwind(|| lzokay_native::decompress_all(&data, Some(out.len())));
-            let v = match r {
-                Ok(r) => r.map_err(|e| bad(format!("{e:?}")))?,
-                Err(_) => return Err(bad("corrupt LZO stream".into())),
-            };
-            if v.len() != out.len() {
-                return Err(bad(format!("{} bytes out", v.len())));
-            }
-            out.copy_from_slice(&v);
-            v.len()
+            crate::lzo::decompress(&data, out).map_err(|e| bad(e.to_string()))?
         } else if flags & FLAG_SNAPPY != 0 {
             let want = snap::raw::decompress_len(&data).map_err(|e| bad(e.to_string()))?;
             if want != out.len() {
@@ -327,38 +315,5 @@ impl PageSource for KdumpPages {
         let at = (pfn % per) as usize * PAGE;
         buf.copy_from_slice(&block[at..at + PAGE]);
         Ok(())
-    }
-}
-
-thread_local! {
-    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// `catch_unwind` that keeps the panic message off stderr: a process-wide
-/// hook, installed once, stays silent while this thread is inside `f` and
-/// defers to the previous hook otherwise (other threads are unaffected).
-fn quiet_catch_unwind<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let prev = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !QUIET_PANICS.with(|q| q.get()) {
-                prev(info);
-            }
-        }));
-    });
-    let was = QUIET_PANICS.with(|q| q.replace(true));
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    QUIET_PANICS.with(|q| q.set(was));
-    r
-}
-
-#[cfg(test)]
-mod quiet_tests {
-    #[test]
-    fn contained_panic_is_an_error() {
-        let r = super::quiet_catch_unwind(|| -> u8 { panic!("boom") });
-        assert!(r.is_err());
-        assert_eq!(super::quiet_catch_unwind(|| 7).ok(), Some(7));
     }
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod flat;
 pub mod kdump;
 pub mod kvm;
+pub mod lzo;
 pub mod phys;
 pub mod printk;
 pub mod record;
