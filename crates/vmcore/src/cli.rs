@@ -213,7 +213,9 @@ fn dmesg(path: &str, o: &DmesgOpts) -> Result<()> {
         Color::Never => false,
         Color::Auto => stdout.is_terminal(),
     };
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    // Small: the text writer hands over chunks larger than this, which
+    // BufWriter passes straight through (no second copy, fewer fresh pages).
+    let mut out = std::io::BufWriter::with_capacity(8 << 10, stdout.lock());
     let last_ts = survey.as_ref().map_or(0, |s| s.last_ts);
     if let (Some(s), false, false) = (&survey, o.no_header, o.json) {
         writeln!(

@@ -175,7 +175,9 @@ pub struct TextWriter<'w> {
     prev_newline: bool,
 }
 
-const CHUNK: usize = 1 << 15;
+/// Output is handed on in chunks of about this size (16 KiB: large enough
+/// to make few write calls, small enough to stay in a few fresh pages).
+const CHUNK: usize = 1 << 14;
 
 impl<'w> TextWriter<'w> {
     pub fn new(out: &'w mut dyn Write, o: &TextOpts) -> Self {
