@@ -16,7 +16,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 runs=${RUNS:-101}
 cargo build -q --release -p netwhy-vmcore --manifest-path "$root/Cargo.toml"
 dir=$(cargo run -q --release -p netwhy-vmcore --example make-fixtures --manifest-path "$root/Cargo.toml")
-ours="$CARGO_TARGET_DIR/release/netwhy-vmcore"
+# NETWHY_VMCORE_BIN=path times another build instead (e.g. an older commit's).
+ours=${NETWHY_VMCORE_BIN:-$CARGO_TARGET_DIR/release/netwhy-vmcore}
 # The main binary, when it has been built (`cargo build --release`): the same
 # code behind `netwhy vmcore dmesg`, with netwhy's larger start-up.
 main="$CARGO_TARGET_DIR/release/netwhy"
