@@ -16,10 +16,6 @@ pub struct DumpFile {
     len: u64,
     /// Set for makedumpfile's flattened stream format.
     flat: Option<crate::flat::FlatIndex>,
-    /// Read-only mapping of a regular file: pages are then served in place
-    /// (file-backed faults map neighbouring pages at once; no copy, no
-    /// allocation) instead of one pread into a cache buffer per page.
-    map: Option<map::Mmap>,
 }
 
 impl DumpFile {
@@ -37,11 +33,9 @@ impl DumpFile {
             .len();
         // /proc/vmcore reports its size in st_size; a character device or pipe
         // would report 0 and is not supported (we need random access).
-        let mut head = [0u8; 12];
-        let flat = if len >= 4096
-            && file.read_exact_at(&mut head, 0).is_ok()
-            && &head == crate::flat::SIGNATURE
-        {
+        // The flattened index reads one small header per record, scattered
+        // over the whole file: positioned reads (no page mapped per header).
+        let flat = if len >= 4096 && Backing::Borrowed(&file).starts_with(crate::flat::SIGNATURE) {
             Some(crate::flat::FlatIndex::build(
                 &Backing::Borrowed(&file),
                 len,
@@ -49,16 +43,21 @@ impl DumpFile {
         } else {
             None
         };
-        let map = match flat {
-            None if file.metadata().is_ok_and(|m| m.is_file()) => map::Mmap::new(&file, len),
-            _ => None,
+        // Then a regular file is mapped and every read (headers, compressed
+        // pages, ELF pages in place) is served from the mapping: no syscall
+        // per read. pread remains for what cannot be mapped.
+        let backing = match file.metadata().is_ok_and(|m| m.is_file()) {
+            true => match map::Mmap::new(&file, len) {
+                Some(m) => Backing::Mapped(m),
+                None => Backing::File(file),
+            },
+            false => Backing::File(file),
         };
         let len = flat.as_ref().map_or(len, |f| f.len);
         Ok(DumpFile {
-            file: Backing::File(file),
+            file: backing,
             len,
             flat,
-            map,
         })
     }
 
@@ -76,7 +75,6 @@ impl DumpFile {
             file: backing,
             len,
             flat,
-            map: None,
         })
     }
 
@@ -103,9 +101,11 @@ impl DumpFile {
         if end > self.len {
             return None;
         }
-        match (&self.map, &self.file) {
-            (Some(m), _) => m.get(offset, len),
-            (None, Backing::Mem(v)) => v.get(offset as usize..end as usize),
+        // A mapping lends pages in place (file-backed faults map
+        // neighbouring pages at once; no copy, no allocation).
+        match &self.file {
+            Backing::Mapped(m) => m.get(offset, len),
+            Backing::Mem(v) => v.get(offset as usize..end as usize),
             _ => None,
         }
     }
@@ -163,6 +163,8 @@ pub enum Backing<'a> {
     File(File),
     Borrowed(&'a File),
     Mem(Vec<u8>),
+    /// A read-only mapping of a regular file (the file may be closed).
+    Mapped(map::Mmap),
 }
 
 impl Backing<'_> {
@@ -171,6 +173,7 @@ impl Backing<'_> {
             Backing::Mem(v) => v.len() as u64,
             Backing::File(f) => f.metadata().map(|m| m.len()).unwrap_or(0),
             Backing::Borrowed(f) => f.metadata().map(|m| m.len()).unwrap_or(0),
+            Backing::Mapped(m) => m.len() as u64,
         }
     }
 
@@ -187,6 +190,13 @@ impl Backing<'_> {
                 let src = usize::try_from(offset)
                     .ok()
                     .and_then(|o| v.get(o..o.checked_add(buf.len())?))
+                    .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+            Backing::Mapped(m) => {
+                let src = m
+                    .get(offset, buf.len())
                     .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
                 buf.copy_from_slice(src);
                 Ok(())
@@ -318,7 +328,7 @@ impl PhysMem {
 
 /// A private read-only `mmap` of the dump (Linux, 64-bit), declared here
 /// rather than through a crate: two calls, and libc is linked anyway.
-mod map {
+pub mod map {
     use std::fs::File;
 
     pub struct Mmap {
@@ -378,6 +388,14 @@ mod map {
         #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
         pub fn new(_file: &File, _len: u64) -> Option<Mmap> {
             None
+        }
+
+        pub fn len(&self) -> usize {
+            self.len
+        }
+
+        pub fn is_empty(&self) -> bool {
+            self.len == 0
         }
 
         pub fn get(&self, offset: u64, n: usize) -> Option<&[u8]> {
