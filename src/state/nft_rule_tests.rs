@@ -122,6 +122,7 @@ fn ct_state_invalid() {
     let e = parse_exprs(&l);
     assert!(matches_ct_invalid(&e));
     assert_eq!(action(&e), Action::Drop);
+    assert_eq!(describe(&e), "ct state invalid, drop");
     // `ct state established,related accept` is not an invalid test.
     let mut l = Vec::new();
     expr(&mut l, "ct", |b| put(b, 2, &0u32.to_be_bytes()));
