@@ -34,7 +34,59 @@ pub fn gather(e: &DropEvent) -> Clues {
         }
         _ => {}
     }
+    sysctls(e, &mut c);
     c
+}
+
+/// Sysctls that bear on `reason`, besides those a collector above already
+/// judged; `{dev}` is the drop's device.
+pub fn sysctls_for(reason: &str) -> &'static [&'static str] {
+    match reason {
+        "SOCKET_RCVBUFF" | "PROTO_MEM" => &[
+            "net.core.rmem_default",
+            "net.core.rmem_max",
+            "net.ipv4.udp_mem",
+        ],
+        "IP_RPFILTER" => &[
+            "net.ipv4.conf.{dev}.log_martians",
+            "net.ipv4.conf.all.log_martians",
+        ],
+        "CPU_BACKLOG" => &["net.core.netdev_max_backlog"],
+        "TCP_LISTEN_OVERFLOW" | "TCP_REQQFULLDROP" => &[
+            "net.core.somaxconn",
+            "net.ipv4.tcp_max_syn_backlog",
+            "net.ipv4.tcp_syncookies",
+        ],
+        "NF_CONNTRACK" | "NETFILTER_DROP" => &[
+            "net.netfilter.nf_conntrack_count",
+            "net.netfilter.nf_conntrack_max",
+            "net.netfilter.nf_conntrack_checksum",
+        ],
+        "IPV6DISABLED" | "IPV6_NDISC_BAD_CODE" | "IPV6_NDISC_NS_OTHERHOST" => &[
+            "net.ipv6.conf.{dev}.disable_ipv6",
+            "net.ipv6.conf.{dev}.accept_ra",
+            "net.ipv6.conf.{dev}.accept_dad",
+        ],
+        _ => &[],
+    }
+}
+
+fn sysctls(e: &DropEvent, c: &mut Clues) {
+    let dev = e.dev.as_deref().unwrap_or("all");
+    let vals: Vec<String> = sysctls_for(&e.reason)
+        .iter()
+        .map(|k| k.replace("{dev}", dev))
+        .filter_map(|k| {
+            let v = sysctl::read(e.netns, &k).ok()?;
+            Some(format!(
+                "{k}={}",
+                v.split_whitespace().collect::<Vec<_>>().join(" ")
+            ))
+        })
+        .collect();
+    if !vals.is_empty() {
+        c.line(format!("sysctls in this netns: {}", vals.join(", ")));
+    }
 }
 
 fn proto_of(e: &DropEvent) -> Option<Proto> {
@@ -345,4 +397,20 @@ fn reverse_path_line(
         "packet from {src} came in on {dev}; a reply would go {}; rp_filter all={all} {dev}={d} effective={eff}: {verdict}",
         describe(back)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_name_their_sysctls() {
+        assert!(sysctls_for("SOCKET_RCVBUFF").contains(&"net.core.rmem_max"));
+        assert!(sysctls_for("TCP_LISTEN_OVERFLOW").contains(&"net.core.somaxconn"));
+        assert!(sysctls_for("IP_RPFILTER")
+            .iter()
+            .any(|k| k.contains("{dev}")));
+        assert!(sysctls_for("NO_SOCKET").is_empty());
+        assert!(RCVBUF_DANGER > (1 << 30) && RCVBUF_DANGER < i32::MAX as u32);
+    }
 }
