@@ -27,6 +27,7 @@ pub fn gather(e: &DropEvent) -> Clues {
         "SOCKET_RCVBUFF" => rcvbuf(e, &mut c),
         "IP_RPFILTER" => rp_filter(e, &mut c),
         "NEIGH_QUEUEFULL" | "NEIGH_FAILED" => neighbour(e, &mut c),
+        "TCP_LISTEN_OVERFLOW" | "TCP_REQQFULLDROP" => listen_queue(e, &mut c),
         "IP_INNOROUTES" | "IP_INADDRERRORS" | "NOT_SPECIFIED"
             if e.location.symbol == "ip_error" || e.reason != "NOT_SPECIFIED" =>
         {
@@ -216,6 +217,21 @@ fn nat_mismatch(p: Proto, s: &SockInfo, src: SocketAddr, dst: SocketAddr, c: &mu
              (no conntrack -F under traffic) and route replies through the NAT box",
             s.remote
         ));
+    }
+}
+
+/// The listener's accept queue against its backlog (what `ss -lt` shows).
+fn listen_queue(e: &DropEvent, c: &mut Clues) {
+    let Some(port) = e.flow.dport else { return };
+    match sockets::listeners_on(e.netns, Proto::Tcp, port) {
+        Ok(ls) if ls.is_empty() => c.line(format!("no TCP listener on port {port} any more")),
+        Ok(ls) => {
+            for l in ls {
+                c.line(format!("listener: {l}"));
+                c.subjects.push(socket_subject(&l));
+            }
+        }
+        Err(err) => c.line(format!("socket lookup failed: {err}")),
     }
 }
 
