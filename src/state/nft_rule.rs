@@ -11,7 +11,8 @@
 //! to find catch-all REJECT rules that shadow later ACCEPTs.
 use serde::Serialize;
 
-use super::nftrace::{nl, Verdict};
+use super::netlink as nl;
+use super::nftrace::Verdict;
 
 /// One decoded expression. Unknown ones keep their name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

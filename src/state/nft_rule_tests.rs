@@ -1,6 +1,6 @@
 //! Expression decoding on netlink fixtures built like the kernel dumps them.
 use super::*;
-use crate::state::nftrace::nl::{nest_end, nest_start, put, put_str};
+use crate::state::netlink::{nest_end, nest_start, put, put_str};
 
 const NESTED: u16 = 0x8000;
 
