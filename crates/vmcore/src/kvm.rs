@@ -276,3 +276,113 @@ impl<'a> KernelMem<'a> {
         Ok(u32::from_le_bytes(b))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phys::PageSource;
+
+    /// Physical memory as one buffer of 512 pages, with the pfns present.
+    struct Pages {
+        mem: Vec<u8>,
+        present: std::collections::HashSet<u64>,
+    }
+
+    impl PageSource for Pages {
+        fn read_page(&self, pfn: u64, buf: &mut [u8; PAGE]) -> Result<()> {
+            let p = self
+                .span_ref(pfn * 4096, PAGE)
+                .ok_or(Error::PhysNotInDump(pfn * 4096))?;
+            buf.copy_from_slice(p);
+            Ok(())
+        }
+        fn has_page(&self, pfn: u64) -> bool {
+            self.present.contains(&pfn)
+        }
+        fn span_ref(&self, paddr: u64, len: usize) -> Option<&[u8]> {
+            let first = paddr / 4096;
+            let last = (paddr + len as u64 - 1) / 4096;
+            (first..=last).all(|p| self.has_page(p)).then_some(())?;
+            self.mem.get(paddr as usize..paddr as usize + len)
+        }
+    }
+
+    /// A 4-level table at pfns 1..=4 mapping `n` consecutive virtual pages
+    /// from `va` to pfns 100, 101, ... (page k filled with byte k), except
+    /// page `hole`, left not present, and page 2, moved to pfn 400.
+    fn tables(va: u64, n: u64, hole: u64) -> Pages {
+        let pfn = |k: u64| if k == 2 { 400 } else { 100 + k };
+        let mut pages = Pages {
+            mem: vec![0; 512 * PAGE],
+            present: (1..=4).collect(),
+        };
+        let mut set = |pfn: u64, index: u64, entry: u64| {
+            let at = (pfn * 4096 + index * 8) as usize;
+            pages.mem[at..at + 8].copy_from_slice(&entry.to_le_bytes());
+        };
+        set(1, (va >> 39) & 0x1ff, 2 << 12 | PRESENT);
+        set(2, (va >> 30) & 0x1ff, 3 << 12 | PRESENT);
+        set(3, (va >> 21) & 0x1ff, 4 << 12 | PRESENT);
+        for k in (0..n).filter(|&k| k != hole) {
+            set(4, ((va >> 12) + k) & 0x1ff, pfn(k) << 12 | PRESENT);
+        }
+        for k in 0..n {
+            let at = (pfn(k) * 4096) as usize;
+            pages.mem[at..at + PAGE].fill(k as u8);
+            pages.present.insert(pfn(k));
+        }
+        pages
+    }
+
+    #[test]
+    fn walked_translations_are_cached_per_page_and_never_mixed_up() {
+        // Direct-map address (no page_offset known): only the walk finds it.
+        let va = 0xffff_8880_0000_0000u64;
+        let n = 200; // more pages than TLB slots: slots are reused
+        let phys = PhysMem::new(Box::new(tables(va, n, 150)));
+        let arch = Arch::X86_64 {
+            phys_base: 0,
+            image_size: 1 << 30,
+            pgd: Some(1 << 12),
+            five_level: false,
+            sme_mask: 0,
+            page_offset: None,
+        };
+        let mem = KernelMem::new(&phys, arch, None);
+        for round in 0..3 {
+            // Pages 0, 64, 128 share a slot; interleave them with others.
+            for k in [0u64, 64, 128, 1, 65, 0, 199, 128] {
+                let a = va + k * 4096 + 8 * round;
+                assert_eq!(
+                    mem.translate(a).unwrap(),
+                    (100 + k) << 12 | (8 * round),
+                    "page {k}"
+                );
+                let mut b = [0u8; 2];
+                mem.read(a, &mut b).unwrap();
+                assert_eq!(b, [k as u8; 2]);
+            }
+        }
+        // A read across a page boundary takes each page's own translation.
+        let mut b = [0u8; 16];
+        mem.read(va + 4096 - 8, &mut b).unwrap();
+        assert_eq!(b, [[0u8; 8], [1u8; 8]].concat()[..]);
+        // A page that is not present is an error, every time (not cached).
+        for _ in 0..2 {
+            assert!(matches!(
+                mem.translate(va + 150 * 4096),
+                Err(Error::Translate(..))
+            ));
+        }
+        // The contiguous view refuses a range whose pages are scattered
+        // (page 2 lives elsewhere) or missing, before asking the source.
+        assert!(mem.contiguous(va + 4096, 2 * 4096).is_none());
+        assert!(mem.contiguous(va + 149 * 4096, 2 * 4096).is_none());
+        // ...and lends one that is contiguous, across a page boundary.
+        let run = mem.contiguous(va + 3 * 4096 + 100, 4096).unwrap();
+        assert_eq!(
+            (run[0], run[4095 - 100], run[4096 - 100], run.len()),
+            (3, 3, 4, 4096)
+        );
+    }
+}
