@@ -76,6 +76,23 @@ fn dump_path(file: Option<String>) -> Result<String> {
 }
 
 /// Runs one subcommand. A closed stdout (`| head`) is success, not an error.
+/// An error and its causes as one line, each cause once: library errors
+/// often already name their source (`{path}: {source}`), and printing the
+/// chain would repeat it.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if !line.ends_with(&c) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&c);
+        }
+    }
+    line
+}
+
 pub fn run(cmd: VmcoreCmd) -> Result<()> {
     let r = match cmd {
         VmcoreCmd::Dmesg {
@@ -410,4 +427,22 @@ fn info(path: &str, json: bool) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod error_line_tests {
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let io = std::io::Error::from_raw_os_error(2);
+        let e = anyhow::Error::new(crate::error::Error::Open {
+            path: "/x".into(),
+            source: io,
+        });
+        assert_eq!(
+            super::error_line(&e),
+            "/x: No such file or directory (os error 2)"
+        );
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(super::error_line(&e), "outer: inner");
+    }
 }
