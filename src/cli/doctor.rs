@@ -1,5 +1,5 @@
 //! `netwhy doctor`: scan namespaces for known traps; exit code = worst severity.
-use std::io::{self, Write};
+use std::io;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -50,13 +50,7 @@ pub fn run(args: DoctorArgs) -> Result<()> {
         Format::Json => report::json(&mut out, &rep)?,
         Format::Text => report::text(&mut out, &rep)?,
     }
-    out.flush().or_else(|e| {
-        if crate::output::is_broken_pipe(&e) {
-            Ok(())
-        } else {
-            Err(e)
-        }
-    })?;
+    crate::output::flush_quietly(&mut out)?;
     let code = doctor::exit_code(rep.worst());
     if code != 0 {
         std::process::exit(code);

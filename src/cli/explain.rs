@@ -113,13 +113,7 @@ pub fn run(args: ExplainArgs) -> Result<()> {
             )?;
         }
     }
-    out.flush().or_else(|e| {
-        if crate::output::is_broken_pipe(&e) {
-            Ok(())
-        } else {
-            Err(e)
-        }
-    })?;
+    crate::output::flush_quietly(&mut out)?;
     Ok(())
 }
 

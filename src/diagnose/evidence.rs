@@ -27,6 +27,7 @@ pub fn gather(e: &DropEvent) -> Clues {
         "SOCKET_RCVBUFF" => rcvbuf(e, &mut c),
         "IP_RPFILTER" => rp_filter(e, &mut c),
         "NEIGH_QUEUEFULL" | "NEIGH_FAILED" => neighbour(e, &mut c),
+        "TCP_LISTEN_OVERFLOW" | "TCP_REQQFULLDROP" => listen_queue(e, &mut c),
         "IP_INNOROUTES" | "IP_INADDRERRORS" | "NOT_SPECIFIED"
             if e.location.symbol == "ip_error" || e.reason != "NOT_SPECIFIED" =>
         {
@@ -34,7 +35,59 @@ pub fn gather(e: &DropEvent) -> Clues {
         }
         _ => {}
     }
+    sysctls(e, &mut c);
     c
+}
+
+/// Sysctls that bear on `reason`, besides those a collector above already
+/// judged; `{dev}` is the drop's device.
+pub fn sysctls_for(reason: &str) -> &'static [&'static str] {
+    match reason {
+        "SOCKET_RCVBUFF" | "PROTO_MEM" => &[
+            "net.core.rmem_default",
+            "net.core.rmem_max",
+            "net.ipv4.udp_mem",
+        ],
+        "IP_RPFILTER" => &[
+            "net.ipv4.conf.{dev}.log_martians",
+            "net.ipv4.conf.all.log_martians",
+        ],
+        "CPU_BACKLOG" => &["net.core.netdev_max_backlog"],
+        "TCP_LISTEN_OVERFLOW" | "TCP_REQQFULLDROP" => &[
+            "net.core.somaxconn",
+            "net.ipv4.tcp_max_syn_backlog",
+            "net.ipv4.tcp_syncookies",
+        ],
+        "NF_CONNTRACK" | "NETFILTER_DROP" => &[
+            "net.netfilter.nf_conntrack_count",
+            "net.netfilter.nf_conntrack_max",
+            "net.netfilter.nf_conntrack_checksum",
+        ],
+        "IPV6DISABLED" | "IPV6_NDISC_BAD_CODE" | "IPV6_NDISC_NS_OTHERHOST" => &[
+            "net.ipv6.conf.{dev}.disable_ipv6",
+            "net.ipv6.conf.{dev}.accept_ra",
+            "net.ipv6.conf.{dev}.accept_dad",
+        ],
+        _ => &[],
+    }
+}
+
+fn sysctls(e: &DropEvent, c: &mut Clues) {
+    let dev = e.dev.as_deref().unwrap_or("all");
+    let vals: Vec<String> = sysctls_for(&e.reason)
+        .iter()
+        .map(|k| k.replace("{dev}", dev))
+        .filter_map(|k| {
+            let v = sysctl::read(e.netns, &k).ok()?;
+            Some(format!(
+                "{k}={}",
+                v.split_whitespace().collect::<Vec<_>>().join(" ")
+            ))
+        })
+        .collect();
+    if !vals.is_empty() {
+        c.line(format!("sysctls in this netns: {}", vals.join(", ")));
+    }
 }
 
 fn proto_of(e: &DropEvent) -> Option<Proto> {
@@ -164,6 +217,21 @@ fn nat_mismatch(p: Proto, s: &SockInfo, src: SocketAddr, dst: SocketAddr, c: &mu
              (no conntrack -F under traffic) and route replies through the NAT box",
             s.remote
         ));
+    }
+}
+
+/// The listener's accept queue against its backlog (what `ss -lt` shows).
+fn listen_queue(e: &DropEvent, c: &mut Clues) {
+    let Some(port) = e.flow.dport else { return };
+    match sockets::listeners_on(e.netns, Proto::Tcp, port) {
+        Ok(ls) if ls.is_empty() => c.line(format!("no TCP listener on port {port} any more")),
+        Ok(ls) => {
+            for l in ls {
+                c.line(format!("listener: {l}"));
+                c.subjects.push(socket_subject(&l));
+            }
+        }
+        Err(err) => c.line(format!("socket lookup failed: {err}")),
     }
 }
 
@@ -345,4 +413,20 @@ fn reverse_path_line(
         "packet from {src} came in on {dev}; a reply would go {}; rp_filter all={all} {dev}={d} effective={eff}: {verdict}",
         describe(back)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_name_their_sysctls() {
+        assert!(sysctls_for("SOCKET_RCVBUFF").contains(&"net.core.rmem_max"));
+        assert!(sysctls_for("TCP_LISTEN_OVERFLOW").contains(&"net.core.somaxconn"));
+        assert!(sysctls_for("IP_RPFILTER")
+            .iter()
+            .any(|k| k.contains("{dev}")));
+        assert!(sysctls_for("NO_SOCKET").is_empty());
+        assert!(RCVBUF_DANGER > (1 << 30) && RCVBUF_DANGER < i32::MAX as u32);
+    }
 }

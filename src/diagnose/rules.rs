@@ -114,8 +114,14 @@ impl RuleWatch {
                      flow (repeat the traffic while explain runs)",
                 ),
                 Ok(drops) => {
-                    for d in drops.iter().take(3) {
-                        attribute(d, name.as_deref(), csum, &mut c);
+                    // One line per rule, however many packets it dropped.
+                    let mut seen = Vec::new();
+                    for d in &drops {
+                        let k = (d.family, d.table.clone(), d.chain.clone(), d.rule_handle);
+                        if !seen.contains(&k) && seen.len() < 3 {
+                            seen.push(k);
+                            attribute(d, name.as_deref(), csum, &mut c);
+                        }
                     }
                 }
                 Err(err) => c.line(format!("nftrace failed: {err}")),

@@ -43,10 +43,11 @@ pub struct Report {
     pub scenario: &'static str,
     pub summary: &'static str,
     pub diagnosis: &'static str,
-    /// What `netwhy explain` concludes from the same events (first finding's
-    /// cause id). Compared with `diagnosis` by issue 4's acceptance; shown
-    /// here so a mismatch is visible today.
+    /// What `netwhy explain` concludes from the same drops and live state
+    /// (its first finding's cause id); `diagnosis` is what it should be.
     pub explained: Option<&'static str>,
+    /// That first finding in full (evidence, fix).
+    pub finding: Option<crate::diagnose::finding::Finding>,
     pub trigger: String,
     pub notes: Vec<String>,
     /// Why this kernel is not affected by the modelled incident, if so.
@@ -152,6 +153,7 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
         summary: s.summary(),
         diagnosis: s.diagnosis(),
         explained: findings.first().map(|f| f.cause),
+        finding: findings.into_iter().next(),
         trigger: outcome.text,
         notes: outcome.notes,
         not_affected: outcome.not_affected,

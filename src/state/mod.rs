@@ -7,6 +7,7 @@ pub mod conntrack;
 pub mod counters;
 pub mod iptables;
 pub mod neigh;
+pub mod netlink;
 pub mod nft_rule;
 pub mod nftlist;
 pub mod nftrace;

@@ -11,7 +11,8 @@
 //! to find catch-all REJECT rules that shadow later ACCEPTs.
 use serde::Serialize;
 
-use super::nftrace::{nl, Verdict};
+use super::netlink as nl;
+use super::nftrace::Verdict;
 
 /// One decoded expression. Unknown ones keep their name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -245,10 +246,26 @@ pub fn describe(exprs: &[Expr]) -> String {
                 });
                 continue;
             }
+            Expr::Bitwise { mask } if pending.as_deref() == Some("ct state") => {
+                // ct state masks are host-order bit sets: name the states.
+                let bits = mask
+                    .get(..4)
+                    .map_or(0, |m| u32::from_ne_bytes(m.try_into().expect("4 bytes")));
+                pending = Some(format!("ct state {}", ct_states(bits)));
+                continue;
+            }
             Expr::Bitwise { mask } => {
                 let lhs = pending.take().unwrap_or_else(|| "reg".into());
                 pending = Some(format!("{lhs} & 0x{}", hex(mask)));
                 continue;
+            }
+            Expr::Cmp { op: 1, data }
+                if data.iter().all(|b| *b == 0)
+                    && pending
+                        .as_deref()
+                        .is_some_and(|p| p.starts_with("ct state ")) =>
+            {
+                pending.take().expect("checked")
             }
             Expr::Cmp { op, data } => {
                 let lhs = pending.take().unwrap_or_else(|| "reg".into());
@@ -273,6 +290,27 @@ pub fn describe(exprs: &[Expr]) -> String {
         parts.push(s);
     }
     parts.join(", ")
+}
+
+/// `invalid,established` for a ct state bit set (NF_CT_STATE_*_BIT).
+fn ct_states(bits: u32) -> String {
+    const NAMES: [(u32, &str); 5] = [
+        (1, "invalid"),
+        (2, "established"),
+        (4, "related"),
+        (8, "new"),
+        (64, "untracked"),
+    ];
+    let v: Vec<&str> = NAMES
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if v.is_empty() {
+        format!("0x{bits:x}")
+    } else {
+        v.join(",")
+    }
 }
 
 fn payload_name(base: u32, offset: u32, len: u32) -> String {

@@ -1,6 +1,6 @@
 //! Expression decoding on netlink fixtures built like the kernel dumps them.
 use super::*;
-use crate::state::nftrace::nl::{nest_end, nest_start, put, put_str};
+use crate::state::netlink::{nest_end, nest_start, put, put_str};
 
 const NESTED: u16 = 0x8000;
 
@@ -122,6 +122,7 @@ fn ct_state_invalid() {
     let e = parse_exprs(&l);
     assert!(matches_ct_invalid(&e));
     assert_eq!(action(&e), Action::Drop);
+    assert_eq!(describe(&e), "ct state invalid, drop");
     // `ct state established,related accept` is not an invalid test.
     let mut l = Vec::new();
     expr(&mut l, "ct", |b| put(b, 2, &0u32.to_be_bytes()));

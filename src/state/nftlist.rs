@@ -11,8 +11,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use super::netlink as nl;
 use super::nftrace::{parse_rule, RuleInfo};
-use super::sockets::nl;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
@@ -97,7 +97,7 @@ pub fn hook_name(f: u8, n: u32) -> String {
 /// when nf_tables has no tables (or is not loaded: the dump then fails
 /// with EPROTONOSUPPORT / ENOENT, which means "no ruleset" too).
 pub fn ruleset_here() -> Result<Vec<ChainRules>, ListError> {
-    let mut s = nl::Socket::open(libc::NETLINK_NETFILTER)?;
+    let s = nl::Socket::open(libc::NETLINK_NETFILTER)?;
     let chains = match s.dump(nft_type(NFT_MSG_GETCHAIN), &nfgenmsg(0)) {
         Ok(m) => m,
         Err(nl::NlError::Kernel(e))
