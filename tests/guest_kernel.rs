@@ -210,31 +210,35 @@ ip_local_deliver|udp_rcv|__udp4_lib_rcv|__icmp_send|sk_skb_reason_drop|kfree_skb
 /// (B, F) while the lab's udp-closed-port scenario drops three datagrams
 /// (B = "auto": no --backend, the feature probes choose).
 fn backends_script(runs: &[(&str, &str)]) -> String {
-    let mut s = String::new();
-    for (b, funcs) in runs {
-        let mut f = if funcs.is_empty() {
-            String::new()
-        } else {
-            format!("--funcs '{funcs}'")
-        };
-        if *b != "auto" {
-            f += &format!(" --backend {b}");
-        }
-        s += &format!(
-            r#"
-netwhy skbfuncs {f} --port 5300 -o json > /tmp/{b}.json 2> /tmp/{b}.err &
-pid=$!
-i=0; until grep -q attached /tmp/{b}.err; do
-  i=$((i+1)); if [ $i -gt 3000 ] || ! kill -0 $pid 2>/dev/null; then cat /tmp/{b}.err; exit 20; fi; sleep 0.1
-done
-netwhy lab run udp-closed-port --check -o json > /tmp/{b}.lab || {{ cat /tmp/{b}.lab; exit 21; }}
-kill -INT $pid; wait $pid || {{ cat /tmp/{b}.err; exit 22; }}
-echo "=== {b}"; cat /tmp/{b}.json
-echo "=== {b}-stderr"; cat /tmp/{b}.err
-"#
-        );
+    runs.iter()
+        .map(|(b, funcs)| skbfuncs_run(b, b, funcs, "5300", "udp-closed-port"))
+        .collect()
+}
+
+/// One `netwhy skbfuncs` run, its JSON in section `name`, while `scenario`
+/// runs (`backend` "auto": no --backend; extra flags in `funcs`).
+fn skbfuncs_run(name: &str, backend: &str, funcs: &str, port: &str, scenario: &str) -> String {
+    let mut f = if funcs.is_empty() || funcs.starts_with("--") {
+        funcs.to_string()
+    } else {
+        format!("--funcs '{funcs}'")
+    };
+    if backend != "auto" {
+        f += &format!(" --backend {backend}");
     }
-    s
+    format!(
+        r#"
+netwhy skbfuncs {f} --port {port} -o json > /tmp/{name}.json 2> /tmp/{name}.err &
+pid=$!
+i=0; until grep -q attached /tmp/{name}.err; do
+  i=$((i+1)); if [ $i -gt 3000 ] || ! kill -0 $pid 2>/dev/null; then cat /tmp/{name}.err; exit 20; fi; sleep 0.1
+done
+netwhy lab run {scenario} --check -o json > /tmp/{name}.lab || {{ cat /tmp/{name}.lab; exit 21; }}
+kill -INT $pid; wait $pid || {{ cat /tmp/{name}.err; exit 22; }}
+echo "=== {name}"; cat /tmp/{name}.json
+echo "=== {name}-stderr"; cat /tmp/{name}.err
+"#
+    )
 }
 
 /// Each backend on 6.12 while a NO_SOCKET UDP drop happens: the path must
@@ -381,5 +385,54 @@ fn feature_probes_choose_kprobes_on_debian_6_1() {
         .collect();
     for f in ["ip_rcv", "__udp4_lib_rcv", "kfree_skb_reason"] {
         assert!(names.contains(&f), "{f} not hit: {names:?}");
+    }
+}
+
+/// `--kmods nf_tables`: module functions join the set (kprobe-multi by
+/// name, fentry through the module's BTF object), and an nftables drop in
+/// the forward chain shows `nft_do_chain_inet` (the hook entry; nft_do_chain
+/// itself takes no skb) between `ip_forward`'s netfilter
+/// hook and the drop.
+#[test]
+fn module_functions_join_with_kmods_on_debian_6_12() {
+    let test = "module_functions_join_with_kmods_on_debian_6_12";
+    let funcs = "--kmods nf_tables --funcs '^(ip_rcv|ip_forward|nf_hook_slow|nft_do_chain_(ipv4|inet)|sk_skb_reason_drop)$'";
+    let script: String = ["kprobe-multi", "fentry"]
+        .iter()
+        .map(|b| skbfuncs_run(b, b, funcs, "443", "nft-forward-drop"))
+        .collect();
+    let g = Guest::new(DEBIAN_6_12).with_netwhy();
+    let Some(o) = guest::or_skip(test, g.run(&script, Duration::from_secs(300))) else {
+        return;
+    };
+    assert_eq!(o.code, 0, "{test}: {}", show(&o));
+    let s = sections(&o.output);
+    for b in ["kprobe-multi", "fentry"] {
+        let v = json_lines(&s[b]);
+        assert_eq!(v.len(), 1, "{}", show(&o));
+        let r = &v[0];
+        assert_eq!(r["backend"], b, "{r}");
+        assert_eq!(r["functions"], 6, "{b}: {r}");
+        let names: Vec<&str> = r["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|h| h["name"].as_str())
+            .collect();
+        eprintln!("{test}: {b}: {names:?}");
+        let at = |n: &str| {
+            names
+                .iter()
+                .position(|x| *x == n)
+                .unwrap_or_else(|| panic!("{b}: {n} not hit: {names:?}"))
+        };
+        // The table's family picks the hook entry (the lab uses inet).
+        let nft = names
+            .iter()
+            .find(|n| n.starts_with("nft_do_chain_"))
+            .unwrap_or_else(|| panic!("{b}: no nft_do_chain_* hit: {names:?}"));
+        assert!(at("ip_rcv") < at("ip_forward"), "{b}: {names:?}");
+        assert!(at("nf_hook_slow") < at(nft), "{b}: {names:?}");
+        assert!(at(nft) < at("sk_skb_reason_drop"), "{b}: {names:?}");
     }
 }

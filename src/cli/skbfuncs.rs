@@ -43,6 +43,9 @@ pub struct SkbFuncsArgs {
     /// Count only TCP/UDP packets with this source or destination port.
     #[arg(long)]
     pub port: Option<u16>,
+    /// Also trace the skb functions of these loaded modules (nf_tables,...).
+    #[arg(long, value_delimiter = ',', value_name = "MOD,...")]
+    pub kmods: Vec<String>,
     /// Stop after this many seconds (default: until Ctrl-C).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
@@ -80,6 +83,7 @@ pub fn run(a: SkbFuncsArgs) -> Result<()> {
         backend: a.backend.map(Into::into),
         funcs,
         port: a.port,
+        kmods: a.kmods,
     };
     let probe = SkbFuncProbe::attach(&opts)?;
     let r = &probe.report;

@@ -6,7 +6,7 @@
 //! `bpf_prog_load` for every other function with the same skb position,
 //! and linked with the function id as the cookie.
 use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use libbpf_rs::libbpf_sys as sys;
 
@@ -47,6 +47,71 @@ impl VmlinuxBtf {
     }
 }
 
+/// A module's split BTF (type ids) and the kernel's BTF object fd for it,
+/// which a program attaching to one of the module's functions must name.
+pub struct ModuleBtf {
+    btf: *mut sys::btf,
+    pub fd: OwnedFd,
+}
+
+// SAFETY: only read after construction (btf__find_by_name_kind).
+unsafe impl Sync for ModuleBtf {}
+unsafe impl Sync for VmlinuxBtf {}
+
+impl ModuleBtf {
+    pub fn load(vmlinux: &VmlinuxBtf, module: &str) -> Result<Self, String> {
+        let c = CString::new(module).map_err(|e| e.to_string())?;
+        // SAFETY: vmlinux.0 is live; c is NUL-terminated.
+        let btf = unsafe { sys::btf__load_module_btf(c.as_ptr(), vmlinux.0) };
+        if btf.is_null() {
+            return Err(format!("no BTF for module {module}"));
+        }
+        let this = |fd| ModuleBtf { btf, fd };
+        let mut id = 0u32;
+        // Walk the kernel's BTF objects for the one named after the module.
+        loop {
+            // SAFETY: plain syscall wrappers on valid pointers.
+            if unsafe { sys::bpf_btf_get_next_id(id, &mut id) } != 0 {
+                unsafe { sys::btf__free(btf) };
+                return Err(format!("no kernel BTF object for module {module}"));
+            }
+            let fd = unsafe { sys::bpf_btf_get_fd_by_id(id) };
+            if fd < 0 {
+                continue;
+            }
+            // SAFETY: a fresh fd we own.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            let mut name = [0u8; 64];
+            let mut info = sys::bpf_btf_info {
+                name: name.as_mut_ptr() as u64,
+                name_len: name.len() as u32,
+                ..Default::default()
+            };
+            let mut len = std::mem::size_of::<sys::bpf_btf_info>() as u32;
+            // SAFETY: info and name outlive the call.
+            let rc = unsafe { sys::bpf_btf_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) };
+            let n = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+            if rc == 0 && info.kernel_btf != 0 && &name[..n] == module.as_bytes() {
+                return Ok(this(fd));
+            }
+        }
+    }
+
+    pub fn func_id(&self, name: &str) -> Option<u32> {
+        let c = CString::new(name).ok()?;
+        // SAFETY: self.btf is live; c is NUL-terminated.
+        let id = unsafe { sys::btf__find_by_name_kind(self.btf, c.as_ptr(), sys::BTF_KIND_FUNC) };
+        (id > 0).then_some(id as u32)
+    }
+}
+
+impl Drop for ModuleBtf {
+    fn drop(&mut self) {
+        // SAFETY: allocated by btf__load_module_btf, freed once.
+        unsafe { sys::btf__free(self.btf) };
+    }
+}
+
 impl Drop for VmlinuxBtf {
     fn drop(&mut self) {
         // SAFETY: allocated by btf__load_vmlinux_btf, freed once.
@@ -63,13 +128,20 @@ fn errno(what: &str, rc: i32) -> String {
     format!("{what}: {e}")
 }
 
-/// Loads `insns` as an fentry program on BTF function `btf_id` and links it
-/// with `cookie`. Fails for that one function only.
-pub fn attach(insns: &[sys::bpf_insn], btf_id: u32, cookie: u64) -> Result<Clone, String> {
+/// Loads `insns` as an fentry program on BTF function `btf_id` (of the
+/// module BTF object `module`, else vmlinux) and links it with `cookie`.
+/// Fails for that one function only.
+pub fn attach(
+    insns: &[sys::bpf_insn],
+    btf_id: u32,
+    module: Option<BorrowedFd<'_>>,
+    cookie: u64,
+) -> Result<Clone, String> {
     let opts = sys::bpf_prog_load_opts {
         sz: std::mem::size_of::<sys::bpf_prog_load_opts>() as _,
         expected_attach_type: sys::BPF_TRACE_FENTRY,
         attach_btf_id: btf_id,
+        attach_btf_obj_fd: module.map_or(0, |f| f.as_raw_fd() as u32),
         ..Default::default()
     };
     let mut opts = opts;

@@ -52,6 +52,8 @@ pub struct SkbFuncOptions {
     pub funcs: Option<regex::Regex>,
     /// Count only TCP/UDP packets with this source or destination port.
     pub port: Option<u16>,
+    /// Also trace these modules' skb functions (`--kmods nf_tables,veth`).
+    pub kmods: Vec<String>,
 }
 
 /// What attaching did, for the start-up line and the JSON summary.
@@ -203,7 +205,7 @@ impl SkbFuncProbe {
         let probe_target = ["ip_rcv", "__netif_receive_skb", "kfree_skb_reason"]
             .iter()
             .find_map(|n| targets.iter().find(|t| t.name == *n))
-            .or(targets.first())
+            .or(targets.iter().find(|t| t.module.is_none()))
             .cloned()
             .or(probe_fallback);
         let mut probes = Vec::new();
@@ -282,15 +284,35 @@ impl SkbFuncProbe {
                 raise_fd_limit(targets.len() * 2);
                 let fs = fentry_skel.as_ref().expect("fentry probe passed");
                 let btf = btf_ids.as_ref().expect("fentry probe passed");
-                let ids: Vec<Option<u32>> = targets.iter().map(|t| btf.func_id(&t.name)).collect();
+                let mut mods = std::collections::HashMap::new();
+                for m in targets.iter().filter_map(|t| t.module.as_deref()) {
+                    if !mods.contains_key(m) {
+                        mods.insert(m.to_string(), fentry::ModuleBtf::load(btf, m));
+                    }
+                }
+                let ids: Vec<Result<(u32, Option<&fentry::ModuleBtf>), String>> = targets
+                    .iter()
+                    .map(|t| match &t.module {
+                        None => btf
+                            .func_id(&t.name)
+                            .map(|i| (i, None))
+                            .ok_or("no BTF id".into()),
+                        Some(m) => match &mods[m] {
+                            Ok(mb) => mb
+                                .func_id(&t.name)
+                                .map(|i| (i, Some(mb)))
+                                .ok_or("no BTF id".into()),
+                            Err(e) => Err(e.clone()),
+                        },
+                    })
+                    .collect();
                 let insns: [&[libbpf_rs::libbpf_sys::bpf_insn]; 5] =
                     std::array::from_fn(|pos| fentry_insns(fs, pos as u8));
                 let results = parallel::map(&targets, ATTACH_THREADS, |id, t| {
-                    ids[id]
-                        .ok_or_else(|| "no BTF id".to_string())
-                        .and_then(|bid| {
-                            fentry::attach(insns[t.arg.min(4) as usize], bid, id as u64)
-                        })
+                    ids[id].clone().and_then(|(bid, m)| {
+                        let obj = m.map(|m| m.fd.as_fd());
+                        fentry::attach(insns[t.arg.min(4) as usize], bid, obj, id as u64)
+                    })
                 });
                 for (t, r) in targets.iter().zip(results) {
                     match r {
@@ -454,9 +476,18 @@ fn discover(opts: &SkbFuncOptions) -> Result<(Vec<Target>, Option<Target>, bool)
     let fallback = funcs.iter().find(|f| f.func == "ip_rcv").map(|f| Target {
         name: f.func.clone(),
         arg: f.arg_index,
+        module: None,
     });
+    let mut all = vec![(None, funcs)];
+    for m in &opts.kmods {
+        let mb = Btf::load_module(m, &btf).map_err(|e| ProbeError::Load {
+            probe: "skbfunc",
+            detail: format!("--kmods {m}: {e} (is the module loaded?)"),
+        })?;
+        all.push((Some(m.clone()), mb.funcs_with_struct_ptr_param("sk_buff")));
+    }
     Ok((
-        select::targets(funcs, &traceable, opts.funcs.as_ref()),
+        select::targets(all, &traceable, opts.funcs.as_ref()),
         fallback,
         mounted,
     ))
@@ -510,7 +541,8 @@ fn load_fentry(
         prog.set_autoload(false);
     }
     for (pos, prog) in fentry_progs_mut(&mut open).into_iter().enumerate() {
-        match targets.iter().find(|t| t.arg as usize == pos) {
+        let vmlinux = targets.iter().filter(|t| t.module.is_none());
+        match vmlinux.clone().find(|t| t.arg as usize == pos) {
             Some(t) => prog
                 .set_attach_target(0, Some(t.name.clone()))
                 .map_err(|e| format!("fentry target {}: {e}", t.name))?,
@@ -556,7 +588,7 @@ fn probe_fentry(fs: &SkbfuncSkel<'static>, btf: &fentry::VmlinuxBtf, t: &Target)
     let r = btf
         .func_id(&t.name)
         .ok_or_else(|| format!("no BTF id for {}", t.name))
-        .and_then(|id| fentry::attach(fentry_insns(fs, t.arg), id, PROBE_SLOT.into()));
+        .and_then(|id| fentry::attach(fentry_insns(fs, t.arg), id, None, PROBE_SLOT.into()));
     match r {
         Ok(c) => {
             drop(c);

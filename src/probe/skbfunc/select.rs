@@ -103,34 +103,47 @@ pub struct Target {
     pub name: String,
     /// 0-based position of the `struct sk_buff *` argument (0..5).
     pub arg: u8,
+    /// The module defining it (`--kmods`), None for vmlinux.
+    pub module: Option<String>,
 }
 
-/// Names `available_filter_functions` lists for vmlinux (module functions
-/// carry a ` [module]` suffix and are left out: their BTF is split and not
-/// read yet). Compiler clones (`foo.isra.0`) have no BTF and never match.
+/// What `available_filter_functions` lists, as `name` for vmlinux and
+/// `module:name` for modules (lines `name [module]`). Compiler clones
+/// (`foo.isra.0`) have no BTF and never match.
 pub fn traceable(available_filter_functions: &str) -> HashSet<String> {
     available_filter_functions
         .lines()
-        .filter(|l| !l.contains('['))
-        .filter_map(|l| l.split_whitespace().next())
-        .map(str::to_string)
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let name = it.next()?;
+            Some(match it.next() {
+                Some(m) => format!("{}:{name}", m.trim_matches(|c| c == '[' || c == ']')),
+                None => name.to_string(),
+            })
+        })
         .collect()
 }
 
 /// BTF functions with an skb argument that ftrace can hook, matching
-/// `pattern` if given, sorted by name (stable ids run to run).
+/// `pattern` if given, sorted by name (stable ids run to run). `funcs` is
+/// (module or None for vmlinux, functions from that BTF).
 pub fn targets(
-    funcs: Vec<FuncParam>,
+    funcs: Vec<(Option<String>, Vec<FuncParam>)>,
     traceable: &HashSet<String>,
     pattern: Option<&regex::Regex>,
 ) -> Vec<Target> {
     let mut v: Vec<Target> = funcs
         .into_iter()
-        .filter(|f| traceable.contains(&f.func))
-        .filter(|f| pattern.is_none_or(|re| re.is_match(&f.func)))
-        .map(|f| Target {
+        .flat_map(|(m, fs)| fs.into_iter().map(move |f| (m.clone(), f)))
+        .filter(|(m, f)| match m {
+            None => traceable.contains(&f.func),
+            Some(m) => traceable.contains(&format!("{m}:{}", f.func)),
+        })
+        .filter(|(_, f)| pattern.is_none_or(|re| re.is_match(&f.func)))
+        .map(|(module, f)| Target {
             name: f.func,
             arg: f.arg_index,
+            module,
         })
         .collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
@@ -207,6 +220,7 @@ mod tests {
                      tcp_v4_rcv\nfoo.isra.0\n";
         let t = traceable(avail);
         assert!(t.contains("ip_rcv") && !t.contains("nft_do_chain"));
+        assert!(t.contains("nf_tables:nft_do_chain"));
         let funcs = vec![
             p("tcp_v4_rcv", 0),
             p("ip_rcv", 0),
@@ -215,6 +229,16 @@ mod tests {
             p("ip_rcv", 0),
             p("skb_clone", 0),
         ];
+        let kmod = vec![p("nft_do_chain", 1), p("nft_other", 0)];
+        let with_mod = targets(
+            vec![(None, funcs.clone()), (Some("nf_tables".into()), kmod)],
+            &t,
+            None,
+        );
+        let m: Vec<_> = with_mod.iter().filter(|t| t.module.is_some()).collect();
+        assert_eq!(m.len(), 1, "{with_mod:?}");
+        assert_eq!((m[0].name.as_str(), m[0].arg), ("nft_do_chain", 1));
+        let funcs = vec![(None, funcs)];
         let all = targets(funcs.clone(), &t, None);
         let names: Vec<_> = all.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
