@@ -2,7 +2,7 @@
 //! and where the kernel refuses kprobe-multi, fentry and kprobes (this
 //! project's 6.18 host) the probe falls back to the skb tracepoints and still
 //! follows a real packet. The function backends themselves are exercised in
-//! the qemu guest (tests/guest_kernel.rs).
+//! the qemu guest (tests/guest_skbfuncs.rs).
 mod common;
 
 use std::net::SocketAddr;

@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod image;
+pub mod report;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

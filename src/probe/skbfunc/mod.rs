@@ -8,9 +8,9 @@
 //! trace timeline's step event is on main.
 mod fentry;
 mod parallel;
+mod probes;
 pub mod select;
 
-use std::collections::HashSet;
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -21,9 +21,8 @@ use serde::Serialize;
 
 pub use select::{Backend, ProbeResult, Target};
 
-use super::backend::{ensure_tracefs, unmount_tracefs, TRACEFS};
+use super::backend::unmount_tracefs;
 use super::{have_privilege, ProbeError};
-use crate::kernel::btf::Btf;
 
 #[allow(clippy::all, non_camel_case_types, dead_code, unused_imports)]
 mod skel {
@@ -123,7 +122,7 @@ impl SkbFuncProbe {
             return Err(ProbeError::Privilege);
         }
         let t0 = Instant::now();
-        let (mut targets, probe_fallback, mounted_tracefs) = discover(opts)?;
+        let (mut targets, probe_fallback, mounted_tracefs) = probes::discover(opts)?;
         targets.truncate(MAX_SLOTS - TRACEPOINTS.len());
         let tp_base = targets.len() as u32;
         let discovery_ms = ms(t0.elapsed());
@@ -131,7 +130,7 @@ impl SkbFuncProbe {
         // The main object: tracepoints and both kprobe flavours. fentry
         // programs need a target at load and live in their own object.
         let mut open = open_skel(opts, tp_base)?;
-        for p in fentry_progs_mut(&mut open) {
+        for p in probes::fentry_progs_mut(&mut open) {
             p.set_autoload(false);
         }
         let skel = match open.load() {
@@ -139,7 +138,7 @@ impl SkbFuncProbe {
             Err(_) => {
                 // A kernel that cannot even load kprobe programs.
                 let mut open = open_skel(opts, tp_base)?;
-                for p in fentry_progs_mut(&mut open) {
+                for p in probes::fentry_progs_mut(&mut open) {
                     p.set_autoload(false);
                 }
                 open.progs.nw_skb_kmulti.set_autoload(false);
@@ -219,11 +218,11 @@ impl SkbFuncProbe {
                 }
             }
             Some(t) => {
-                probes.push(probe_kmulti(&skel, t));
-                probes.push(probe_kprobe(&skel, t));
-                match load_fentry(opts, tp_base, &skel, &targets) {
+                probes.push(probes::probe_kmulti(&skel, t));
+                probes.push(probes::probe_kprobe(&skel, t));
+                match probes::load_fentry(opts, tp_base, &skel, &targets) {
                     Ok((fs, btf)) => {
-                        probes.push(probe_fentry(&fs, &btf, t));
+                        probes.push(probes::probe_fentry(&fs, &btf, t));
                         fentry_skel = Some(fs);
                         btf_ids = Some(btf);
                     }
@@ -259,9 +258,9 @@ impl SkbFuncProbe {
                 hooked = targets.len();
             }
             Backend::Kprobe => {
-                raise_fd_limit(targets.len() * 2);
-                let prog = SharedProg(&skel.progs.nw_skb_kprobe);
-                let results = parallel::map(&targets, ATTACH_THREADS, |id, t| {
+                parallel::raise_fd_limit(targets.len() * 2);
+                let prog = parallel::SharedProg(&skel.progs.nw_skb_kprobe);
+                let results = parallel::map(&targets, parallel::ATTACH_THREADS, |id, t| {
                     let o = KprobeOpts {
                         cookie: select::cookie(id as u32, t.arg),
                         ..Default::default()
@@ -281,7 +280,7 @@ impl SkbFuncProbe {
                 }
             }
             Backend::Fentry => {
-                raise_fd_limit(targets.len() * 2);
+                parallel::raise_fd_limit(targets.len() * 2);
                 let fs = fentry_skel.as_ref().expect("fentry probe passed");
                 let btf = btf_ids.as_ref().expect("fentry probe passed");
                 let mut mods = std::collections::HashMap::new();
@@ -307,8 +306,8 @@ impl SkbFuncProbe {
                     })
                     .collect();
                 let insns: [&[libbpf_rs::libbpf_sys::bpf_insn]; 5] =
-                    std::array::from_fn(|pos| fentry_insns(fs, pos as u8));
-                let results = parallel::map(&targets, ATTACH_THREADS, |id, t| {
+                    std::array::from_fn(|pos| probes::fentry_insns(fs, pos as u8));
+                let results = parallel::map(&targets, parallel::ATTACH_THREADS, |id, t| {
                     ids[id].clone().and_then(|(bid, m)| {
                         let obj = m.map(|m| m.fd.as_fd());
                         fentry::attach(insns[t.arg.min(4) as usize], bid, obj, id as u64)
@@ -390,61 +389,13 @@ impl SkbFuncProbe {
     /// RCU-tasks grace period, and concurrent waiters share one.
     pub fn detach(mut self) -> Duration {
         let t = Instant::now();
-        parallel::drop_all(std::mem::take(&mut self.clones), DETACH_THREADS);
-        parallel::drop_all(std::mem::take(&mut self.links), DETACH_THREADS);
+        parallel::drop_all(std::mem::take(&mut self.clones), parallel::DETACH_THREADS);
+        parallel::drop_all(std::mem::take(&mut self.links), parallel::DETACH_THREADS);
         let d = t.elapsed();
         if self.mounted_tracefs {
             unmount_tracefs();
         }
         d
-    }
-}
-
-/// Threads attaching kprobes or fentry clones (kernel work per function is
-/// partly serialised by ftrace locks; the rest spreads over CPUs).
-const ATTACH_THREADS: usize = 8;
-/// Threads closing links: mostly asleep in grace periods.
-const DETACH_THREADS: usize = 64;
-
-/// The kprobe program shared by the attaching threads.
-struct SharedProg<'a>(&'a libbpf_rs::ProgramMut<'static>);
-// SAFETY: attaching only reads the program (fd, name) and allocates a new
-// link per call; libbpf keeps no per-program state for kprobe attachment.
-unsafe impl Sync for SharedProg<'_> {}
-impl SharedProg<'_> {
-    // A method, not `.0`: closures capture fields precisely, and the field
-    // itself is not Sync.
-    fn get(&self) -> &libbpf_rs::ProgramMut<'static> {
-        self.0
-    }
-}
-
-/// Each function costs about two descriptors (link + perf event or prog);
-/// the usual soft limit of 1024 is below pwru's ~1.5k functions.
-fn raise_fd_limit(need: usize) {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain getrlimit/setrlimit on valid structs.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
-            return;
-        }
-        let want = (need as libc::rlim_t + 256).max(r.rlim_cur);
-        if want > r.rlim_cur {
-            let raised = libc::rlimit {
-                rlim_cur: want,
-                rlim_max: want.max(r.rlim_max),
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
-                let soft = libc::rlimit {
-                    rlim_cur: r.rlim_max,
-                    rlim_max: r.rlim_max,
-                };
-                libc::setrlimit(libc::RLIMIT_NOFILE, &soft);
-            }
-        }
     }
 }
 
@@ -458,149 +409,4 @@ fn cookies(targets: &[Target]) -> Vec<u64> {
         .enumerate()
         .map(|(id, t)| select::cookie(id as u32, t.arg))
         .collect()
-}
-
-/// BTF functions with an skb argument that ftrace lists as traceable, and
-/// `ip_rcv` from BTF alone for the feature probes when ftrace lists nothing
-/// (so they report the kernel's own answer, e.g. no kprobes at all).
-fn discover(opts: &SkbFuncOptions) -> Result<(Vec<Target>, Option<Target>, bool), ProbeError> {
-    let btf = Btf::load_vmlinux().map_err(|e| ProbeError::Load {
-        probe: "skbfunc",
-        detail: e.to_string(),
-    })?;
-    let funcs = btf.funcs_with_struct_ptr_param("sk_buff");
-    let (_, mounted) = ensure_tracefs();
-    let avail = std::fs::read_to_string(format!("{TRACEFS}/available_filter_functions"))
-        .unwrap_or_default();
-    let traceable: HashSet<String> = select::traceable(&avail);
-    let fallback = funcs.iter().find(|f| f.func == "ip_rcv").map(|f| Target {
-        name: f.func.clone(),
-        arg: f.arg_index,
-        module: None,
-    });
-    let mut all = vec![(None, funcs)];
-    for m in &opts.kmods {
-        let mb = Btf::load_module(m, &btf).map_err(|e| ProbeError::Load {
-            probe: "skbfunc",
-            detail: format!("--kmods {m}: {e} (is the module loaded?)"),
-        })?;
-        all.push((Some(m.clone()), mb.funcs_with_struct_ptr_param("sk_buff")));
-    }
-    Ok((
-        select::targets(all, &traceable, opts.funcs.as_ref()),
-        fallback,
-        mounted,
-    ))
-}
-
-fn fentry_progs_mut<'a>(
-    open: &'a mut OpenSkbfuncSkel<'static>,
-) -> [&'a mut libbpf_rs::OpenProgramMut<'static>; 5] {
-    let p = &mut open.progs;
-    [
-        &mut p.nw_skb_fentry0,
-        &mut p.nw_skb_fentry1,
-        &mut p.nw_skb_fentry2,
-        &mut p.nw_skb_fentry3,
-        &mut p.nw_skb_fentry4,
-    ]
-}
-
-fn fentry_insns<'a>(s: &'a SkbfuncSkel<'static>, arg: u8) -> &'a [libbpf_rs::libbpf_sys::bpf_insn] {
-    let p = &s.progs;
-    match arg {
-        0 => p.nw_skb_fentry0.insns(),
-        1 => p.nw_skb_fentry1.insns(),
-        2 => p.nw_skb_fentry2.insns(),
-        3 => p.nw_skb_fentry3.insns(),
-        _ => p.nw_skb_fentry4.insns(),
-    }
-}
-
-/// The fentry object: each position's program verified against the first
-/// target with its skb there (unused positions are not loaded), sharing
-/// the main object's hits map.
-fn load_fentry(
-    opts: &SkbFuncOptions,
-    tp_base: u32,
-    main: &SkbfuncSkel<'static>,
-    targets: &[Target],
-) -> Result<(SkbfuncSkel<'static>, fentry::VmlinuxBtf), String> {
-    let btf = fentry::VmlinuxBtf::load()?;
-    let mut open = open_skel(opts, tp_base).map_err(|e| e.to_string())?;
-    let p = &mut open.progs;
-    for prog in [
-        &mut p.nw_skb_kmulti,
-        &mut p.nw_skb_kprobe,
-        &mut p.nw_tp_netif_receive_skb,
-        &mut p.nw_tp_net_dev_queue,
-        &mut p.nw_tp_net_dev_xmit,
-        &mut p.nw_tp_kfree_skb,
-        &mut p.nw_tp_consume_skb,
-    ] {
-        prog.set_autoload(false);
-    }
-    for (pos, prog) in fentry_progs_mut(&mut open).into_iter().enumerate() {
-        let vmlinux = targets.iter().filter(|t| t.module.is_none());
-        match vmlinux.clone().find(|t| t.arg as usize == pos) {
-            Some(t) => prog
-                .set_attach_target(0, Some(t.name.clone()))
-                .map_err(|e| format!("fentry target {}: {e}", t.name))?,
-            None => prog.set_autoload(false),
-        }
-    }
-    open.maps
-        .hits
-        .reuse_fd(main.maps.hits.as_fd())
-        .map_err(|e| format!("sharing the hits map: {e}"))?;
-    let s = open
-        .load()
-        .map_err(|e| format!("loading fentry programs: {e}"))?;
-    Ok((s, btf))
-}
-
-fn probe_kmulti(skel: &SkbfuncSkel<'static>, t: &Target) -> ProbeResult {
-    let r = skel
-        .progs
-        .nw_skb_kmulti
-        .attach_kprobe_multi_with_opts(KprobeMultiOpts {
-            symbols: vec![t.name.clone()],
-            cookies: vec![select::cookie(PROBE_SLOT, t.arg)],
-            retprobe: false,
-            ..Default::default()
-        });
-    verdict(Backend::KprobeMulti, r.map(drop))
-}
-
-fn probe_kprobe(skel: &SkbfuncSkel<'static>, t: &Target) -> ProbeResult {
-    let o = KprobeOpts {
-        cookie: select::cookie(PROBE_SLOT, t.arg),
-        ..Default::default()
-    };
-    let r = skel
-        .progs
-        .nw_skb_kprobe
-        .attach_kprobe_with_opts(false, &t.name, o);
-    verdict(Backend::Kprobe, r.map(drop))
-}
-
-fn probe_fentry(fs: &SkbfuncSkel<'static>, btf: &fentry::VmlinuxBtf, t: &Target) -> ProbeResult {
-    let r = btf
-        .func_id(&t.name)
-        .ok_or_else(|| format!("no BTF id for {}", t.name))
-        .and_then(|id| fentry::attach(fentry_insns(fs, t.arg), id, None, PROBE_SLOT.into()));
-    match r {
-        Ok(c) => {
-            drop(c);
-            ProbeResult::ok(Backend::Fentry)
-        }
-        Err(e) => ProbeResult::failed(Backend::Fentry, e),
-    }
-}
-
-fn verdict(b: Backend, r: libbpf_rs::Result<()>) -> ProbeResult {
-    match r {
-        Ok(()) => ProbeResult::ok(b),
-        Err(e) => ProbeResult::failed(b, format!("{e:#}")),
-    }
 }

@@ -46,6 +46,54 @@ pub fn drop_all<T: Send>(mut items: Vec<T>, threads: usize) {
     });
 }
 
+/// Threads attaching kprobes or fentry clones (kernel work per function is
+/// partly serialised by ftrace locks; the rest spreads over CPUs).
+pub const ATTACH_THREADS: usize = 8;
+/// Threads closing links: mostly asleep in grace periods.
+pub const DETACH_THREADS: usize = 64;
+
+/// The kprobe program shared by the attaching threads.
+pub struct SharedProg<'a>(pub &'a libbpf_rs::ProgramMut<'static>);
+// SAFETY: attaching only reads the program (fd, name) and allocates a new
+// link per call; libbpf keeps no per-program state for kprobe attachment.
+unsafe impl Sync for SharedProg<'_> {}
+impl SharedProg<'_> {
+    // A method, not `.0`: closures capture fields precisely, and the field
+    // itself is not Sync.
+    pub fn get(&self) -> &libbpf_rs::ProgramMut<'static> {
+        self.0
+    }
+}
+
+/// Each function costs about two descriptors (link + perf event or prog);
+/// the usual soft limit of 1024 is below pwru's ~1.5k functions.
+pub fn raise_fd_limit(need: usize) {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on valid structs.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return;
+        }
+        let want = (need as libc::rlim_t + 256).max(r.rlim_cur);
+        if want > r.rlim_cur {
+            let raised = libc::rlimit {
+                rlim_cur: want,
+                rlim_max: want.max(r.rlim_max),
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+                let soft = libc::rlimit {
+                    rlim_cur: r.rlim_max,
+                    rlim_max: r.rlim_max,
+                };
+                libc::setrlimit(libc::RLIMIT_NOFILE, &soft);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -1,0 +1,54 @@
+//! Reading what a guest run printed: `=== NAME` sections, JSON Lines,
+//! and a failure message with the output and the serial console's tail.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::Outcome;
+
+/// Splits the script's output into `=== NAME` sections.
+pub fn sections(out: &str) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    let mut cur = String::from("_");
+    for line in out.lines() {
+        if let Some(n) = line.strip_prefix("=== ") {
+            cur = n.trim().to_string();
+            continue;
+        }
+        let e: &mut String = m.entry(cur.clone()).or_default();
+        e.push_str(line);
+        e.push('\n');
+    }
+    m
+}
+
+pub fn json_lines(s: &str) -> Vec<Value> {
+    s.lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// `netwhy reasons` output → name → value.
+pub fn reason_table(s: &str) -> BTreeMap<String, u32> {
+    s.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let v = it.next()?.parse().ok()?;
+            Some((it.next()?.to_string(), v))
+        })
+        .collect()
+}
+
+pub fn show(o: &Outcome) -> String {
+    format!(
+        "exit {} after {:?}\n--- output:\n{}\n--- serial (tail):\n{}",
+        o.code,
+        o.elapsed,
+        o.output,
+        &o.serial[o.serial.len().saturating_sub(3000)..]
+    )
+}
