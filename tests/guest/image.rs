@@ -243,13 +243,22 @@ fn decompress(file: &Path) -> Result<Vec<u8>, String> {
 
 /// A host executable and every shared library `ldd` says it loads, as
 /// (absolute guest path, bytes): the guest gets the same paths, so the
-/// host's dynamic loader finds them there too.
+/// host's dynamic loader finds them there too. A static binary needs none.
 pub fn with_libraries(exe: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
     let ldd = need_tool("ldd", "libc-bin")?;
-    let out = run(
-        Command::new(ldd).arg(exe),
-        &format!("ldd {}", exe.display()),
-    )?;
+    let o = Command::new(ldd)
+        .arg(exe)
+        .output()
+        .map_err(|e| format!("ldd: {e}"))?;
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    if text.contains("not a dynamic executable") || text.contains("statically linked") {
+        return Ok(Vec::new());
+    }
+    if !o.status.success() {
+        return Err(format!("ldd {} failed: {}", exe.display(), text.trim()));
+    }
+    let out = o.stdout;
     let mut files = Vec::new();
     for line in String::from_utf8_lossy(&out).lines() {
         // "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)" or

@@ -123,9 +123,15 @@ impl Guest {
     /// breaks networks with them, and busybox's `ip` cannot (it ignores veth
     /// peer names and has no `ip netns`). The iptables multi-call binaries
     /// dispatch on their name, so each name gets its copy.
+    ///
+    /// `NETWHY_GUEST_BIN` replaces the netwhy under test, e.g. with the
+    /// static build of scripts/build-static.
     pub fn with_netwhy(mut self) -> Self {
+        let netwhy = std::env::var_os("NETWHY_GUEST_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_netwhy")));
         self = self
-            .binary("netwhy", env!("CARGO_BIN_EXE_netwhy"))
+            .binary("netwhy", netwhy)
             .binary("ip", "/usr/sbin/ip")
             .binary("nft", "/usr/sbin/nft")
             .binary("conntrack", "/usr/sbin/conntrack");
