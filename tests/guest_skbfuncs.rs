@@ -248,3 +248,96 @@ fn module_functions_join_with_kmods_on_debian_6_12() {
         assert!(at(nft) < at("sk_skb_reason_drop"), "{b}: {names:?}");
     }
 }
+
+/// Cost per packet of each backend, as in bench/drops: a UDP flood to a
+/// closed port across a veth pair for 3 s per mode, the kernel's own count
+/// of datagrams dropped (Udp NoPorts) as the rate; every hooked function
+/// counts every packet (no --port). Ratios against nothing attached; the
+/// function set is the same for all three backends (the path functions),
+/// plus kprobe-multi on the full set. By hand, after
+/// `cargo build --release --example udpflood`:
+/// `cargo test --release --test guest_skbfuncs flood -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn skb_function_backends_flood_benchmark() {
+    let test = "skb_function_backends_flood_benchmark";
+    let netwhy = std::path::PathBuf::from(env!("CARGO_BIN_EXE_netwhy"));
+    let flood = netwhy.with_file_name("examples").join("udpflood");
+    assert!(
+        flood.exists(),
+        "{}: run `cargo build --release --example udpflood` first",
+        flood.display()
+    );
+    let modes: &[(&str, &str)] = &[
+        ("none", ""),
+        ("tracepoint", "--backend tracepoint"),
+        (
+            "kprobe-multi",
+            &format!("--backend kprobe-multi --funcs '{PATH_FUNCS}'"),
+        ),
+        (
+            "kprobe",
+            &format!("--backend kprobe --funcs '{PATH_FUNCS}'"),
+        ),
+        (
+            "fentry",
+            &format!("--backend fentry --funcs '{PATH_FUNCS}'"),
+        ),
+        ("kprobe-multi-all", "--backend kprobe-multi"),
+    ];
+    let mut script = String::from(
+        // busybox sh runs its own applets before searching PATH: the
+        // host's iproute2 is called by its full path.
+        r#"
+ip() { /usr/local/bin/ip "$@"; }
+ip netns add a; ip netns add b
+ip -n a link add eth0 type veth peer name eth0 netns b
+ip -n a addr add 198.18.9.1/24 dev eth0; ip -n b addr add 198.18.9.2/24 dev eth0
+for n in a b; do ip -n $n link set eth0 up; ip -n $n link set lo up; done
+ip netns exec b sysctl -qw net.ipv4.icmp_ratelimit=0
+noports() { ip netns exec b awk '/^Udp:/ { if (++n == 2) print $3 }' /proc/net/snmp; }
+"#,
+    );
+    for (name, args) in modes {
+        let attach = if *name == "none" {
+            String::new()
+        } else {
+            format!(
+                "netwhy skbfuncs {args} -o json > /tmp/{name}.json 2> /tmp/{name}.err &\npid=$!\n\
+                 until grep -q attached /tmp/{name}.err; do kill -0 $pid || exit 30; sleep 0.1; done\n"
+            )
+        };
+        let detach = if *name == "none" {
+            String::new()
+        } else {
+            "kill -INT $pid; wait $pid\n".to_string()
+        };
+        script += &format!(
+            "{attach}before=$(noports)\nip netns exec a udpflood 198.18.9.2:9 3 > /dev/null\n\
+             after=$(noports)\n{detach}echo \"=== rate-{name}\"; echo $(( (after - before) / 3 ))\n"
+        );
+    }
+    let g = Guest::new(DEBIAN_6_12)
+        .with_netwhy()
+        .binary("udpflood", &flood);
+    let Some(o) = guest::or_skip(test, g.run(&script, Duration::from_secs(600))) else {
+        return;
+    };
+    assert_eq!(o.code, 0, "{test}: {}", show(&o));
+    let s = sections(&o.output);
+    let rate = |n: &str| -> f64 {
+        s[&format!("rate-{n}")]
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{n}: {}", show(&o)))
+    };
+    let base = rate("none");
+    assert!(base > 0.0, "{}", show(&o));
+    for (name, _) in modes {
+        eprintln!(
+            "{test}: {name:>16}: {:>8.0} drops/s  ratio {:.2}",
+            rate(name),
+            rate(name) / base
+        );
+    }
+}

@@ -150,7 +150,9 @@ impl Guest {
         self
     }
 
-    /// Boots, runs `script` (busybox sh, `set -e` is up to the script) and
+    /// Boots, runs `script` (busybox sh, `set -e` is up to the script; its
+    /// applets win over PATH, so call a host tool that busybox also has,
+    /// like `ip`, by its full path /usr/local/bin/NAME) and
     /// returns once the guest powered off. qemu is killed on timeout and on
     /// any early return or panic (the guard's Drop).
     pub fn run(&self, script: &str, timeout: Duration) -> Result<Outcome, String> {
