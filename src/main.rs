@@ -24,6 +24,9 @@ enum Cmd {
     /// Broken-network scenarios built from namespaces.
     #[command(subcommand)]
     Lab(cli::lab::LabCmd),
+    /// Follow the packets a tcpdump filter selects through the kernel: each
+    /// hook, NAT rewrites, and the fate (delivered, transmitted, dropped).
+    Trace(cli::trace::TraceArgs),
     /// List the drop reasons of the running kernel.
     Reasons,
     /// The kernel log (and facts) out of a crash dump, from VMCOREINFO alone.
@@ -38,6 +41,7 @@ fn main() {
         Cmd::Explain(a) => cli::explain::run(a),
         Cmd::Lab(c) => cli::lab::run(c),
         Cmd::Reasons => cli::reasons::run(),
+        Cmd::Trace(a) => cli::trace::run(a),
         Cmd::Vmcore(c) => netwhy_vmcore::cli::run(c),
     };
     if let Err(e) = r {

@@ -3,6 +3,7 @@ pub mod drops;
 pub mod explain;
 pub mod lab;
 pub mod reasons;
+pub mod trace;
 
 /// `--hook` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
