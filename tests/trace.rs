@@ -292,3 +292,81 @@ fn pcapng_opens_in_tshark_with_comments() {
         "{text}"
     );
 }
+
+const BIG: [u8; 100] = [b'x'; 100];
+
+/// One run per expression over the same mixed traffic: the in-kernel
+/// classic BPF interpreter must select exactly the packets tcpdump's
+/// semantics select (counts per destination port).
+#[test]
+fn in_kernel_filter_selects_what_tcpdump_would() {
+    if !root_or_skip("in_kernel_filter") {
+        return;
+    }
+    let lab = pair();
+    let cli = lab.ns("cli").name.clone();
+    let traffic = |lab: &Lab| {
+        send(lab, "cli", "198.18.0.2:5301", 2); // 12-byte payload
+        traffic::udp_send(&cli, "198.18.0.2:5302".parse().unwrap(), 2, &BIG).unwrap();
+        traffic::udp_send(&cli, "198.18.0.2:5303".parse().unwrap(), 2, b"nw-marked").unwrap();
+        traffic::udp_send(&cli, "[fd00:18::2]:5305".parse().unwrap(), 1, b"v6").unwrap();
+        let dst = "198.18.0.2:5304".parse().unwrap();
+        let c = traffic::tcp_connect(&cli, dst, std::time::Duration::from_secs(2)).unwrap();
+        assert!(matches!(c, traffic::Connect::Refused));
+    };
+    // (expression, expected packets per destination port)
+    let cases: &[(&str, &[(u64, usize)])] = &[
+        ("udp dst port 5302", &[(5302, 2)]),
+        ("udp and greater 100", &[(5302, 2)]),
+        ("udp[8:2] = 0x6e77", &[(5303, 2)]),
+        ("tcp[tcpflags] & tcp-syn != 0", &[(5304, 1)]),
+        (
+            "udp and not (port 5301 or port 5303)",
+            &[(5302, 2), (5305, 1)],
+        ),
+        ("ip6 and udp", &[(5305, 1)]),
+        (
+            "ip[6:2] & 0x1fff = 0 and udp[2:2] > 5301 and udp[2:2] < 5303",
+            &[(5302, 2)],
+        ),
+    ];
+    for (expr, want) in cases {
+        let r = start(&[
+            "trace",
+            expr,
+            "--netns",
+            &cli,
+            "-o",
+            "json",
+            "--duration",
+            "2",
+        ]);
+        traffic(&lab);
+        let (st, out, err) = r.finish();
+        assert!(st.success(), "{expr}: {err:?}");
+        let mut got: BTreeMap<u64, usize> = BTreeMap::new();
+        for (steps, _) in packets(&out).values() {
+            let port = steps[0]["flow"]["dport"].as_u64().unwrap_or(0);
+            *got.entry(port).or_default() += 1;
+        }
+        let want: BTreeMap<u64, usize> = want.iter().copied().collect();
+        assert_eq!(got, want, "{expr}: {out}");
+    }
+}
+
+#[test]
+fn sigterm_exits_zero_with_summary() {
+    if !root_or_skip("trace_sigterm") {
+        return;
+    }
+    let r = start(&["trace", "udp port 1"]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    r.signal(libc::SIGTERM);
+    let (st, _, err) = r.finish();
+    assert!(st.success(), "{st:?} {err:?}");
+    let last = err.last().unwrap();
+    assert!(
+        last.contains("packets in") && last.contains("lost: 0"),
+        "{err:?}"
+    );
+}
