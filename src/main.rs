@@ -27,6 +27,9 @@ enum Cmd {
     /// Follow the packets a tcpdump filter selects through the kernel: each
     /// hook, NAT rewrites, and the fate (delivered, transmitted, dropped).
     Trace(cli::trace::TraceArgs),
+    /// Run a command and trace only its packets (and replies to it): each
+    /// flow's packets and their fate when it exits.
+    Run(cli::run::RunArgs),
     /// List the drop reasons of the running kernel.
     Reasons,
     /// The kernel log (and facts) out of a crash dump, from VMCOREINFO alone.
@@ -42,6 +45,7 @@ fn main() {
         Cmd::Lab(c) => cli::lab::run(c),
         Cmd::Reasons => cli::reasons::run(),
         Cmd::Trace(a) => cli::trace::run(a),
+        Cmd::Run(a) => cli::run::run(a),
         Cmd::Vmcore(c) => netwhy_vmcore::cli::run(c),
     };
     if let Err(e) = r {

@@ -3,6 +3,7 @@ pub mod drops;
 pub mod explain;
 pub mod lab;
 pub mod reasons;
+pub mod run;
 pub mod trace;
 
 /// `--hook` values.

@@ -106,6 +106,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
         hooks,
         ringbuf_bytes: args.ring_kib * 1024,
         track_ns: 2_000_000_000,
+        cgroup: 0,
     };
     let mut backend: Box<dyn PathBackend> = Box::new(PathProbe::start(&opts)?);
     let names: Vec<String> = backend.hooks().iter().map(|s| s.to_string()).collect();

@@ -4,6 +4,7 @@
 //!
 //! Pure logic over decoded steps, so the grouping, the fate rules and the
 //! tuple-change detection are unit-tested without a kernel.
+pub mod flows;
 pub mod render;
 
 use std::collections::HashMap;

@@ -201,3 +201,46 @@ fn queued_on_a_socket_is_delivered_to_its_owner() {
     assert_eq!((f.pid, f.comm.as_deref()), (Some(7), Some("srv")));
     assert_eq!(f.socket.unwrap().port, 5300);
 }
+
+#[test]
+fn flows_group_by_local_endpoint_and_name_the_sender() {
+    let q = flow("198.18.1.2", 4000, "198.18.1.1", 53);
+    let a = flow("198.18.2.2", 53, "198.18.1.2", 4000);
+    let mut tl = Timeline::default();
+    let t0 = Instant::now();
+    let mut s = step(1, 10, "net_dev_queue", Role::Transmit, q);
+    s.pid = 31;
+    s.comm = "dig".into();
+    tl.push(s, 1, t0);
+    let mut d = step(2, 20, "kfree_skb", Role::Free, a.clone());
+    d.reason = Some("NO_SOCKET".into());
+    d.location = Some(loc("__udp4_lib_rcv"));
+    tl.push(step(2, 15, "netif_rx", Role::Receive, a.clone()), 1, t0);
+    tl.push(d, 2, t0);
+    // A third packet to the same local endpoint, queued on its socket.
+    tl.push(step(3, 30, "netif_rx", Role::Receive, a.clone()), 1, t0);
+    tl.push(step(3, 31, "sk_data_ready", Role::Queued, a), 2, t0);
+    let packets = tl.drain();
+    let flows = flows::group(&packets);
+    assert_eq!(flows.len(), 1);
+    let f = &flows[0];
+    assert_eq!(
+        (f.proto.as_str(), f.local.as_str()),
+        ("udp", "198.18.1.2:4000")
+    );
+    let dirs: Vec<&str> = f.packets.iter().map(|p| p.direction).collect();
+    assert_eq!(dirs, ["out", "in", "in"]);
+    assert_eq!(f.packets[1].remote, "198.18.2.2:53");
+    assert_eq!(f.packets[1].fate.fate, "dropped");
+    let delivered = &f.packets[2].fate;
+    assert_eq!(
+        (delivered.pid, delivered.comm.as_deref()),
+        (Some(31), Some("dig"))
+    );
+    let text = flows::render(&flows);
+    assert!(
+        text.starts_with("flow udp 198.18.1.2:4000: 3 packets, 1 dropped"),
+        "{text}"
+    );
+    assert!(text.contains("<- 198.18.2.2:53"), "{text}");
+}

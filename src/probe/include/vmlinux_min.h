@@ -90,8 +90,21 @@ struct sk_buff_head {
 	struct sk_buff *prev;
 } __attribute__((preserve_access_index));
 
+struct kernfs_node {
+	__u64 id;
+} __attribute__((preserve_access_index));
+
+struct cgroup {
+	struct kernfs_node *kn;
+} __attribute__((preserve_access_index));
+
+struct sock_cgroup_data {
+	struct cgroup *cgroup; /* the cgroup v2 the socket was created in */
+} __attribute__((preserve_access_index));
+
 struct sock {
 	struct sock_common __sk_common;
+	struct sock_cgroup_data sk_cgrp_data;
 	struct sk_buff_head sk_receive_queue;
 	struct socket *sk_socket;
 	__u16 sk_protocol;

@@ -170,6 +170,10 @@ pub struct PathOptions {
     pub ringbuf_bytes: u32,
     /// Age after which a tracked skb address is presumed reused.
     pub track_ns: u64,
+    /// `netwhy run`: trace only packets of sockets created in this cgroup
+    /// (v2 id = the cgroup directory's inode) and replies to their local
+    /// endpoints. 0 = off.
+    pub cgroup: u64,
 }
 
 /// The loaded and attached tracepoint backend.
@@ -337,6 +341,7 @@ fn configure(open: &mut OpenPathSkel<'static>, opts: &PathOptions) -> libbpf_rs:
         ro.cfg_mark_mask = m;
     }
     ro.cfg_track_ns = opts.track_ns;
+    ro.cfg_cgroup = opts.cgroup;
     ro.cfg_cbpf_len = opts.cbpf.len() as u32;
     Ok(())
 }

@@ -1,0 +1,129 @@
+//! `netwhy run`'s report: the traced packets of one command grouped by its
+//! local endpoint (one socket), each packet with its direction, the remote
+//! end it went to or came from, and its fate.
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::{Fate, Packet};
+use crate::event::JSON_VERSION;
+use crate::probe::path::Role;
+
+/// One packet in a flow report.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowPacket {
+    pub packet: u64,
+    /// "out" (sent by the command) or "in" (addressed to it).
+    pub direction: &'static str,
+    /// The other end as first seen (before any NAT).
+    pub remote: String,
+    pub fate: Fate,
+}
+
+/// Every packet of one local endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowReport {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub v: u32,
+    pub proto: String,
+    pub local: String,
+    pub packets: Vec<FlowPacket>,
+}
+
+fn endpoint(addr: Option<std::net::IpAddr>, port: Option<u16>) -> String {
+    match (addr, port) {
+        (Some(std::net::IpAddr::V6(a)), Some(p)) => format!("[{a}]:{p}"),
+        (Some(a), Some(p)) => format!("{a}:{p}"),
+        (Some(a), None) => a.to_string(),
+        _ => "?".into(),
+    }
+}
+
+/// Groups finished packets by the command's local endpoint. A packet first
+/// seen on a transmit path is outgoing; anything else came in.
+pub fn group(packets: &[Packet]) -> Vec<FlowReport> {
+    type Sender = Option<(u32, String)>;
+    let mut m: BTreeMap<(String, String), (Sender, Vec<FlowPacket>)> = BTreeMap::new();
+    for p in packets {
+        let Some(first) = p.steps.first() else {
+            continue;
+        };
+        let f = &first.flow;
+        let out = first.role == Some(Role::Transmit);
+        let (local, remote) = if out {
+            (endpoint(f.src, f.sport), endpoint(f.dst, f.dport))
+        } else {
+            (endpoint(f.dst, f.dport), endpoint(f.src, f.sport))
+        };
+        let proto = f.proto.clone().unwrap_or_else(|| f.l3.to_string());
+        let fate = p
+            .fate
+            .clone()
+            .unwrap_or_else(|| super::classify(p.id, &p.steps));
+        let e = m.entry((proto, local)).or_default();
+        // The task current when an outgoing packet was first queued is the
+        // one sending on this socket: it names the receiver of replies whose
+        // socket was closed before /proc could be read.
+        if out && e.0.is_none() && first.pid != 0 {
+            e.0 = Some((first.pid, first.comm.clone()));
+        }
+        e.1.push(FlowPacket {
+            packet: p.id,
+            direction: if out { "out" } else { "in" },
+            remote,
+            fate,
+        });
+    }
+    m.into_iter()
+        .map(|((proto, local), (sender, mut packets))| {
+            for p in &mut packets {
+                let f = &mut p.fate;
+                if p.direction == "in" && f.fate == "delivered" && f.pid.is_none() {
+                    if let Some((pid, comm)) = &sender {
+                        f.pid = Some(*pid);
+                        f.comm = Some(comm.clone());
+                    }
+                }
+            }
+            FlowReport {
+                kind: "flow",
+                v: JSON_VERSION,
+                proto,
+                local,
+                packets,
+            }
+        })
+        .collect()
+}
+
+/// Text: one block per flow, one line per packet, the hint under drops.
+pub fn render(flows: &[FlowReport]) -> String {
+    let mut s = String::new();
+    if flows.is_empty() {
+        s.push_str("no packets of the command were seen\n");
+    }
+    for fl in flows {
+        let dropped = fl
+            .packets
+            .iter()
+            .filter(|p| p.fate.fate == "dropped")
+            .count();
+        let _ = writeln!(
+            s,
+            "flow {} {}: {} packets, {} dropped",
+            fl.proto,
+            fl.local,
+            fl.packets.len(),
+            dropped
+        );
+        for p in &fl.packets {
+            let arrow = if p.direction == "out" { "->" } else { "<-" };
+            let line = super::render::fate_line(&p.fate);
+            let line = line.strip_prefix("fate: ").unwrap_or(&line);
+            let _ = writeln!(s, "  {arrow} {:<22} packet {}: {line}", p.remote, p.packet);
+        }
+    }
+    s
+}

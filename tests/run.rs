@@ -1,0 +1,151 @@
+//! `netwhy run -- CMD` against the real kernel: a DNS-like UDP exchange
+//! through DNAT on a router namespace, healthy and with the reply coming
+//! back from the wrong address (dropped at the client).
+mod common;
+
+use std::net::UdpSocket;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+/// cli → rtr (DNAT 198.18.1.1:53 → `target`:53) → srv.
+fn dns_lab(target: &str) -> Lab {
+    let mut lab = Lab::new().unwrap();
+    lab.routed().unwrap();
+    if target != "198.18.2.2" {
+        lab.ip(
+            "srv",
+            &["addr", "add", &format!("{target}/24"), "dev", "eth0"],
+        )
+        .unwrap();
+    }
+    let rules = format!(
+        "table ip nwrun_nat {{
+  chain prerouting {{
+    type nat hook prerouting priority dstnat; policy accept;
+    ip daddr 198.18.1.1 udp dport 53 dnat to {target}
+  }}
+}}
+"
+    );
+    lab.nft("rtr", &rules).unwrap();
+    lab
+}
+
+/// Answers one query; a socket on 0.0.0.0 answers from the primary address.
+fn server(lab: &Lab) -> JoinHandle<()> {
+    let s: UdpSocket =
+        traffic::udp_socket(&lab.ns("srv").name, "0.0.0.0:53".parse().unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        if let Ok((_, from)) = s.recv_from(&mut buf) {
+            s.send_to(b"answer\n", from).unwrap();
+            // Keep the socket open until the report names its owner.
+            std::thread::sleep(Duration::from_millis(800));
+        }
+    })
+}
+
+/// `netwhy run -o json -- ip netns exec cli bash` sending one query to the
+/// VIP on a connected UDP socket and waiting 1 s for the answer.
+fn client(lab: &Lab) -> (std::process::Output, Vec<Value>) {
+    // head reads the whole datagram at once (bash's `read` takes one byte
+    // per recv, which on UDP throws the rest of the datagram away).
+    let script =
+        "exec 3<>/dev/udp/198.18.1.1/53; echo query >&3; timeout 1 head -c 6 <&3 >/dev/null";
+    let out = run(&[
+        "run",
+        "-o",
+        "json",
+        "--",
+        "ip",
+        "netns",
+        "exec",
+        &lab.ns("cli").name,
+        "bash",
+        "-c",
+        script,
+    ]);
+    let v = json_lines(&String::from_utf8_lossy(&out.stdout));
+    (out, v)
+}
+
+fn flow_packets(v: &[Value]) -> Vec<Value> {
+    let flows = of_type(v, "flow");
+    assert_eq!(flows.len(), 1, "one socket, one flow: {v:?}");
+    assert_eq!(flows[0]["proto"], "udp");
+    assert!(flows[0]["local"]
+        .as_str()
+        .unwrap()
+        .starts_with("198.18.1.2:"));
+    flows[0]["packets"].as_array().unwrap().clone()
+}
+
+#[test]
+fn healthy_exchange_every_packet_delivered() {
+    if !root_or_skip("run_healthy") {
+        return;
+    }
+    let lab = dns_lab("198.18.2.2");
+    let srv = server(&lab);
+    let (out, v) = client(&lab);
+    srv.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let p = flow_packets(&v);
+    assert_eq!(p.len(), 2, "query and answer: {p:?}");
+    assert_eq!(p[0]["direction"], "out");
+    assert_eq!(p[0]["remote"], "198.18.1.1:53");
+    assert_eq!(p[0]["fate"]["fate"], "delivered");
+    assert_eq!(p[0]["fate"]["socket"]["port"], 53);
+    assert_eq!(p[0]["fate"]["netns"], lab.ns("srv").inode);
+    assert_eq!(p[1]["direction"], "in");
+    assert_eq!(p[1]["remote"], "198.18.1.1:53", "un-NATed on the way back");
+    assert_eq!(p[1]["fate"]["fate"], "delivered");
+    assert_eq!(p[1]["fate"]["netns"], lab.ns("cli").inode);
+    // Whoever holds the socket: bash, or the children that inherited it.
+    let comm = p[1]["fate"]["comm"].as_str().unwrap_or("");
+    assert!(["bash", "timeout", "head"].contains(&comm), "{:?}", p[1]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        v.len()
+    );
+    assert!(err.contains("2 packets, 1 flows  lost: 0"), "{err}");
+}
+
+#[test]
+fn reply_from_the_wrong_address_is_reported_dropped() {
+    if !root_or_skip("run_nat_mismatch") {
+        return;
+    }
+    // DNAT to a secondary address; the answer leaves from the primary, so
+    // conntrack does not un-NAT it and the client's socket refuses it.
+    let lab = dns_lab("198.18.2.3");
+    let srv = server(&lab);
+    let (out, v) = client(&lab);
+    srv.join().unwrap();
+    assert_eq!(out.status.code(), Some(124), "the client timed out waiting");
+    let p = flow_packets(&v);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert_eq!(p[0]["fate"]["fate"], "delivered", "the query got through");
+    let reply = &p[1];
+    assert_eq!(reply["direction"], "in");
+    assert_eq!(reply["remote"], "198.18.2.2:53", "not un-NATed");
+    let f = &reply["fate"];
+    assert_eq!(f["fate"], "dropped");
+    assert_eq!(f["reason"], "NO_SOCKET");
+    assert_eq!(f["location"]["symbol"], "__udp4_lib_rcv");
+    assert_eq!(f["netns"], lab.ns("cli").inode);
+    assert!(f["hint"].as_str().is_some_and(|h| !h.is_empty()));
+    // The run's cgroup is gone.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let cg = stderr
+        .split("in cgroup ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap();
+    assert!(!std::path::Path::new(cg).exists(), "{cg} left behind");
+}
