@@ -140,6 +140,9 @@ fn reply_from_the_wrong_address_is_reported_dropped() {
     assert_eq!(f["location"]["symbol"], "__udp4_lib_rcv");
     assert_eq!(f["netns"], lab.ns("cli").inode);
     assert!(f["hint"].as_str().is_some_and(|h| !h.is_empty()));
+    let note = reply["note"].as_str().unwrap();
+    assert!(note.contains("sent to 198.18.1.1:53"), "{note}");
+    assert!(p[0]["note"].is_null());
     // The run's cgroup is gone.
     let stderr = String::from_utf8_lossy(&out.stderr);
     let cg = stderr

@@ -19,6 +19,10 @@ pub struct FlowPacket {
     /// The other end as first seen (before any NAT).
     pub remote: String,
     pub fate: Fate,
+    /// What the flow adds to the fate: an incoming packet from a remote end
+    /// the command never sent to is a reply NAT did not reverse.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Every packet of one local endpoint.
@@ -74,11 +78,25 @@ pub fn group(packets: &[Packet]) -> Vec<FlowReport> {
             direction: if out { "out" } else { "in" },
             remote,
             fate,
+            note: None,
         });
     }
     m.into_iter()
         .map(|((proto, local), (sender, mut packets))| {
+            let sent_to: Vec<String> = packets
+                .iter()
+                .filter(|p| p.direction == "out")
+                .map(|p| p.remote.clone())
+                .collect();
             for p in &mut packets {
+                if p.direction == "in" && !sent_to.is_empty() && !sent_to.contains(&p.remote) {
+                    p.note = Some(format!(
+                        "came from {}, but this socket sent to {}: an address translation \
+                         on the way was not reversed for the reply (conntrack/NAT)",
+                        p.remote,
+                        sent_to.join(", ")
+                    ));
+                }
                 let f = &mut p.fate;
                 if p.direction == "in" && f.fate == "delivered" && f.pid.is_none() {
                     if let Some((pid, comm)) = &sender {
@@ -123,6 +141,9 @@ pub fn render(flows: &[FlowReport]) -> String {
             let line = super::render::fate_line(&p.fate);
             let line = line.strip_prefix("fate: ").unwrap_or(&line);
             let _ = writeln!(s, "  {arrow} {:<22} packet {}: {line}", p.remote, p.packet);
+            if let Some(n) = &p.note {
+                let _ = writeln!(s, "        note: {n}");
+            }
         }
     }
     s

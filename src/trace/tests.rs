@@ -243,4 +243,11 @@ fn flows_group_by_local_endpoint_and_name_the_sender() {
         "{text}"
     );
     assert!(text.contains("<- 198.18.2.2:53"), "{text}");
+    // Replies from where the socket never sent: NAT not reversed.
+    let note = f.packets[1].note.as_deref().unwrap();
+    assert!(
+        note.contains("but this socket sent to 198.18.1.1:53"),
+        "{note}"
+    );
+    assert!(f.packets[0].note.is_none());
 }
