@@ -256,6 +256,18 @@ static __always_inline bool packet_matches(struct sk_buff *skb, unsigned char *l
 	return cbpf_match(p, caplen, wirelen);
 }
 
+/* Hooks where a packet's timeline may begin: where packets enter the
+ * stack (receive) or a device queue (transmit, incl. forwarding after NAT),
+ * and drops. The others see only packets already seen at one of these, so
+ * evaluating the filter there again would only cost time (and a consume or
+ * a finished transmit seen first ends something we never saw begin). */
+static __always_inline bool may_start(__u16 hook, __u32 reason)
+{
+	return hook == NW_HOOK_NAPI_GRO_RECEIVE || hook == NW_HOOK_NETIF_RECEIVE_SKB ||
+	       hook == NW_HOOK_NET_DEV_QUEUE ||
+	       (hook == NW_HOOK_KFREE_SKB && reason > cfg_consumed);
+}
+
 static __always_inline int step(struct sk_buff *skb, __u16 hook, __u64 location, __u32 reason,
 				__u32 aux, struct net_device *xdev, struct sock *xsk, __u64 sock_ino)
 {
@@ -275,11 +287,15 @@ static __always_inline int step(struct sk_buff *skb, __u16 hook, __u64 location,
 
 	if (!skb)
 		return 0;
+	/* The common case first: an skb nobody tracks, at a hook where no
+	 * packet can start, costs one hash lookup. */
+	t = bpf_map_lookup_elem(&tracked, &key);
+	if (!t && !may_start(hook, reason))
+		return 0;
 	dev = gone ? xdev : skb->dev;
 	if (!gone)
 		l3 = l3_start(skb, &caplen, &wirelen);
 
-	t = bpf_map_lookup_elem(&tracked, &key);
 	if (t && now - t->start_ns > cfg_track_ns) {
 		bpf_map_delete_elem(&tracked, &key);
 		count(NW_PCNT_STALE);
@@ -302,14 +318,7 @@ static __always_inline int step(struct sk_buff *skb, __u16 hook, __u64 location,
 	if (t) {
 		id = t->packet;
 	} else {
-		/* Only real drops start a packet at its fate; a consume or a
-		 * finished transmit seen first is the end of something we
-		 * never saw begin. */
-		if (gone || hook == NW_HOOK_CONSUME_SKB || hook == NW_HOOK_SK_DATA_READY)
-			return 0;
-		if (hook == NW_HOOK_KFREE_SKB && reason <= cfg_consumed)
-			return 0;
-		if (!l3)
+		if (!may_start(hook, reason) || !l3)
 			return 0;
 		if (!field_filters(skb, dev, netns) ||
 		    !packet_matches(skb, l3, caplen, wirelen, netns, hook))
