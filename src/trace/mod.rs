@@ -123,6 +123,8 @@ pub struct Fate {
     pub steps: usize,
     /// From the first step to the last, ns.
     pub duration_ns: u64,
+    /// The hook of the last step.
+    pub last_hook: String,
 }
 
 /// One traced packet.
@@ -180,16 +182,17 @@ pub fn decode(raw: &RawStep, hook: (&str, Role), en: &mut Enricher, consumed: u3
         reason: dropped.then(|| en.reasons.name(raw.reason)),
         location: free.then(|| en.location(raw.location)),
         icmp: (hook.1 == Role::IcmpError).then(|| format!("{}/{}", raw.aux >> 8, raw.aux & 0xff)),
-        socket: (hook.1 == Role::Queued).then(|| SockRef {
-            proto: match raw.aux >> 16 {
-                6 => "tcp".to_string(),
-                17 => "udp".to_string(),
-                n => n.to_string(),
-            },
-            port: raw.aux as u16,
-            inode: raw.sock_ino,
-            owner: None,
-        }),
+        socket: (matches!(hook.1, Role::Queued | Role::Socket | Role::SocketRx) && raw.aux != 0)
+            .then(|| SockRef {
+                proto: match raw.aux >> 16 {
+                    6 => "tcp".to_string(),
+                    17 => "udp".to_string(),
+                    n => n.to_string(),
+                },
+                port: raw.aux as u16,
+                inode: raw.sock_ino,
+                owner: None,
+            }),
         pid: raw.pid,
         comm: cstr(&raw.comm).unwrap_or_default(),
         bytes,
@@ -217,6 +220,9 @@ pub fn finish_steps(steps: &mut [Step]) {
 pub fn classify(id: u64, steps: &[Step]) -> Fate {
     let last = steps.last();
     let delivered = steps.iter().rev().find(|s| s.role == Some(Role::Delivered));
+    // Where it ended: the last step that knew its namespace (socket-layer
+    // hooks may run after skb->dev was cleared).
+    let place = steps.iter().rev().find(|s| s.netns != 0).or(last);
     let mut f = Fate {
         kind: "fate",
         v: JSON_VERSION,
@@ -225,14 +231,15 @@ pub fn classify(id: u64, steps: &[Step]) -> Fate {
         reason: None,
         location: None,
         hint: None,
-        netns: last.map_or(0, |s| s.netns),
-        netns_name: last.and_then(|s| s.netns_name.clone()),
-        dev: last.and_then(|s| s.dev.clone()),
+        netns: place.map_or(0, |s| s.netns),
+        netns_name: place.and_then(|s| s.netns_name.clone()),
+        dev: place.and_then(|s| s.dev.clone()),
         socket: None,
         pid: None,
         comm: None,
         steps: steps.len(),
         duration_ns: last.map_or(0, |s| s.delta_ns),
+        last_hook: last.map(|s| s.hook.clone()).unwrap_or_default(),
     };
     let Some(last) = last else { return f };
     if let Some(d) = delivered {
@@ -263,7 +270,7 @@ pub fn classify(id: u64, steps: &[Step]) -> Fate {
                 "consumed"
             };
         }
-        Some(Role::Queued) => {
+        Some(Role::Queued | Role::SocketRx) => {
             f.fate = "delivered";
             f.socket = last.socket.clone();
             if let Some(o) = last.socket.as_ref().and_then(|s| s.owner.as_ref()) {

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use super::{Fate, Packet, Step};
 use crate::output::text::netns_label;
+use crate::probe::path::Role;
 
 /// A packet as a block of lines (ending with a newline).
 pub fn packet_block(p: &Packet) -> String {
@@ -54,7 +55,12 @@ pub fn step_line(st: &Step) -> String {
         let _ = write!(s, "  at {l}");
     }
     if let Some(so) = &st.socket {
-        let _ = write!(s, "  queued on {} socket port {}", so.proto, so.port);
+        let verb = if st.role == Some(Role::Queued) {
+            "queued on"
+        } else {
+            "at"
+        };
+        let _ = write!(s, "  {verb} {} socket port {}", so.proto, so.port);
     }
     if st.hook == "skb_copy_datagram_iovec" {
         let _ = write!(s, "  read by {}[{}]", st.comm, st.pid);
@@ -107,6 +113,9 @@ pub fn fate_line(f: &Fate) -> String {
                 .map(|l| l.to_string())
                 .unwrap_or_default()
         ),
-        _ => format!("fate: unknown (no free seen before the timeout; last {place})"),
+        _ => format!(
+            "fate: unknown: last seen at {} {place}; no tracepoint reported its end (freed silently, as TCP does with most ACKs, or still queued)",
+            f.last_hook
+        ),
     }
 }

@@ -147,7 +147,7 @@ struct nw_path_event {
 	__u64 skbaddr;
 	__u64 packet;   /* packet id, shared by every step of one packet */
 	__u64 location; /* kfree_skb / consume_skb: caller address */
-	__u64 sock_ino; /* sk_data_ready: inode of the receiving socket */
+	__u64 sock_ino; /* hooks with a sock: inode of its socket (0 if none) */
 	__u32 reason;   /* kfree_skb: raw drop reason */
 	__u32 netns;
 	__u32 ifindex;
@@ -156,7 +156,7 @@ struct nw_path_event {
 	__u32 pid;      /* tgid of the current task */
 	__u32 aux;      /* icmp_send: type << 8 | code; net_dev_xmit: length;
 			 * skb_copy_datagram_iovec: bytes copied;
-			 * sk_data_ready: protocol << 16 | local port */
+			 * hooks with a sock: protocol << 16 | local port */
 	__u16 hook;     /* enum nw_hook (other backends: their own ids) */
 	__u16 protocol; /* skb->protocol, host order */
 	__u16 hdr_len;  /* valid bytes in hdr[] (from the network header) */

@@ -46,6 +46,9 @@ pub enum Role {
     Delivered,
     /// Appended to a socket's receive queue (the socket was woken).
     Queued,
+    /// Processed by an established TCP socket (tcp_probe): the end of the
+    /// road for most ACKs, which TCP frees without a tracepoint.
+    SocketRx,
     /// The kernel answered it with an ICMP error.
     IcmpError,
     /// Freed as dropped (reason > SKB_CONSUMED) or consumed.
@@ -79,7 +82,7 @@ pub const HOOKS: &[PathHook] = &[
     hook("icmp_send", 0, Role::IcmpError),
     hook("sock_rcvqueue_full", 1, Role::Socket),
     hook("udp_fail_queue_rcv_skb", 2, Role::Socket),
-    hook("tcp_probe", 1, Role::Socket),
+    hook("tcp_probe", 1, Role::SocketRx),
     hook("tcp_retransmit_skb", 1, Role::Socket),
     hook("tcp_send_reset", 1, Role::Socket),
     hook("tcp_bad_csum", 0, Role::Socket),

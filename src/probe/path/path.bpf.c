@@ -222,10 +222,11 @@ static __always_inline int step(struct sk_buff *skb, __u16 hook, __u64 location,
 		t = 0;
 	}
 	if (t && l3 && t->ipid != 0xffffffff) {
-		/* A freed-and-reused address: same slot, another IPv4 packet. */
+		/* A freed-and-reused address: same slot, now another IPv4
+		 * packet or no IPv4 packet at all (NAT keeps the id). */
 		__u8 h[8];
-		if (bpf_probe_read_kernel(h, sizeof(h), l3) == 0 && (h[0] >> 4) == 4 &&
-		    (((__u32)h[4] << 8) | h[5]) != t->ipid) {
+		if (bpf_probe_read_kernel(h, sizeof(h), l3) == 0 &&
+		    ((h[0] >> 4) != 4 || (((__u32)h[4] << 8) | h[5]) != t->ipid)) {
 			bpf_map_delete_elem(&tracked, &key);
 			count(NW_PCNT_STALE);
 			t = 0;
@@ -321,11 +322,38 @@ PATH_HOOK(net_dev_queue, 0, NW_HOOK_NET_DEV_QUEUE)
 PATH_HOOK(qdisc_enqueue, 2, NW_HOOK_QDISC_ENQUEUE)
 PATH_HOOK(qdisc_dequeue, 3, NW_HOOK_QDISC_DEQUEUE)
 PATH_HOOK(net_dev_start_xmit, 0, NW_HOOK_NET_DEV_START_XMIT)
-PATH_HOOK(sock_rcvqueue_full, 1, NW_HOOK_SOCK_RCVQUEUE_FULL)
-PATH_HOOK(udp_fail_queue_rcv_skb, 2, NW_HOOK_UDP_FAIL_QUEUE_RCV_SKB)
-PATH_HOOK(tcp_probe, 1, NW_HOOK_TCP_PROBE)
-PATH_HOOK(tcp_retransmit_skb, 1, NW_HOOK_TCP_RETRANSMIT_SKB)
-PATH_HOOK(tcp_send_reset, 1, NW_HOOK_TCP_SEND_RESET)
+/* Socket-layer tracepoints also pass the sock (argument SK): it names the
+ * socket (protocol, local port, inode) and the netns when skb->dev is gone. */
+static __always_inline void sock_info(struct sock *sk, __u32 *aux, __u64 *ino)
+{
+	struct socket *so;
+
+	*aux = 0;
+	*ino = 0;
+	if (!sk)
+		return;
+	*aux = ((__u32)sk->sk_protocol << 16) | sk->__sk_common.skc_num;
+	so = sk->sk_socket;
+	if (so && so->file && so->file->f_inode)
+		*ino = so->file->f_inode->i_ino;
+}
+
+#define PATH_HOOK_SK(tp, idx, skidx, hook)                                    \
+	SEC("tp_btf/" #tp)                                                    \
+	int nw_path_##tp(unsigned long long *ctx)                             \
+	{                                                                     \
+		struct sock *sk = (struct sock *)ctx[skidx];                  \
+		__u32 aux;                                                    \
+		__u64 ino;                                                    \
+		sock_info(sk, &aux, &ino);                                    \
+		return step((struct sk_buff *)ctx[idx], hook, 0, 0, aux, 0, sk, ino); \
+	}
+
+PATH_HOOK_SK(sock_rcvqueue_full, 1, 0, NW_HOOK_SOCK_RCVQUEUE_FULL)
+PATH_HOOK_SK(udp_fail_queue_rcv_skb, 2, 1, NW_HOOK_UDP_FAIL_QUEUE_RCV_SKB)
+PATH_HOOK_SK(tcp_probe, 1, 0, NW_HOOK_TCP_PROBE)
+PATH_HOOK_SK(tcp_retransmit_skb, 1, 0, NW_HOOK_TCP_RETRANSMIT_SKB)
+PATH_HOOK_SK(tcp_send_reset, 1, 0, NW_HOOK_TCP_SEND_RESET)
 PATH_HOOK(tcp_bad_csum, 0, NW_HOOK_TCP_BAD_CSUM)
 
 /* net_dev_xmit(skb, rc, dev, len): the driver has the skb now. */
@@ -376,16 +404,13 @@ int nw_path_sk_data_ready(unsigned long long *ctx)
 {
 	struct sock *sk = (struct sock *)ctx[0];
 	struct sk_buff *skb = sk->sk_receive_queue.prev;
-	struct socket *so;
-	__u64 ino = 0;
+	__u32 aux;
+	__u64 ino;
 
 	if (!skb || (void *)skb == (void *)&sk->sk_receive_queue)
 		return 0;
 	if (!bpf_map_lookup_elem(&tracked, &skb))
 		return 0;
-	so = sk->sk_socket;
-	if (so && so->file && so->file->f_inode)
-		ino = so->file->f_inode->i_ino;
-	__u32 aux = ((__u32)sk->sk_protocol << 16) | sk->__sk_common.skc_num;
+	sock_info(sk, &aux, &ino);
 	return step(skb, NW_HOOK_SK_DATA_READY, 0, 0, aux, 0, sk, ino);
 }

@@ -20,7 +20,11 @@ fn hook_table_matches_event_h_and_programs() {
         let tp = HOOKS[val].tp;
         let want = format!("NW_HOOK_{}", tp.to_uppercase());
         assert!(want.starts_with(name), "{name} = {val} vs {tp}");
-        assert!(c.contains(&format!("nw_path_{tp}")) || c.contains(&format!("PATH_HOOK({tp},")));
+        assert!(
+            c.contains(&format!("nw_path_{tp}"))
+                || c.contains(&format!("PATH_HOOK({tp},"))
+                || c.contains(&format!("PATH_HOOK_SK({tp},"))
+        );
         n += 1;
     }
     assert_eq!(n, HOOKS.len());
@@ -31,13 +35,18 @@ fn hook_table_matches_event_h_and_programs() {
 #[test]
 fn macro_indexes_match_the_table() {
     let c = include_str!("path.bpf.c");
-    for line in c.lines().filter(|l| l.starts_with("PATH_HOOK(")) {
-        let args: Vec<&str> = line["PATH_HOOK(".len()..line.len() - 1]
-            .split(", ")
-            .collect();
+    let lines = c
+        .lines()
+        .filter(|l| l.starts_with("PATH_HOOK(") || l.starts_with("PATH_HOOK_SK("));
+    let mut n = 0;
+    for line in lines {
+        n += 1;
+        let open = line.find('(').unwrap();
+        let args: Vec<&str> = line[open + 1..line.len() - 1].split(", ").collect();
         let h = HOOKS.iter().find(|h| h.tp == args[0]).unwrap();
         assert_eq!(h.skb_arg.to_string(), args[1], "{line}");
     }
+    assert!(n >= 12, "only {n} macro lines");
 }
 
 #[test]
