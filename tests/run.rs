@@ -152,3 +152,46 @@ fn reply_from_the_wrong_address_is_reported_dropped() {
         .unwrap();
     assert!(!std::path::Path::new(cg).exists(), "{cg} left behind");
 }
+
+#[test]
+fn refused_tcp_connect_shows_the_dropped_syn_and_the_reset() {
+    if !root_or_skip("run_tcp_refused") {
+        return;
+    }
+    let lab = pair();
+    let script = "exec 3<>/dev/tcp/198.18.0.2/8081";
+    let out = run(&[
+        "run",
+        "-o",
+        "json",
+        "--",
+        "ip",
+        "netns",
+        "exec",
+        &lab.ns("cli").name,
+        "bash",
+        "-c",
+        script,
+    ]);
+    assert!(!out.status.success(), "connection refused: bash fails");
+    let v = json_lines(&String::from_utf8_lossy(&out.stdout));
+    let flows = of_type(&v, "flow");
+    assert_eq!(flows.len(), 1, "{v:?}");
+    assert_eq!(flows[0]["proto"], "tcp");
+    let p = flows[0]["packets"].as_array().unwrap();
+    let syn = &p[0];
+    assert_eq!(syn["direction"], "out");
+    assert_eq!(syn["remote"], "198.18.0.2:8081");
+    assert_eq!(syn["fate"]["fate"], "dropped");
+    assert_eq!(syn["fate"]["reason"], "NO_SOCKET");
+    assert_eq!(syn["fate"]["location"]["symbol"], "tcp_v4_rcv");
+    assert_eq!(syn["fate"]["netns"], lab.ns("srv").inode);
+    // The reset answering it comes back to the client's endpoint.
+    let rst = p.iter().find(|x| x["direction"] == "in").expect("the RST");
+    let rst_steps: Vec<&Value> = v
+        .iter()
+        .filter(|x| x["type"] == "step" && x["packet"] == rst["packet"])
+        .collect();
+    assert_eq!(rst_steps[0]["flow"]["tcp_flags"], "RA", "{rst_steps:?}");
+    assert_eq!(rst["fate"]["netns"], lab.ns("cli").inode);
+}
