@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{Fate, Packet};
+use crate::diagnose::{lookup, Explanation};
 use crate::event::JSON_VERSION;
 use crate::probe::path::Role;
 
@@ -23,6 +24,10 @@ pub struct FlowPacket {
     /// the command never sent to is a reply NAT did not reverse.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Drops: the knowledge base's diagnosis (what `netwhy explain` says
+    /// about this reason at this function: meaning, causes, checks, fixes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
 }
 
 /// Every packet of one local endpoint.
@@ -76,6 +81,10 @@ pub fn group(packets: &[Packet]) -> Vec<FlowReport> {
         e.1.push(FlowPacket {
             packet: p.id,
             direction: if out { "out" } else { "in" },
+            explanation: (fate.fate == "dropped").then(|| {
+                let func = fate.location.as_ref().map_or("", |l| l.symbol.as_str());
+                lookup(fate.reason.as_deref().unwrap_or(""), func)
+            }),
             remote,
             fate,
             note: None,
@@ -92,7 +101,10 @@ pub fn group(packets: &[Packet]) -> Vec<FlowReport> {
                 if p.direction == "in" && !sent_to.is_empty() && !sent_to.contains(&p.remote) {
                     p.note = Some(format!(
                         "came from {}, but this socket sent to {}: an address translation \
-                         on the way was not reversed for the reply (conntrack/NAT)",
+                         on the way was not reversed for the reply (conntrack/NAT). Fix: \
+                         have the server answer from the address it was reached at (bind \
+                         the service to the DNAT target), and keep conntrack entries alive \
+                         while replies are due",
                         p.remote,
                         sent_to.join(", ")
                     ));
@@ -143,6 +155,11 @@ pub fn render(flows: &[FlowReport]) -> String {
             let _ = writeln!(s, "  {arrow} {:<22} packet {}: {line}", p.remote, p.packet);
             if let Some(n) = &p.note {
                 let _ = writeln!(s, "        note: {n}");
+            }
+            // The note's story replaces the reason's generic fix.
+            let fix = p.explanation.as_ref().and_then(|x| x.fixes.first());
+            if let (None, Some(fix)) = (&p.note, fix) {
+                let _ = writeln!(s, "        fix: {fix}");
             }
         }
     }

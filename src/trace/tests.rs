@@ -250,4 +250,14 @@ fn flows_group_by_local_endpoint_and_name_the_sender() {
         "{note}"
     );
     assert!(f.packets[0].note.is_none());
+    let x = f.packets[1]
+        .explanation
+        .as_ref()
+        .expect("drops carry the diagnosis");
+    assert_eq!(x.reason, "NO_SOCKET");
+    assert!(!x.fixes.is_empty());
+    // The NAT note replaces the reason's generic fix.
+    assert!(!text.contains("        fix: "), "{text}");
+    assert!(text.contains("Fix: have the server answer"), "{text}");
+    assert!(f.packets[2].explanation.is_none());
 }
