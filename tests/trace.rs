@@ -370,3 +370,34 @@ fn sigterm_exits_zero_with_summary() {
         "{err:?}"
     );
 }
+
+/// A ring buffer too small for a burst: the kernel counts what it could not
+/// queue, and every step it did queue is printed (steps + lost = emitted).
+#[test]
+fn lost_steps_are_counted_never_silent() {
+    if !root_or_skip("trace_lost") {
+        return;
+    }
+    let lab = pair();
+    let r = start(&[
+        "trace",
+        "udp port 5300",
+        "--netns",
+        &lab.ns("cli").name,
+        "-o",
+        "json",
+        "--ring-kib",
+        "4",
+        "--duration",
+        "2",
+    ]);
+    send(&lab, "cli", "198.18.0.2:5300", 300);
+    let (st, out, err) = r.finish();
+    assert!(st.success(), "{err:?}");
+    let v = json_lines(&out);
+    let s = of_type(&v, "summary")[0];
+    let printed = of_type(&v, "step").len() as u64;
+    assert!(s["lost"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(s["steps"].as_u64().unwrap(), printed, "{s}");
+    assert_eq!(s["matched"], 300, "{s}");
+}
