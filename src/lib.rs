@@ -8,6 +8,7 @@
 pub mod capture;
 pub mod cli;
 pub mod diagnose;
+pub mod doctor;
 pub mod event;
 pub mod filter;
 pub mod kernel;

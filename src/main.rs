@@ -21,6 +21,8 @@ enum Cmd {
     Drops(cli::drops::DropsArgs),
     /// Capture drops for a while, then say for each group why and what to change.
     Explain(cli::explain::ExplainArgs),
+    /// Scan every namespace for known traps (exit 2 warning, 3 critical).
+    Doctor(cli::doctor::DoctorArgs),
     /// Broken-network scenarios built from namespaces.
     #[command(subcommand)]
     Lab(cli::lab::LabCmd),
@@ -30,8 +32,9 @@ enum Cmd {
     /// Run a command and trace only its packets (and replies to it): each
     /// flow's packets and their fate when it exits.
     Run(cli::run::RunArgs),
-    /// List the drop reasons of the running kernel.
-    Reasons,
+    /// List the drop reasons of the running kernel, or explain one
+    /// (`netwhy reasons NO_SOCKET --at tcp_v4_rcv`).
+    Reasons(cli::reasons::ReasonsArgs),
     /// The kernel log (and facts) out of a crash dump, from VMCOREINFO alone.
     #[command(subcommand)]
     Vmcore(netwhy_vmcore::cli::VmcoreCmd),
@@ -42,8 +45,9 @@ fn main() {
     let r = match args.cmd {
         Cmd::Drops(a) => cli::drops::run(a),
         Cmd::Explain(a) => cli::explain::run(a),
+        Cmd::Doctor(a) => cli::doctor::run(a),
         Cmd::Lab(c) => cli::lab::run(c),
-        Cmd::Reasons => cli::reasons::run(),
+        Cmd::Reasons(a) => cli::reasons::run(a),
         Cmd::Trace(a) => cli::trace::run(a),
         Cmd::Run(a) => cli::run::run(a),
         Cmd::Vmcore(c) => netwhy_vmcore::cli::run(c),

@@ -46,7 +46,7 @@ fn no_socket_finding_says_the_port_is_bound_elsewhere() {
     assert_eq!(first["location"]["symbol"], "__udp4_lib_rcv");
     assert_eq!(first["netns"], srv.inode);
     assert_eq!(first["count"], 2);
-    assert_eq!(first["cause"], "no-socket");
+    assert_eq!(first["cause"], "socket-bound-elsewhere");
     assert!(!first["fix"].as_array().unwrap().is_empty());
     let evidence = first["evidence"].to_string();
     assert!(
@@ -157,7 +157,7 @@ fn nft_drop_finding_names_the_rule_via_nftrace() {
     let evidence = nf["evidence"].to_string();
     assert!(
         evidence.contains(&format!(
-            "table nwlab_filter chain forward rule handle {handle}"
+            "table inet nwlab_filter chain forward rule handle {handle}"
         )),
         "{evidence}"
     );

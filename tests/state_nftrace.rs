@@ -120,3 +120,70 @@ fn nftrace_reports_reject_as_drop() {
     assert_eq!(drops[0].chain, "forward");
     assert_eq!(drops[0].comment.as_deref(), Some("refuse 8443"));
 }
+
+/// Rules planted with the real `nft` and `iptables-nft` come back with
+/// the action and matches netwhy's diagnosis depends on.
+#[test]
+fn rule_expressions_decode_from_the_kernel() {
+    if !root_or_skip("rule_expressions_decode_from_the_kernel") {
+        return;
+    }
+    use netwhy::state::nft_rule::{self, Action};
+    let mut lab = Lab::new().expect("lab");
+    lab.pair().expect("pair");
+    lab.nft(
+        "srv",
+        "table inet t {
+  chain input {
+    type filter hook input priority filter; policy accept;
+    ct state invalid drop
+    tcp dport 8443 reject with icmp type port-unreachable
+    udp dport 53 accept
+    counter reject
+  }
+}
+",
+    )
+    .expect("nft");
+    let srv = lab.ns("srv").inode;
+    let rules = nftrace::rules(srv, 1, "t", "input").expect("dump");
+    let actions: Vec<Action> = rules.iter().map(|r| r.action()).collect();
+    assert_eq!(
+        actions,
+        vec![Action::Drop, Action::Reject, Action::Accept, Action::Reject],
+        "{rules:#?}"
+    );
+    assert!(nft_rule::matches_ct_invalid(&rules[0].exprs));
+    assert!(!nft_rule::matches_ct_invalid(&rules[1].exprs));
+    assert!(
+        rules[1].text().contains("th dport == 0x20fb"),
+        "{}",
+        rules[1].text()
+    );
+    let catch_all: Vec<bool> = rules
+        .iter()
+        .map(|r| nft_rule::matches_everything(&r.exprs))
+        .collect();
+    assert_eq!(catch_all, vec![false, false, false, true]);
+
+    // iptables-nft: the target travels as an xt-compat expression.
+    let ns = lab.ns("srv").name.clone();
+    let ok = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            "iptables-nft",
+            "-A",
+            "INPUT",
+            "-j",
+            "REJECT",
+        ])
+        .status()
+        .expect("iptables-nft");
+    assert!(ok.success());
+    let rules = nftrace::rules(srv, 2, "filter", "INPUT").expect("dump ip filter");
+    assert_eq!(rules.len(), 1, "{rules:#?}");
+    assert_eq!(rules[0].action(), Action::Reject);
+    assert!(nft_rule::matches_everything(&rules[0].exprs));
+}

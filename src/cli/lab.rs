@@ -176,11 +176,25 @@ fn render(r: &Report, incident: &str) -> String {
             }
         );
     }
+    let verdict = if r.explained.unwrap_or("none") == r.diagnosis {
+        "as the scenario expects"
+    } else {
+        "WRONG"
+    };
     s += &format!(
-        "   explain:  {} (scenario expects {})\n",
+        "   explain:  {} ({verdict}: {})\n",
         r.explained.unwrap_or("no finding"),
         r.diagnosis
     );
+    if let Some(f) = &r.finding {
+        // The live evidence and the first fixes; `netwhy explain` has all.
+        for e in f.evidence.iter().skip(1).take(3) {
+            s += &format!("     seen:   {e}\n");
+        }
+        for x in f.fix.iter().take(2) {
+            s += &format!("     fix:    {x}\n");
+        }
+    }
     s += &format!(
         "   result:   {} in {} ms, lost {}\n",
         if r.pass { "PASS" } else { "FAIL" },

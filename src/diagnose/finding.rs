@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{lookup, Explanation};
+use super::clues::{Clues, Subject};
+use super::{kb, lookup, Explanation};
 use crate::event::{DropEvent, Location, JSON_VERSION};
 
 /// One explained group of drops.
@@ -27,14 +28,20 @@ pub struct Finding {
     pub causes: &'static [&'static str],
     /// Facts gathered for this group (kernel counts, live state).
     pub evidence: Vec<String>,
+    /// What the diagnosis is about (port, sysctl, rule...), as fields.
+    pub subjects: Vec<Subject>,
     pub checks: &'static [&'static str],
-    pub fix: &'static [&'static str],
+    /// Concrete commands from the evidence first, then the generic ones.
+    pub fix: Vec<String>,
     /// high: reproduced in the lab and pinned by location; medium: reproduced;
     /// low: written from kernel sources only.
     pub confidence: &'static str,
+    /// "drop" for a group of drops; "state" for a trap seen in live state
+    /// while no packet was dropped (yet): reason and location are empty.
+    pub source: &'static str,
     /// One event of the group, for collectors that look up live state.
     #[serde(skip)]
-    pub sample: DropEvent,
+    pub sample: Option<DropEvent>,
 }
 
 type Key = (String, String, u32, Option<String>);
@@ -100,9 +107,69 @@ fn finding(evs: &[&DropEvent]) -> Finding {
         meaning: x.meaning,
         causes: x.causes,
         evidence,
+        subjects: Vec::new(),
         checks: x.checks,
-        fix: x.fixes,
+        fix: x.fixes.iter().map(|f| f.to_string()).collect(),
         confidence,
-        sample: first.clone(),
+        source: "drop",
+        sample: Some(first.clone()),
     }
+}
+
+impl Finding {
+    /// Takes in what the collectors found; an evidence-driven diagnosis
+    /// replaces the reason's generic texts and raises the confidence (the
+    /// cause was checked against live state, not inferred from the reason).
+    pub fn absorb(&mut self, c: Clues) {
+        self.evidence.extend(c.lines);
+        self.subjects.extend(c.subjects);
+        let mut fix = c.fixes;
+        if let Some(e) = c.cause.and_then(kb::specific) {
+            self.cause = e.id;
+            self.meaning = e.meaning;
+            self.causes = e.causes;
+            self.checks = e.checks;
+            self.confidence = if e.verified { "high" } else { "medium" };
+            // The generic "unverified" caveat was about the reason's entry.
+            self.evidence.retain(|l| l != super::UNVERIFIED_NOTE);
+            fix.extend(e.fixes.iter().map(|f| f.to_string()));
+        } else {
+            fix.append(&mut self.fix);
+        }
+        self.fix = fix;
+    }
+}
+
+/// A finding about live state with no drop behind it (a receive buffer
+/// near INT_MAX seen while capturing), diagnosed as `kb::specific(id)`.
+pub fn state_finding(netns: u32, netns_name: Option<String>, c: Clues) -> Option<Finding> {
+    let e = kb::specific(c.cause?)?;
+    let mut f = Finding {
+        kind: "finding",
+        v: JSON_VERSION,
+        reason: String::new(),
+        location: Location {
+            symbol: String::new(),
+            offset: 0,
+            module: None,
+            address: String::new(),
+        },
+        netns,
+        netns_name,
+        dev: None,
+        count: 0,
+        flows: Vec::new(),
+        cause: e.id,
+        meaning: e.meaning,
+        causes: e.causes,
+        evidence: Vec::new(),
+        subjects: Vec::new(),
+        checks: e.checks,
+        fix: Vec::new(),
+        confidence: "medium",
+        source: "state",
+        sample: None,
+    };
+    f.absorb(c);
+    Some(f)
 }

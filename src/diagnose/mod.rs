@@ -6,10 +6,15 @@
 //! - [`refine`]: a more precise story when the reason alone is ambiguous and
 //!   the dropping function tells more (NOT_SPECIFIED at `ip_error`...).
 //! - [`lookup`] / [`hint`]: both combined.
+pub mod clues;
+pub mod corroborate;
 pub mod evidence;
 pub mod finding;
 pub mod kb;
 pub mod refine;
+pub mod rules;
+pub mod session;
+pub mod watch;
 
 #[cfg(test)]
 mod tests;

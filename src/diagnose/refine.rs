@@ -242,7 +242,7 @@ static REFINEMENTS: &[Refinement] = &[
     Refinement {
         reason: "SOCKET_RCVBUFF",
         functions: &["udp_queue_rcv_one_skb", "__udp_enqueue_schedule_skb", "udpv6_queue_rcv_one_skb"],
-        id: "udp-receive-buffer-full",
+        id: "udp-rcvbuf-full",
         meaning: Some(
             "A UDP socket's receive buffer was full, so the datagram was dropped: the \
              application reads slower than data arrives. On kernels before the 2020 fix, a \
@@ -271,7 +271,7 @@ static REFINEMENTS: &[Refinement] = &[
     Refinement {
         reason: "IP_INHDR",
         functions: &["ip_forward", "ip6_forward"],
-        id: "ttl-expired-forwarding",
+        id: "ttl-expired",
         meaning: Some(
             "A packet being forwarded had TTL (hop limit) 1 or 0, so the router dropped it and \
              sent ICMP time exceeded. Normal for traceroute, a sign of a routing loop otherwise.",
@@ -296,7 +296,7 @@ static REFINEMENTS: &[Refinement] = &[
     Refinement {
         reason: "PKT_TOO_BIG",
         functions: &["ip_forward", "ip6_forward", "ip_exceeds_mtu", "ip6_pkt_too_big"],
-        id: "forward-exceeds-mtu",
+        id: "pkt-too-big",
         meaning: Some(
             "A forwarded packet was larger than the outgoing interface's MTU and could not be \
              fragmented (DF set, or IPv6), so it was dropped with ICMP \"fragmentation needed\" / \

@@ -206,19 +206,15 @@ fn refinements_take_precedence() {
             "ipt_do_table",
             "iptables-legacy-rule-drop",
         ),
-        (
-            "SOCKET_RCVBUFF",
-            "udp_queue_rcv_one_skb",
-            "udp-receive-buffer-full",
-        ),
+        ("SOCKET_RCVBUFF", "udp_queue_rcv_one_skb", "udp-rcvbuf-full"),
         (
             "SOCKET_RCVBUFF",
             "__udp_enqueue_schedule_skb",
-            "udp-receive-buffer-full",
+            "udp-rcvbuf-full",
         ),
-        ("IP_INHDR", "ip_forward", "ttl-expired-forwarding"),
-        ("PKT_TOO_BIG", "ip_forward", "forward-exceeds-mtu"),
-        ("PKT_TOO_BIG", "ip6_forward", "forward-exceeds-mtu"),
+        ("IP_INHDR", "ip_forward", "ttl-expired"),
+        ("PKT_TOO_BIG", "ip_forward", "pkt-too-big"),
+        ("PKT_TOO_BIG", "ip6_forward", "pkt-too-big"),
     ];
     for (reason, func, id) in cases {
         let x = lookup(reason, func);
@@ -293,4 +289,48 @@ fn explanation_serializes() {
     assert_eq!(j["id"], "reverse-path-filter");
     assert_eq!(j["verified"], true);
     assert!(j["fixes"].as_array().is_some_and(|f| !f.is_empty()));
+}
+
+/// Every diagnosis a lab scenario names exists in the knowledge base (an
+/// entry, a refinement or an evidence-driven one), and the evidence-driven
+/// ones are marked verified exactly when a scenario reproduces them.
+#[test]
+fn lab_diagnoses_exist_and_specifics_verified_by_the_lab() {
+    let lab_ids: HashSet<&str> = crate::lab::scenarios::ALL
+        .iter()
+        .map(|s| s.diagnosis())
+        .filter(|d| *d != "none")
+        .collect();
+    let mut known: HashSet<&str> = kb::all().map(|e| e.id).collect();
+    known.extend(refine::all().iter().map(|r| r.id));
+    known.extend(kb::specifics().iter().map(|e| e.id));
+    for id in &lab_ids {
+        assert!(
+            known.contains(id),
+            "lab diagnosis {id} has no knowledge-base entry"
+        );
+    }
+    for e in kb::specifics() {
+        assert_eq!(
+            e.verified,
+            lab_ids.contains(e.id),
+            "{}: verified flag",
+            e.id
+        );
+        assert!(!e.fixes.is_empty() && !e.meaning.is_empty(), "{}", e.id);
+        assert!(
+            e.hint.chars().count() <= HINT_MAX,
+            "{}: hint too long",
+            e.id
+        );
+        assert!(kb::specific(e.id).is_some());
+    }
+    // Ids are unique across all three tables.
+    let mut all: Vec<&str> = kb::all().map(|e| e.id).collect();
+    all.extend(refine::all().iter().map(|r| r.id));
+    all.extend(kb::specifics().iter().map(|e| e.id));
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "duplicate diagnosis ids");
 }

@@ -10,9 +10,10 @@ use super::expect::Expect;
 use super::scenarios::{Outcome, Scenario};
 use super::{Lab, LabError};
 use crate::capture::{Capture, CaptureError, CaptureSpec, Facts};
-use crate::event::DropEvent;
+use crate::diagnose::session::Session;
+use crate::event::{DropEvent, Enricher};
 use crate::probe::backend::Hook;
-use crate::probe::drop::KernelFilter;
+use crate::probe::drop::{EventReader, KernelFilter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -42,10 +43,11 @@ pub struct Report {
     pub scenario: &'static str,
     pub summary: &'static str,
     pub diagnosis: &'static str,
-    /// What `netwhy explain` concludes from the same events (first finding's
-    /// cause id). Compared with `diagnosis` by issue 4's acceptance; shown
-    /// here so a mismatch is visible today.
+    /// What `netwhy explain` concludes from the same drops and live state
+    /// (its first finding's cause id); `diagnosis` is what it should be.
     pub explained: Option<&'static str>,
+    /// That first finding in full (evidence, fix).
+    pub finding: Option<crate::diagnose::finding::Finding>,
     pub trigger: String,
     pub notes: Vec<String>,
     /// Why this kernel is not affected by the modelled incident, if so.
@@ -95,20 +97,32 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
             before.insert(c.netns, lab.counters(c.netns)?);
         }
     }
-    let (outcome, error) = match s.trigger(&mut lab) {
+    // The diagnosis reads live state while the trigger runs (a client's
+    // socket lives only as long as its query), so drops are consumed
+    // concurrently with the trigger, as `netwhy explain` would.
+    let mut session = Session::new(
+        lab.nss
+            .iter()
+            .map(|n| (n.inode, Some(n.name.clone())))
+            .collect(),
+    );
+    let mut events: Vec<DropEvent> = Vec::new();
+    let triggered = std::thread::scope(|sc| -> Result<_, RunError> {
+        let t = sc.spawn(|| s.trigger(&mut lab));
+        while !t.is_finished() {
+            read_into(&reader, &mut cap.enricher, &mut session, &mut events)?;
+            session.tick();
+        }
+        Ok(t.join().expect("trigger panicked"))
+    })?;
+    let (outcome, error) = match triggered {
         Ok(o) => (o, None),
         Err(e) => (Outcome::from("trigger failed"), Some(e.to_string())),
     };
-    let mut events: Vec<DropEvent> = Vec::new();
     let settle_start = Instant::now();
     let mut matched_at: Option<Instant> = None;
     loop {
-        let batch = reader
-            .next_batch(Duration::from_millis(20))
-            .map_err(CaptureError::from)?;
-        for raw in batch {
-            events.push(cap.enricher.drop_event(&raw));
-        }
+        read_into(&reader, &mut cap.enricher, &mut session, &mut events)?;
         let all_met = drop_checks(&expects, &events, &lab).iter().all(|c| c.ok);
         if all_met && matched_at.is_none() {
             matched_at = Some(Instant::now());
@@ -121,6 +135,7 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
         }
     }
     drop(reader);
+    let findings = session.finish(&events);
     let lost = cap.probe.counters().map(|c| c.lost).unwrap_or(0);
     let mut checks = drop_checks(&expects, &events, &lab);
     checks.extend(absent_checks(&expects, &events, &lab));
@@ -137,9 +152,8 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
         scenario: s.name(),
         summary: s.summary(),
         diagnosis: s.diagnosis(),
-        explained: crate::diagnose::finding::explain(&events)
-            .first()
-            .map(|f| f.cause),
+        explained: findings.first().map(|f| f.cause),
+        finding: findings.into_iter().next(),
         trigger: outcome.text,
         notes: outcome.notes,
         not_affected: outcome.not_affected,
@@ -152,6 +166,24 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
         elapsed_ms: t0.elapsed().as_millis() as u64,
         cleanup_errors,
     })
+}
+
+/// One poll of the ring: new drops go to the events and the session.
+fn read_into(
+    reader: &EventReader<'_>,
+    enricher: &mut Enricher,
+    session: &mut Session,
+    events: &mut Vec<DropEvent>,
+) -> Result<(), RunError> {
+    let batch = reader
+        .next_batch(Duration::from_millis(20))
+        .map_err(CaptureError::from)?;
+    for raw in batch {
+        let e = enricher.drop_event(&raw);
+        session.on_drop(&e);
+        events.push(e);
+    }
+    Ok(())
 }
 
 fn drop_checks(x: &Expect, events: &[DropEvent], lab: &Lab) -> Vec<Check> {

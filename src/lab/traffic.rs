@@ -118,6 +118,28 @@ pub fn tcp_connect(ns: &str, dst: SocketAddr, timeout: Duration) -> Result<Conne
     })
 }
 
+/// Like a client that retries: `attempts` connects [`RETRY_PAUSE`] apart;
+/// the last result. Retries let rule attribution (nftrace, armed by the
+/// first drop) see a later packet of the flow, as it would on a real box.
+pub fn tcp_connect_retrying(
+    ns: &str,
+    dst: SocketAddr,
+    timeout: Duration,
+    attempts: u32,
+) -> Result<Connect, LabError> {
+    let mut last = Connect::TimedOut;
+    for i in 0..attempts.max(1) {
+        if i > 0 {
+            std::thread::sleep(RETRY_PAUSE);
+        }
+        last = tcp_connect(ns, dst, timeout)?;
+    }
+    Ok(last)
+}
+
+/// Pause between a client's retries in [`tcp_connect_retrying`].
+pub const RETRY_PAUSE: Duration = Duration::from_millis(150);
+
 /// A UDP socket bound to `bind` inside netns `ns`. A socket keeps the
 /// namespace it was created in, so the caller may use it from any thread.
 pub fn udp_socket(ns: &str, bind: SocketAddr) -> Result<UdpSocket, LabError> {

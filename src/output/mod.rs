@@ -83,3 +83,11 @@ pub fn json_line<W: Write, T: Serialize>(w: &mut W, v: &T) -> io::Result<()> {
 pub fn is_broken_pipe(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::BrokenPipe
 }
+
+/// Flushes `w`; a reader that went away (`| head`) is not an error.
+pub fn flush_quietly(w: &mut impl io::Write) -> io::Result<()> {
+    match w.flush() {
+        Err(e) if !is_broken_pipe(&e) => Err(e),
+        _ => Ok(()),
+    }
+}

@@ -10,7 +10,7 @@ pub fn render(groups: &[DropGroup], top: usize, footer: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:>9} {:>10}  {:<24} {:<34} {:<26} {:<12} HINT (netwhy explain: details)",
+        "{:>9} {:>10}  {:<24} {:<34} {:<26} {:<12} HINT (full text: netwhy reasons REASON --at FUNCTION)",
         "RATE/s", "COUNT", "REASON", "LOCATION", "NETNS", "DEV"
     );
     for g in groups.iter().take(top) {

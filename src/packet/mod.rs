@@ -5,6 +5,7 @@
 //! Parsing never fails: a short or odd packet yields the fields that could
 //! be read and `truncated = true`, because a drop event is still worth
 //! showing when its headers are incomplete.
+mod csum;
 mod names;
 mod parse;
 
@@ -67,6 +68,10 @@ pub struct Flow {
     pub src_mac: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dst_mac: Option<String>,
+    /// Layer-4 checksum of a fully captured IPv4 UDP/TCP packet: "ok",
+    /// "bad", or "partial" (offload pending on a locally sent packet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub l4_csum: Option<&'static str>,
     /// IP total length from the header (IPv6: payload + 40): what the
     /// packet was, not what was captured. Helps spot MTU drops.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -110,6 +115,7 @@ impl Default for Flow {
             frag: false,
             src_mac: None,
             dst_mac: None,
+            l4_csum: None,
             len: None,
             truncated: false,
         }

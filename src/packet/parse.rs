@@ -113,6 +113,12 @@ fn ipv4(f: &mut Flow, b: &[u8]) {
         Some(l4) => transport(f, proto, l4),
         None => f.truncated = true,
     }
+    // Whole datagram captured and not fragmented: its checksum can be checked.
+    if frag & 0x2000 == 0 {
+        if let Some(l4) = b.get(ihl..usize::from(tot)) {
+            f.l4_csum = super::csum::ipv4_l4(proto, src, dst, l4);
+        }
+    }
 }
 
 fn ipv6(f: &mut Flow, b: &[u8]) {

@@ -13,8 +13,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
+use super::netlink::{self as nl, NlError};
 use super::ns::{self, NsError};
-use super::sockets::nl::{self, NlError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CtError {
@@ -75,7 +75,7 @@ fn proto_name(p: u8) -> String {
     }
 }
 
-fn endpoint(ip: IpAddr, port: u16) -> String {
+pub fn endpoint(ip: IpAddr, port: u16) -> String {
     match ip {
         IpAddr::V4(a) => format!("{a}:{port}"),
         IpAddr::V6(a) => format!("[{a}]:{port}"),
@@ -334,7 +334,7 @@ pub fn dump_in(ino: u32) -> Result<Vec<CtEntry>, CtError> {
 
 /// Every conntrack entry in the calling thread's netns.
 pub fn dump() -> Result<Vec<CtEntry>, CtError> {
-    let mut sock = nl::Socket::open(libc::NETLINK_NETFILTER)?;
+    let sock = nl::Socket::open(libc::NETLINK_NETFILTER)?;
     let msgs = sock.dump(CT_GET, &dump_request())?;
     Ok(msgs.iter().filter_map(|m| parse_ct_msg(m)).collect())
 }

@@ -2,9 +2,14 @@
 //! conntrack, firewall rules and counters, each looked up in the network
 //! namespace where the drop happened. Netlink and procfs only: no shelling
 //! out to ip/nft/conntrack/ss.
+pub mod addr;
 pub mod conntrack;
 pub mod counters;
+pub mod iptables;
 pub mod neigh;
+pub mod netlink;
+pub mod nft_rule;
+pub mod nftlist;
 pub mod nftrace;
 pub mod ns;
 pub mod route;

@@ -20,7 +20,6 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -122,7 +121,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    fn from_code(code: i32, chain: Option<String>) -> Verdict {
+    pub(crate) fn from_code(code: i32, chain: Option<String>) -> Verdict {
         match code {
             -1 => Verdict::Continue,
             -2 => Verdict::Break,
@@ -163,6 +162,8 @@ pub struct TraceEvent {
     pub oif: Option<u32>,
     /// The rule's comment, when it has one (filled by [`Tracer::collect`]).
     pub comment: Option<String>,
+    /// The whole rule, decoded (filled by [`Tracer::collect`]).
+    pub rule: Option<RuleInfo>,
 }
 
 impl TraceEvent {
@@ -179,6 +180,20 @@ pub struct RuleInfo {
     pub chain: String,
     pub handle: u64,
     pub comment: Option<String>,
+    /// The rule's expressions, decoded (see [`super::nft_rule`]).
+    pub exprs: Vec<super::nft_rule::Expr>,
+}
+
+impl RuleInfo {
+    /// What the rule does to a packet it matches.
+    pub fn action(&self) -> super::nft_rule::Action {
+        super::nft_rule::action(&self.exprs)
+    }
+
+    /// nft-like text of the rule's expressions.
+    pub fn text(&self) -> String {
+        super::nft_rule::describe(&self.exprs)
+    }
 }
 
 /// A table in a netns: (family, name).
@@ -261,8 +276,6 @@ const NFTA_TRACE_NFPROTO: u16 = 15;
 const NFTA_TRACE_POLICY: u16 = 16;
 /// NFTNL_UDATA_RULE_COMMENT: the comment TLV in NFTA_RULE_USERDATA.
 const UDATA_RULE_COMMENT: u8 = 0;
-
-const NLA_F_NESTED: u16 = 0x8000;
 
 fn nft_type(msg: u16) -> u16 {
     (NFNL_SUBSYS_NFTABLES << 8) | msg
@@ -374,13 +387,14 @@ impl Tracer {
         let mut drops = drops_by_packet(&evs);
         for d in &mut drops {
             if let Some(h) = d.rule_handle {
-                d.comment = self.comment_of(d.family, &d.table, &d.chain, h);
+                d.rule = self.rule_of(d.family, &d.table, &d.chain, h);
+                d.comment = d.rule.as_ref().and_then(|r| r.comment.clone());
             }
         }
         Ok(drops)
     }
 
-    fn comment_of(&mut self, family: u8, table: &str, chain: &str, handle: u64) -> Option<String> {
+    fn rule_of(&mut self, family: u8, table: &str, chain: &str, handle: u64) -> Option<RuleInfo> {
         let key = (family, table.to_string(), chain.to_string());
         if !self.comments.contains_key(&key) {
             let rules = dump_rules(&mut self.ctl, family, table, chain).ok()?;
@@ -389,7 +403,7 @@ impl Tracer {
         self.comments[&key]
             .iter()
             .find(|r| r.handle == handle)
-            .and_then(|r| r.comment.clone())
+            .cloned()
     }
 
     /// Delete the trace table now.
@@ -497,6 +511,7 @@ pub fn parse_rule(family: u8, attrs: &[u8]) -> Option<RuleInfo> {
         chain: String::new(),
         handle: 0,
         comment: None,
+        exprs: Vec::new(),
     };
     let mut have_handle = false;
     for (t, v) in nl::attrs(attrs) {
@@ -508,6 +523,7 @@ pub fn parse_rule(family: u8, attrs: &[u8]) -> Option<RuleInfo> {
                 have_handle = true;
             }
             NFTA_RULE_USERDATA => r.comment = udata_comment(v),
+            NFTA_RULE_EXPRESSIONS => r.exprs = super::nft_rule::parse_exprs(v),
             _ => {}
         }
     }
@@ -541,6 +557,7 @@ pub fn parse_trace(family: u8, attrs: &[u8]) -> Option<TraceEvent> {
         iif: None,
         oif: None,
         comment: None,
+        rule: None,
     };
     let mut id = None;
     let mut policy = None;
@@ -704,254 +721,71 @@ fn expr(a: &mut Vec<u8>, name: &str, data: impl FnOnce(&mut Vec<u8>)) {
     nl::nest_end(a, e);
 }
 
-/// A minimal nfnetlink client over libc (same approach as
-/// `state::sockets::nl`), with batches and multicast.
+/// nftables over the shared netlink client (`state::netlink`): bodies
+/// start with an nfgenmsg, and changes go in nfnetlink batches.
 mod nl {
     use super::*;
+    use crate::state::netlink::{self, message, NlError, NLMSG_ERROR};
+    pub use crate::state::netlink::{attrs, messages, nest_end, nest_start, put, put_str};
 
-    const NLMSG_HDRLEN: usize = 16;
-    const NLMSG_ERROR: u16 = 2;
-    const NLMSG_DONE: u16 = 3;
-
-    fn io_err(what: &'static str) -> NftError {
-        NftError::Io {
-            what,
-            source: io::Error::last_os_error(),
+    impl From<NlError> for NftError {
+        fn from(e: NlError) -> NftError {
+            match e {
+                NlError::Io { what, source } => NftError::Io { what, source },
+                NlError::Kernel(source) => NftError::Kernel {
+                    what: "request",
+                    source,
+                },
+                NlError::Malformed => NftError::Malformed,
+            }
         }
     }
 
-    pub fn align(n: usize) -> usize {
-        (n + 3) & !3
+    /// nfgenmsg (family, version 0, res_id big-endian) then `a`.
+    fn nfgen(family: u8, res_id: u16, a: &[u8]) -> Vec<u8> {
+        let mut b = vec![family, 0];
+        b.extend(res_id.to_be_bytes());
+        b.extend_from_slice(a);
+        b
     }
 
-    pub fn put(b: &mut Vec<u8>, ty: u16, v: &[u8]) {
-        b.extend(((4 + v.len()) as u16).to_ne_bytes());
-        b.extend(ty.to_ne_bytes());
-        b.extend_from_slice(v);
-        b.resize(align(b.len()), 0);
-    }
-
-    /// A NUL-terminated string attribute.
-    pub fn put_str(b: &mut Vec<u8>, ty: u16, s: &str) {
-        let mut v = s.as_bytes().to_vec();
-        v.push(0);
-        put(b, ty, &v);
-    }
-
-    pub fn nest_start(b: &mut Vec<u8>, ty: u16) -> usize {
-        let at = b.len();
-        b.extend(0u16.to_ne_bytes());
-        b.extend((ty | NLA_F_NESTED).to_ne_bytes());
-        at
-    }
-
-    pub fn nest_end(b: &mut [u8], at: usize) {
-        let len = (b.len() - at) as u16;
-        b[at..at + 2].copy_from_slice(&len.to_ne_bytes());
-    }
-
-    /// Walk attributes: (type without flags, value).
-    pub fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-        std::iter::from_fn(move || {
-            if b.len() < 4 {
-                return None;
-            }
-            let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
-            let ty = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
-            if len < 4 || len > b.len() {
-                return None;
-            }
-            let val = &b[4..len];
-            b = &b[align(len).min(b.len())..];
-            Some((ty, val))
-        })
-    }
-
-    /// Walk netlink messages: (type, flags, seq, body).
-    pub fn messages(mut b: &[u8]) -> impl Iterator<Item = (u16, u16, u32, &[u8])> {
-        std::iter::from_fn(move || {
-            if b.len() < NLMSG_HDRLEN {
-                return None;
-            }
-            let len = u32::from_ne_bytes(b[0..4].try_into().ok()?) as usize;
-            if len < NLMSG_HDRLEN || len > b.len() {
-                return None;
-            }
-            let ty = u16::from_ne_bytes([b[4], b[5]]);
-            let flags = u16::from_ne_bytes([b[6], b[7]]);
-            let seq = u32::from_ne_bytes(b[8..12].try_into().ok()?);
-            let body = &b[NLMSG_HDRLEN..len];
-            b = &b[align(len).min(b.len())..];
-            Some((ty, flags, seq, body))
-        })
-    }
-
-    fn message(
-        out: &mut Vec<u8>,
-        ty: u16,
-        flags: u16,
-        seq: u32,
-        family: u8,
-        res_id: u16,
-        a: &[u8],
-    ) {
-        let len = NLMSG_HDRLEN + 4 + a.len();
-        out.extend((len as u32).to_ne_bytes());
-        out.extend(ty.to_ne_bytes());
-        out.extend(flags.to_ne_bytes());
-        out.extend(seq.to_ne_bytes());
-        out.extend(0u32.to_ne_bytes());
-        out.extend([family, 0]);
-        out.extend(res_id.to_be_bytes());
-        out.extend_from_slice(a);
-        out.resize(align(out.len()), 0);
-    }
-
-    pub struct Socket {
-        fd: OwnedFd,
-        seq: u32,
-    }
+    pub struct Socket(netlink::Socket);
 
     impl Socket {
         /// A NETLINK_NETFILTER socket in the calling thread's netns.
         pub fn open() -> Result<Socket, NftError> {
-            // SAFETY: plain socket(2); the fd is owned right after.
-            let fd = unsafe {
-                libc::socket(
-                    libc::AF_NETLINK,
-                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                    NETLINK_NETFILTER,
-                )
-            };
-            if fd < 0 {
-                return Err(io_err("netlink socket"));
-            }
-            // SAFETY: fd was just returned by socket(2) and is ours.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            let s = Socket { fd, seq: 0 };
-            s.set_timeout(Duration::from_secs(3));
-            Ok(s)
+            Ok(Socket(netlink::Socket::open(NETLINK_NETFILTER)?))
         }
 
-        fn set_timeout(&self, t: Duration) {
-            let t = t.max(Duration::from_millis(1));
-            let tv = libc::timeval {
-                tv_sec: t.as_secs() as libc::time_t,
-                tv_usec: t.subsec_micros() as libc::suseconds_t,
-            };
-            // SAFETY: valid fd and a timeval option value.
-            unsafe {
-                libc::setsockopt(
-                    self.fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVTIMEO,
-                    (&tv as *const libc::timeval).cast(),
-                    std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-                );
-            }
-        }
-
-        /// Subscribe to multicast `group` by binding with its bit in
-        /// nl_groups (NETLINK_ADD_MEMBERSHIP did not deliver nftrace
-        /// events on 6.18 in our tests; bind(2) does, as `nft monitor`).
         pub fn join(&self, group: u32) -> Result<(), NftError> {
-            // SAFETY: sockaddr_nl is plain data; zeroed is a valid value.
-            let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-            sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-            sa.nl_groups = 1 << (group - 1);
-            // SAFETY: valid fd and a sockaddr_nl of the given size.
-            let rc = unsafe {
-                libc::bind(
-                    self.fd.as_raw_fd(),
-                    (&sa as *const libc::sockaddr_nl).cast(),
-                    std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-                )
-            };
-            if rc != 0 {
-                return Err(io_err("join NFNLGRP_NFTRACE"));
-            }
-            Ok(())
+            Ok(self.0.join(group, "join NFNLGRP_NFTRACE")?)
         }
 
-        fn send(&self, msg: &[u8]) -> Result<(), NftError> {
-            // SAFETY: valid fd and buffer; unconnected netlink sends to the kernel.
-            let n = unsafe { libc::send(self.fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
-            if n < 0 {
-                return Err(io_err("netlink send"));
-            }
-            Ok(())
-        }
-
-        fn recv(&self, buf: &mut [u8]) -> Result<usize, NftError> {
-            // SAFETY: valid fd and a buffer of buf.len() bytes.
-            let n =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n < 0 {
-                return Err(io_err("netlink recv"));
-            }
-            Ok(n as usize)
-        }
-
-        /// One datagram within `t`, or None on timeout.
+        /// One datagram within `t`, or None on timeout (Some(0): overrun).
         pub fn recv_within(&self, buf: &mut [u8], t: Duration) -> Result<Option<usize>, NftError> {
-            self.set_timeout(t);
-            match self.recv(buf) {
-                Ok(n) => Ok(Some(n)),
-                Err(NftError::Io { source, .. })
-                    if matches!(
-                        source.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    Ok(None)
-                }
-                // Trace events overran the socket buffer: some are lost.
-                Err(NftError::Io { source, .. })
-                    if source.raw_os_error() == Some(libc::ENOBUFS) =>
-                {
-                    Ok(Some(0))
-                }
-                Err(e) => Err(e),
-            }
+            Ok(self.0.recv_within(buf, t)?)
         }
 
         /// Send `msgs` as one nfnetlink batch, each with NLM_F_ACK, and wait
         /// until every one is acknowledged or one fails.
         pub fn batch(&mut self, msgs: &[BatchMsg], what: &'static str) -> Result<(), NftError> {
-            let req = libc::NLM_F_REQUEST as u16;
+            let req = netlink::NLM_F_REQUEST;
+            let sub = nfgen(0, NFNL_SUBSYS_NFTABLES, &[]);
             let mut out = Vec::new();
-            self.seq = self.seq.wrapping_add(1);
-            message(
-                &mut out,
-                NFNL_MSG_BATCH_BEGIN,
-                req,
-                self.seq,
-                0,
-                NFNL_SUBSYS_NFTABLES,
-                &[],
-            );
+            message(&mut out, NFNL_MSG_BATCH_BEGIN, req, self.0.next_seq(), &sub);
             let mut pending = Vec::new();
             for (ty, flags, family, a) in msgs {
-                self.seq = self.seq.wrapping_add(1);
-                let f = req | libc::NLM_F_ACK as u16 | flags;
-                message(&mut out, *ty, f, self.seq, *family, 0, a);
-                pending.push(self.seq);
+                let seq = self.0.next_seq();
+                let f = req | netlink::NLM_F_ACK | flags;
+                message(&mut out, *ty, f, seq, &nfgen(*family, 0, a));
+                pending.push(seq);
             }
-            self.seq = self.seq.wrapping_add(1);
-            message(
-                &mut out,
-                NFNL_MSG_BATCH_END,
-                req,
-                self.seq,
-                0,
-                NFNL_SUBSYS_NFTABLES,
-                &[],
-            );
-            self.set_timeout(Duration::from_secs(3));
-            self.send(&out)?;
+            message(&mut out, NFNL_MSG_BATCH_END, req, self.0.next_seq(), &sub);
+            self.0.set_timeout(Duration::from_secs(3));
+            self.0.send(&out)?;
             let mut buf = vec![0u8; 1 << 16];
             while !pending.is_empty() {
-                let n = self.recv(&mut buf)?;
+                let n = self.0.recv(&mut buf)?;
                 for (ty, _, seq, body) in messages(&buf[..n]) {
                     if ty != NLMSG_ERROR {
                         continue;
@@ -977,38 +811,14 @@ mod nl {
         /// A NLM_F_DUMP request; the bodies (nfgenmsg + attributes) of
         /// every answer.
         pub fn dump(&mut self, ty: u16, family: u8, a: &[u8]) -> Result<Vec<Vec<u8>>, NftError> {
-            self.seq = self.seq.wrapping_add(1);
-            let seq = self.seq;
-            let mut msg = Vec::new();
-            let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
-            message(&mut msg, ty, flags, seq, family, 0, a);
-            self.set_timeout(Duration::from_secs(3));
-            self.send(&msg)?;
-            let mut buf = vec![0u8; 1 << 16];
-            let mut out = Vec::new();
-            loop {
-                let n = self.recv(&mut buf)?;
-                for (mty, _, mseq, body) in messages(&buf[..n]) {
-                    if mseq != seq {
-                        continue;
-                    }
-                    match mty {
-                        NLMSG_DONE => return Ok(out),
-                        NLMSG_ERROR => {
-                            let e = body.get(0..4).ok_or(NftError::Malformed)?;
-                            let e = i32::from_ne_bytes(e.try_into().expect("4"));
-                            if e != 0 {
-                                return Err(NftError::Kernel {
-                                    what: "dump",
-                                    source: io::Error::from_raw_os_error(-e),
-                                });
-                            }
-                            return Ok(out);
-                        }
-                        _ => out.push(body.to_vec()),
-                    }
-                }
-            }
+            self.0.set_timeout(Duration::from_secs(3));
+            self.0.dump(ty, &nfgen(family, 0, a)).map_err(|e| match e {
+                NlError::Kernel(source) => NftError::Kernel {
+                    what: "dump",
+                    source,
+                },
+                e => e.into(),
+            })
         }
     }
 }
@@ -1030,6 +840,7 @@ mod tests {
             iif: None,
             oif: None,
             comment: None,
+            rule: None,
         }
     }
 

@@ -487,18 +487,14 @@ pub fn reverse_path_here(
 pub(crate) mod nl {
     use std::ffi::CString;
     use std::io;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use crate::state::netlink;
 
     pub const RTM_NEWROUTE: u16 = 24;
     pub const RTM_GETROUTE: u16 = 26;
     pub const RTM_NEWNEIGH: u16 = 28;
     pub const RTM_GETNEIGH: u16 = 30;
-    pub const NLM_F_REQUEST: u16 = 1;
-    pub const NLM_F_ACK: u16 = 4;
-    pub const NLM_F_DUMP: u16 = 0x300;
-    const NLMSG_ERROR: u16 = 2;
-    const NLMSG_DONE: u16 = 3;
+    pub use crate::state::netlink::NLM_F_DUMP;
     pub const RTM_F_LOOKUP_TABLE: u32 = 0x1000;
     pub const RTM_F_FIB_MATCH: u32 = 0x2000;
     pub const RTA_DST: u16 = 1;
@@ -511,151 +507,32 @@ pub(crate) mod nl {
     pub const RTA_MULTIPATH: u16 = 9;
     pub const RTA_MARK: u16 = 16;
 
-    static SEQ: AtomicU32 = AtomicU32::new(1);
+    pub use crate::state::netlink::{align, Msg};
 
-    pub struct Msg {
-        pub ty: u16,
-        pub body: Vec<u8>,
-    }
-
-    pub struct Socket {
-        fd: OwnedFd,
-    }
+    /// A NETLINK_ROUTE socket: requests always ask for an ACK, so a
+    /// non-dump request ends at the kernel's answer to it.
+    pub struct Socket(netlink::Socket);
 
     impl Socket {
         /// A NETLINK_ROUTE socket in the calling thread's netns.
         pub fn open() -> io::Result<Socket> {
-            // SAFETY: plain socket(2); the fd is owned below.
-            let fd = unsafe {
-                libc::socket(
-                    libc::AF_NETLINK,
-                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                    libc::NETLINK_ROUTE,
-                )
-            };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: fd was just returned by socket(2).
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            // A kernel that never answers must not hang a diagnosis.
-            let tv = libc::timeval {
-                tv_sec: 2,
-                tv_usec: 0,
-            };
-            // SAFETY: valid fd, pointer/size of a live timeval.
-            unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVTIMEO,
-                    (&tv as *const libc::timeval).cast(),
-                    std::mem::size_of::<libc::timeval>() as u32,
-                );
-            }
-            Ok(Socket { fd })
+            Ok(Socket(netlink::Socket::open(libc::NETLINK_ROUTE)?))
         }
 
         /// Send one request (`flags` adds e.g. NLM_F_DUMP) and collect the
         /// answers. A non-zero NLMSG_ERROR becomes the returned error.
         pub fn request(&self, ty: u16, flags: u16, body: &[u8]) -> io::Result<Vec<Msg>> {
-            let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-            let len = 16 + body.len();
-            let mut b = Vec::with_capacity(len);
-            b.extend_from_slice(&(len as u32).to_ne_bytes());
-            b.extend_from_slice(&ty.to_ne_bytes());
-            b.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK | flags).to_ne_bytes());
-            b.extend_from_slice(&seq.to_ne_bytes());
-            b.extend_from_slice(&0u32.to_ne_bytes());
-            b.extend_from_slice(body);
-            let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-            sa.nl_family = libc::AF_NETLINK as u16;
-            // SAFETY: valid fd, buffer and kernel address.
-            let n = unsafe {
-                libc::sendto(
-                    self.fd.as_raw_fd(),
-                    b.as_ptr().cast(),
-                    b.len(),
-                    0,
-                    (&sa as *const libc::sockaddr_nl).cast(),
-                    std::mem::size_of::<libc::sockaddr_nl>() as u32,
-                )
-            };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // Non-dump requests end with the ACK asked for (after the
-            // answer); dumps end with NLMSG_DONE.
-            let mut out = Vec::new();
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                // SAFETY: valid fd and buffer.
-                let n = unsafe {
-                    libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)
-                };
-                if n < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                let mut data = &buf[..n as usize];
-                while data.len() >= 16 {
-                    let mlen = u32::from_ne_bytes(data[0..4].try_into().unwrap()) as usize;
-                    let mty = u16::from_ne_bytes(data[4..6].try_into().unwrap());
-                    let mseq = u32::from_ne_bytes(data[8..12].try_into().unwrap());
-                    if mlen < 16 || mlen > data.len() {
-                        return Err(io::Error::other("truncated netlink message"));
-                    }
-                    let payload = &data[16..mlen];
-                    data = &data[align(mlen).min(data.len())..];
-                    if mseq != seq {
-                        continue;
-                    }
-                    match mty {
-                        NLMSG_ERROR => {
-                            let err = payload
-                                .get(..4)
-                                .map(|e| i32::from_ne_bytes(e.try_into().unwrap()))
-                                .unwrap_or(0);
-                            if err != 0 {
-                                return Err(io::Error::from_raw_os_error(-err));
-                            }
-                            return Ok(out); // ACK
-                        }
-                        NLMSG_DONE => return Ok(out),
-                        _ => out.push(Msg {
-                            ty: mty,
-                            body: payload.to_vec(),
-                        }),
-                    }
-                }
-            }
+            Ok(self.0.request(ty, netlink::NLM_F_ACK | flags, body)?)
         }
-    }
-
-    pub fn align(n: usize) -> usize {
-        (n + 3) & !3
     }
 
     pub fn put_attr(b: &mut Vec<u8>, ty: u16, data: &[u8]) {
-        let len = 4 + data.len();
-        b.extend_from_slice(&(len as u16).to_ne_bytes());
-        b.extend_from_slice(&ty.to_ne_bytes());
-        b.extend_from_slice(data);
-        b.resize(align(b.len()), 0);
+        netlink::put(b, ty, data);
     }
 
     /// (type, payload) of each rtattr; nested/byte-order flag bits removed.
-    pub fn attrs(mut b: &[u8]) -> Vec<(u16, &[u8])> {
-        let mut out = Vec::new();
-        while b.len() >= 4 {
-            let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
-            let ty = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
-            if len < 4 || len > b.len() {
-                break;
-            }
-            out.push((ty, &b[4..len]));
-            b = &b[align(len).min(b.len())..];
-        }
-        out
+    pub fn attrs(b: &[u8]) -> Vec<(u16, &[u8])> {
+        netlink::attrs(b).collect()
     }
 
     /// Interface index by name in the calling thread's netns

@@ -14,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde::Serialize;
 
+use super::netlink as nl;
 use super::ns::{self, NsError};
 
 #[derive(Debug, thiserror::Error)]
@@ -317,7 +318,7 @@ pub fn dump_in(ino: u32, proto: Proto) -> Result<Vec<SockInfo>, SockError> {
 
 /// Every socket of `proto` in the current thread's netns.
 pub fn dump(proto: Proto) -> Result<Vec<SockInfo>, SockError> {
-    let mut sock = nl::Socket::open(libc::NETLINK_SOCK_DIAG)?;
+    let sock = nl::Socket::open(libc::NETLINK_SOCK_DIAG)?;
     let mut out = Vec::new();
     for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
         let req = diag_request(family, proto);
@@ -459,162 +460,6 @@ pub fn owners(inodes: &[u32]) -> HashMap<u32, Owner> {
 
 /// A minimal netlink client over libc: one request, a dump answer, and the
 /// attribute walker. Shared with `conntrack`.
-pub(crate) mod nl {
-    use std::io;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-
-    const NLMSG_HDRLEN: usize = 16;
-    const NLMSG_ERROR: u16 = 2;
-    const NLMSG_DONE: u16 = 3;
-
-    #[derive(Debug, thiserror::Error)]
-    pub enum NlError {
-        #[error("{what}: {source}")]
-        Io {
-            what: &'static str,
-            source: io::Error,
-        },
-        #[error("kernel answered: {0}")]
-        Kernel(io::Error),
-        #[error("malformed netlink answer")]
-        Malformed,
-    }
-
-    fn io_err(what: &'static str) -> NlError {
-        NlError::Io {
-            what,
-            source: io::Error::last_os_error(),
-        }
-    }
-
-    pub struct Socket {
-        fd: OwnedFd,
-        seq: u32,
-    }
-
-    impl Socket {
-        /// A netlink socket of `protocol` in the calling thread's netns,
-        /// with a receive timeout so a silent kernel cannot hang us.
-        pub fn open(protocol: i32) -> Result<Socket, NlError> {
-            // SAFETY: plain socket(2); the fd is owned right after.
-            let fd = unsafe {
-                libc::socket(
-                    libc::AF_NETLINK,
-                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                    protocol,
-                )
-            };
-            if fd < 0 {
-                return Err(io_err("netlink socket"));
-            }
-            // SAFETY: fd was just returned by socket(2) and is ours.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            let tv = libc::timeval {
-                tv_sec: 3,
-                tv_usec: 0,
-            };
-            // SAFETY: valid fd and a timeval option value.
-            unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVTIMEO,
-                    (&tv as *const libc::timeval).cast(),
-                    std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-                );
-            }
-            Ok(Socket { fd, seq: 0 })
-        }
-
-        /// Send a NLM_F_DUMP request of type `ty` with `payload`; return the
-        /// payloads (after the netlink header) of every answer message.
-        pub fn dump(&mut self, ty: u16, payload: &[u8]) -> Result<Vec<Vec<u8>>, NlError> {
-            self.seq = self.seq.wrapping_add(1);
-            let seq = self.seq;
-            let mut msg = Vec::with_capacity(NLMSG_HDRLEN + payload.len());
-            msg.extend(((NLMSG_HDRLEN + payload.len()) as u32).to_ne_bytes());
-            msg.extend(ty.to_ne_bytes());
-            msg.extend(((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
-            msg.extend(seq.to_ne_bytes());
-            msg.extend(0u32.to_ne_bytes());
-            msg.extend(payload);
-            // SAFETY: valid fd and buffer; an unconnected netlink socket
-            // sends to the kernel (port 0).
-            let n = unsafe { libc::send(self.fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
-            if n < 0 {
-                return Err(io_err("netlink send"));
-            }
-            let mut buf = vec![0u8; 1 << 16];
-            let mut out = Vec::new();
-            loop {
-                // SAFETY: valid fd and a buffer of buf.len() bytes.
-                let n = unsafe {
-                    libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)
-                };
-                if n < 0 {
-                    return Err(io_err("netlink recv"));
-                }
-                let mut rest = &buf[..n as usize];
-                while rest.len() >= NLMSG_HDRLEN {
-                    let len = u32::from_ne_bytes(rest[0..4].try_into().expect("4")) as usize;
-                    let mty = u16::from_ne_bytes([rest[4], rest[5]]);
-                    let mseq = u32::from_ne_bytes(rest[8..12].try_into().expect("4"));
-                    if len < NLMSG_HDRLEN || len > rest.len() {
-                        return Err(NlError::Malformed);
-                    }
-                    let body = &rest[NLMSG_HDRLEN..len];
-                    rest = &rest[align(len).min(rest.len())..];
-                    if mseq != seq {
-                        continue;
-                    }
-                    match mty {
-                        NLMSG_DONE => {
-                            if let Some(e) = body.get(0..4) {
-                                let e = i32::from_ne_bytes(e.try_into().expect("4"));
-                                if e < 0 {
-                                    return Err(NlError::Kernel(io::Error::from_raw_os_error(-e)));
-                                }
-                            }
-                            return Ok(out);
-                        }
-                        NLMSG_ERROR => {
-                            let e = body.get(0..4).ok_or(NlError::Malformed)?;
-                            let e = i32::from_ne_bytes(e.try_into().expect("4"));
-                            if e != 0 {
-                                return Err(NlError::Kernel(io::Error::from_raw_os_error(-e)));
-                            }
-                            return Ok(out);
-                        }
-                        _ => out.push(body.to_vec()),
-                    }
-                }
-            }
-        }
-    }
-
-    pub fn align(n: usize) -> usize {
-        (n + 3) & !3
-    }
-
-    /// Walk netlink / rtnetlink attributes: (type without the NESTED and
-    /// NET_BYTEORDER flags, value). Stops at the first malformed one.
-    pub fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-        std::iter::from_fn(move || {
-            if b.len() < 4 {
-                return None;
-            }
-            let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
-            let ty = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
-            if len < 4 || len > b.len() {
-                return None;
-            }
-            let val = &b[4..len];
-            b = &b[align(len).min(b.len())..];
-            Some((ty, val))
-        })
-    }
-}
-
 // The fixtures hold native-endian netlink headers captured on x86_64.
 #[cfg(all(test, target_endian = "little"))]
 mod tests {

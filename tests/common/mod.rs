@@ -129,3 +129,42 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+/// BPF program ids held by `pid`, from its fds' fdinfo (this bpftool
+/// build cannot show pids).
+pub fn prog_ids_of(pid: u32) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let Ok(info) = std::fs::read_to_string(format!(
+            "/proc/{pid}/fdinfo/{}",
+            fd.file_name().to_string_lossy()
+        )) else {
+            continue;
+        };
+        for l in info.lines() {
+            if let Some(v) = l.strip_prefix("prog_id:") {
+                ids.push(v.trim().parse().unwrap());
+            }
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+pub fn loaded_prog_ids() -> Vec<u64> {
+    let out = std::process::Command::new("bpftool")
+        .args(["prog", "show", "-j"])
+        .output()
+        .expect("bpftool (apt install bpftool)");
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect()
+}

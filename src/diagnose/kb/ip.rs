@@ -5,7 +5,7 @@ use super::Entry;
 pub(super) const ENTRIES: &[Entry] = &[
     entry!(
         UDP_CSUM,
-        "udp-bad-checksum",
+        "udp-csum",
         true,
         "bad UDP checksum: corrupt packet or offload bug",
         "The UDP checksum did not match the data, so the datagram was discarded as corrupt.",
@@ -176,7 +176,7 @@ pub(super) const ENTRIES: &[Entry] = &[
     ),
     entry!(
         IP_INNOROUTES,
-        "ip-no-route",
+        "no-route",
         true,
         "no route for the incoming packet: ip route get",
         "The packet arrived to be forwarded but no route leads to its destination \

@@ -25,6 +25,7 @@ macro_rules! entry {
 mod core;
 mod dev;
 mod ip;
+mod specific;
 mod tcp;
 
 /// What netwhy knows about one drop reason.
@@ -101,4 +102,15 @@ pub fn find(reason: &str) -> Option<&'static Entry> {
 /// The specific entry for `reason`, else [`FALLBACK`].
 pub fn entry(reason: &str) -> &'static Entry {
     find(reason).unwrap_or(&FALLBACK)
+}
+
+/// Evidence-driven diagnoses (see `specific.rs`): not found by reason,
+/// only by the id `diagnose::clues` chose.
+pub fn specifics() -> &'static [Entry] {
+    specific::ENTRIES
+}
+
+/// The evidence-driven diagnosis `id`, if there is one.
+pub fn specific(id: &str) -> Option<&'static Entry> {
+    specific::ENTRIES.iter().find(|e| e.id == id)
 }

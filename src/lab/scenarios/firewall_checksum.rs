@@ -66,7 +66,14 @@ impl super::Scenario for FirewallChecksum {
             b"netwhy bad checksum",
             true,
         );
-        traffic::packet_send(&lab.ns("cli").name, "eth0", mac, pkt, 3)?;
+        // Three tries, a client's retry pause apart (lets rule attribution,
+        // armed by the first drop, trace a later one).
+        for i in 0..3 {
+            if i > 0 {
+                std::thread::sleep(traffic::RETRY_PAUSE);
+            }
+            traffic::packet_send(&lab.ns("cli").name, "eth0", mac, pkt.clone(), 1)?;
+        }
         Ok("3 UDP datagrams with a corrupted checksum cli -> 198.18.0.2:5305, sent raw (AF_PACKET)".into())
     }
     fn expect(&self) -> Expect {

@@ -60,17 +60,18 @@ impl super::Scenario for IptablesReject {
         lab.iptables_restore("rtr", tool, RULES)
     }
     fn trigger(&self, lab: &mut Lab) -> Result<Outcome, LabError> {
-        let r = traffic::tcp_connect(
+        let r = traffic::tcp_connect_retrying(
             &lab.ns("cli").name,
             "198.18.2.2:22".parse().expect("literal"),
             Duration::from_secs(2),
+            3,
         )?;
         if r != Connect::Refused {
             return Err(LabError::Traffic(format!(
                 "expected connection refused (icmp-port-unreachable), got {r:?}"
             )));
         }
-        Ok("TCP connect cli -> 198.18.2.2:22 via rtr: refused by LIBVIRT_FWI".into())
+        Ok("3 TCP connects cli -> 198.18.2.2:22 via rtr: refused by LIBVIRT_FWI".into())
     }
     fn expect(&self) -> Expect {
         let at = if self.legacy {

@@ -37,15 +37,16 @@ impl super::Scenario for NftForwardDrop {
         lab.nft("rtr", RULESET)
     }
     fn trigger(&self, lab: &mut Lab) -> Result<Outcome, LabError> {
-        let r = traffic::tcp_connect(
+        let r = traffic::tcp_connect_retrying(
             &lab.ns("cli").name,
             "198.18.2.2:443".parse().expect("literal"),
             Duration::from_millis(300),
+            3,
         )?;
         if r != Connect::TimedOut {
             return Err(LabError::Traffic(format!("expected a timeout, got {r:?}")));
         }
-        Ok("TCP connect cli -> 198.18.2.2:443 via rtr: timed out".into())
+        Ok("3 TCP connects cli -> 198.18.2.2:443 via rtr: timed out".into())
     }
     fn expect(&self) -> Expect {
         Expect::drops(vec![ExpectDrop::new(

@@ -36,10 +36,11 @@ impl super::Scenario for NftReject {
         lab.nft("rtr", RULESET)
     }
     fn trigger(&self, lab: &mut Lab) -> Result<Outcome, LabError> {
-        let r = traffic::tcp_connect(
+        let r = traffic::tcp_connect_retrying(
             &lab.ns("cli").name,
             "198.18.2.2:8443".parse().expect("literal"),
             Duration::from_secs(2),
+            3,
         )?;
         if r != Connect::Refused {
             return Err(LabError::Traffic(format!(
@@ -47,7 +48,7 @@ impl super::Scenario for NftReject {
             )));
         }
         Ok(
-            Outcome::from("TCP connect cli -> 198.18.2.2:8443 via rtr: refused").note(
+            Outcome::from("3 TCP connects cli -> 198.18.2.2:8443 via rtr: refused").note(
                 "the refusal is the router's ICMP port-unreachable: the server never saw the SYN",
             ),
         )

@@ -1,0 +1,59 @@
+//! `netwhy doctor`: scan namespaces for known traps; exit code = worst severity.
+use std::io;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::doctor::{self, report, Options, Target};
+use crate::output::Format;
+
+/// Exit status: 0 nothing found (or only info), 2 warning, 3 critical,
+/// 1 error.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    after_help = "Exit status: 0 nothing found or only info, 2 worst finding is a \
+warning, 3 worst finding is critical, 1 error (bad arguments, a --netns that cannot be entered)."
+)]
+pub struct DoctorArgs {
+    /// Only this network namespace: inode number, `ip netns` name, `init`
+    /// or a path such as /proc/PID/ns/net. Repeatable. Default: the host
+    /// and every namespace with a name or a process inside.
+    #[arg(long, value_name = "NS")]
+    pub netns: Vec<String>,
+    /// Sample counters over this many seconds for the "rising" checks
+    /// (rx drops, listen overflows); 0 disables them.
+    #[arg(long, value_name = "SECS", default_value = "1")]
+    pub window: f64,
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub output: Format,
+}
+
+pub fn run(args: DoctorArgs) -> Result<()> {
+    if !(args.window.is_finite() && (0.0..=60.0).contains(&args.window)) {
+        bail!(
+            "bad --window '{}': give seconds from 0 to 60 (0 disables the rising checks)",
+            args.window
+        );
+    }
+    let targets = args
+        .netns
+        .iter()
+        .map(|s| Target::resolve(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = Options {
+        targets,
+        window: Duration::from_secs_f64(args.window),
+    };
+    let rep = doctor::run(&opts).context("netwhy doctor")?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match args.output {
+        Format::Json => report::json(&mut out, &rep)?,
+        Format::Text => report::text(&mut out, &rep)?,
+    }
+    crate::output::flush_quietly(&mut out)?;
+    let code = doctor::exit_code(rep.worst());
+    if code != 0 {
+        std::process::exit(code);
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! What live state said about one drop group: evidence lines, the exact
+//! things involved (a port, a sysctl, a rule handle) for machines, concrete
+//! fix commands, and the evidence-driven diagnosis id they point to.
+//!
+//! Collectors (`evidence` right at the first drop of a group, `rules` at the
+//! end of the capture window) fill [`Clues`]; [`super::finding::Finding`]
+//! absorbs them, switching its texts to the specific knowledge-base entry
+//! when a collector chose one.
+use serde::Serialize;
+
+/// A thing the diagnosis is about, as stable fields tests and tools key on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Subject {
+    /// A local port nothing (or the wrong thing) accepts packets on.
+    Port { proto: String, port: u16 },
+    /// A socket involved (the receiver, or the one on the port).
+    Socket {
+        proto: String,
+        local: String,
+        remote: String,
+        rcvbuf: Option<u32>,
+    },
+    /// A sysctl and its value in the drop's namespace.
+    Sysctl { name: String, value: String },
+    /// The nftables rule (or chain policy, `handle` None) that dropped.
+    NftRule {
+        family: String,
+        table: String,
+        chain: String,
+        handle: Option<u64>,
+        text: String,
+    },
+    /// The legacy iptables rule whose counter moved.
+    IptablesRule {
+        table: String,
+        chain: String,
+        index: u32,
+        target: String,
+    },
+    /// A conntrack entry bearing on the flow (netns inode where it lives).
+    Conntrack {
+        netns: u32,
+        orig: String,
+        reply: String,
+    },
+    /// A neighbour entry and its NUD state.
+    Neighbour {
+        addr: String,
+        dev: String,
+        state: String,
+    },
+}
+
+/// Evidence for one drop group.
+#[derive(Debug, Clone, Default)]
+pub struct Clues {
+    pub lines: Vec<String>,
+    pub subjects: Vec<Subject>,
+    /// Concrete commands, shown before the knowledge base's generic fixes.
+    pub fixes: Vec<String>,
+    /// An evidence-driven diagnosis id (`kb::specific`), if one fits.
+    pub cause: Option<&'static str>,
+}
+
+impl Clues {
+    pub fn line(&mut self, l: impl Into<String>) {
+        self.lines.push(l.into());
+    }
+
+    pub fn fix(&mut self, f: impl Into<String>) {
+        self.fixes.push(f.into());
+    }
+
+    /// Adds `other`; its cause wins only when this has none.
+    pub fn merge(&mut self, other: Clues) {
+        self.lines.extend(other.lines);
+        self.subjects.extend(other.subjects);
+        self.fixes.extend(other.fixes);
+        self.cause = self.cause.or(other.cause);
+    }
+}
+
+/// The prefix that runs a command in the drop's namespace: `ip netns exec
+/// NAME ` for a named netns, nothing for the initial one.
+pub fn in_ns(netns_name: Option<&str>) -> String {
+    match netns_name {
+        None | Some("init") => String::new(),
+        Some(n) if n.contains('/') => format!("nsenter --net=/proc/{}/ns/net ", pid_of(n)),
+        Some(n) => format!("ip netns exec {n} "),
+    }
+}
+
+/// `1234/comm` (how netwhy names an unnamed netns) → `1234`.
+fn pid_of(label: &str) -> &str {
+    label.split('/').next().unwrap_or(label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_prefixes() {
+        assert_eq!(in_ns(None), "");
+        assert_eq!(in_ns(Some("init")), "");
+        assert_eq!(in_ns(Some("blue")), "ip netns exec blue ");
+        assert_eq!(
+            in_ns(Some("4242/dockerd")),
+            "nsenter --net=/proc/4242/ns/net "
+        );
+    }
+
+    #[test]
+    fn merge_keeps_the_first_cause() {
+        let mut a = Clues {
+            cause: Some("a"),
+            ..Clues::default()
+        };
+        a.merge(Clues {
+            cause: Some("b"),
+            lines: vec!["x".into()],
+            ..Clues::default()
+        });
+        assert_eq!(a.cause, Some("a"));
+        assert_eq!(a.lines, ["x"]);
+        let mut c = Clues::default();
+        c.merge(Clues {
+            cause: Some("b"),
+            ..Clues::default()
+        });
+        assert_eq!(c.cause, Some("b"));
+    }
+}

@@ -1,0 +1,279 @@
+//! Which firewall rule dropped a flow, found while the capture runs.
+//!
+//! iptables-legacy: x_tables has no tracing, so every legacy rule's packet
+//! counter is snapshotted when the capture starts (for the namespaces the
+//! user named) or at the first NETFILTER_DROP at nf_hook_slow in another
+//! namespace, and again at the end; the DROP/REJECT rules whose counters
+//! moved are the ones that dropped (what admins do by hand with
+//! `iptables -L -v` before and after).
+//!
+//! nftables (and iptables-nft): the first NETFILTER_DROP at nft_do_chain in
+//! a netns starts an nftrace tracer there for that flow (one per netns; the
+//! tracer table is named after our pid), so the flow's next packets (TCP
+//! retries, repeated queries) name the table, chain and rule; the rule's
+//! expressions tell a reject from a drop, an iptables-nft REJECT target, or
+//! a `ct state invalid` drop. Tracer tables are removed when the capture
+//! ends (and by the kernel if netwhy dies: they are owner-bound).
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::clues::{in_ns, Clues, Subject};
+use crate::event::DropEvent;
+use crate::state::iptables::{self, LegacyRule};
+use crate::state::nft_rule::{self, Action, Expr};
+use crate::state::nftrace::{Matcher, TraceEvent, Tracer};
+
+/// Rule attribution for the drops of one capture.
+#[derive(Default)]
+pub struct RuleWatch {
+    active: Vec<(u32, Option<String>, Tracer, Option<&'static str>)>,
+    failed: Vec<(u32, String)>,
+    /// Legacy rule counters at the start, per netns (and its name).
+    legacy: BTreeMap<u32, (Option<String>, Vec<LegacyRule>)>,
+}
+
+impl RuleWatch {
+    /// Snapshots legacy iptables counters in `ino` (once).
+    pub fn watch_legacy(&mut self, ino: u32, name: Option<String>) {
+        if self.legacy.contains_key(&ino) {
+            return;
+        }
+        match iptables::snapshot(ino) {
+            Ok(rules) => {
+                self.legacy.insert(ino, (name, rules));
+            }
+            Err(err) => self
+                .failed
+                .push((ino, format!("iptables-legacy counters unreadable: {err}"))),
+        }
+    }
+
+    /// Sees every drop event; arms a tracer on the first nft drop of a netns.
+    pub fn on_drop(&mut self, e: &DropEvent) {
+        if e.reason != "NETFILTER_DROP" {
+            return;
+        }
+        if matches!(
+            e.location.symbol.as_str(),
+            "nf_hook_slow" | "ipt_do_table" | "ip6t_do_table"
+        ) {
+            self.watch_legacy(e.netns, e.netns_name.clone());
+            return;
+        }
+        if e.location.symbol != "nft_do_chain" {
+            return;
+        }
+        if self.active.iter().any(|(ns, ..)| *ns == e.netns)
+            || self.failed.iter().any(|(ns, _)| *ns == e.netns)
+        {
+            return;
+        }
+        let proto = match e.flow.proto.as_deref() {
+            Some("tcp") => 6,
+            Some("udp") => 17,
+            _ => return,
+        };
+        let Some(dport) = e.flow.dport else { return };
+        let mut m = Matcher {
+            l4proto: Some(proto),
+            dport: Some(dport),
+            daddr: None,
+        };
+        if let Some(std::net::IpAddr::V4(a)) = e.flow.dst {
+            m = m.daddr(a);
+        }
+        match Tracer::start(e.netns, m) {
+            Ok(t) => self
+                .active
+                .push((e.netns, e.netns_name.clone(), t, e.flow.l4_csum)),
+            Err(err) => self
+                .failed
+                .push((e.netns, format!("nftrace could not start: {err}"))),
+        }
+    }
+
+    /// Ends the tracers; clues per netns for NETFILTER_DROP findings.
+    pub fn finish(mut self) -> Vec<(u32, Clues)> {
+        let mut out: Vec<(u32, Clues)> = std::mem::take(&mut self.failed)
+            .into_iter()
+            .map(|(ns, l)| {
+                (
+                    ns,
+                    Clues {
+                        lines: vec![l],
+                        ..Clues::default()
+                    },
+                )
+            })
+            .collect();
+        for (ns, name, mut t, csum) in self.active.drain(..) {
+            let mut c = Clues::default();
+            match t.collect(Duration::from_millis(300)) {
+                Ok(drops) if drops.is_empty() => c.line(
+                    "nftrace was armed after the first drop but saw no later packet of the \
+                     flow (repeat the traffic while explain runs)",
+                ),
+                Ok(drops) => {
+                    // One line per rule, however many packets it dropped.
+                    let mut seen = Vec::new();
+                    for d in &drops {
+                        let k = (d.family, d.table.clone(), d.chain.clone(), d.rule_handle);
+                        if !seen.contains(&k) && seen.len() < 3 {
+                            seen.push(k);
+                            attribute(d, name.as_deref(), csum, &mut c);
+                        }
+                    }
+                }
+                Err(err) => c.line(format!("nftrace failed: {err}")),
+            }
+            let _ = t.stop();
+            out.push((ns, c));
+        }
+        for (ns, (name, before)) in std::mem::take(&mut self.legacy) {
+            let Ok(after) = iptables::snapshot(ns) else {
+                continue;
+            };
+            let c = legacy_clues(&iptables::moved(&before, &after), name.as_deref());
+            if !c.lines.is_empty() {
+                out.push((ns, c));
+            }
+        }
+        out
+    }
+}
+
+/// Clues from legacy rules whose counters moved: the DROP/REJECT rules (and
+/// DROP policies) decide; jumps that led there are shown as the path.
+fn legacy_clues(moved: &[(LegacyRule, u64)], ns_name: Option<&str>) -> Clues {
+    let mut c = Clues::default();
+    let ns = in_ns(ns_name);
+    for (r, n) in moved {
+        let verdict = match (r.target.as_str(), r.policy) {
+            ("REJECT", _) => Some("iptables-legacy-reject"),
+            ("DROP", _) => Some("iptables-legacy-drop"),
+            _ => None,
+        };
+        let what = if r.policy {
+            format!("policy {} of chain {}", r.target, r.chain)
+        } else {
+            format!(
+                "rule {} of chain {} (-j {}: {})",
+                r.index, r.chain, r.target, r.summary
+            )
+        };
+        let line = format!(
+            "iptables-legacy: table {} {what}: counter +{n} packets during the capture",
+            r.table
+        );
+        if verdict.is_none() {
+            // A jump or accept on the way; only worth a line if it jumps.
+            if !matches!(r.target.as_str(), "ACCEPT" | "RETURN" | "") {
+                c.line(line);
+            }
+            continue;
+        }
+        c.line(line);
+        c.cause = c.cause.or(verdict);
+        c.subjects.push(Subject::IptablesRule {
+            table: r.table.clone(),
+            chain: r.chain.clone(),
+            index: r.index,
+            target: r.target.clone(),
+        });
+        let cmd = if r.family == iptables::Family::Ipv6 {
+            "ip6tables-legacy"
+        } else {
+            "iptables-legacy"
+        };
+        if r.policy {
+            c.fix(format!(
+                "{ns}{cmd} -t {} -I {} <match the flow> -j ACCEPT  (the chain's policy drops it)",
+                r.table, r.chain
+            ));
+        } else {
+            c.fix(format!(
+                "{ns}{cmd} -t {} -D {} {}  (or insert an ACCEPT for the flow before it: -I {} {})",
+                r.table, r.chain, r.index, r.chain, r.index
+            ));
+        }
+    }
+    c
+}
+
+/// Evidence and diagnosis for one traced drop.
+fn attribute(d: &TraceEvent, ns_name: Option<&str>, csum: Option<&str>, c: &mut Clues) {
+    let fam = family_name(d.family);
+    let handle = d
+        .rule_handle
+        .map(|h| h.to_string())
+        .unwrap_or_else(|| "(chain policy)".into());
+    let text = d.rule.as_ref().map(|r| r.text()).unwrap_or_default();
+    let mut line = format!(
+        "nftrace: dropped by table {fam} {} chain {} rule handle {handle}",
+        d.table, d.chain
+    );
+    if let Some(cm) = &d.comment {
+        line += &format!(" (comment \"{cm}\")");
+    }
+    if !text.is_empty() {
+        line += &format!(": {text}");
+    }
+    line += &format!(
+        "; see it with: nft -a list chain {fam} {} {}",
+        d.table, d.chain
+    );
+    c.line(line);
+    c.subjects.push(Subject::NftRule {
+        family: fam.into(),
+        table: d.table.clone(),
+        chain: d.chain.clone(),
+        handle: d.rule_handle,
+        text,
+    });
+    let ns = in_ns(ns_name);
+    let Some(rule) = &d.rule else {
+        if d.rule_handle.is_none() {
+            c.cause = c.cause.or(Some("nft-policy-drop"));
+        }
+        return;
+    };
+    let xt = rule
+        .exprs
+        .iter()
+        .any(|e| matches!(e, Expr::XtTarget(_) | Expr::XtMatch(_)));
+    let cause = match rule.action() {
+        Action::Reject if xt => "iptables-reject",
+        Action::Reject => "nft-reject",
+        Action::Drop if nft_rule::matches_ct_invalid(&rule.exprs) => {
+            if csum == Some("bad") {
+                c.line(
+                    "the dropped packet's layer-4 checksum is wrong (checked on the captured \
+                     bytes): conntrack marked it invalid, and this rule drops invalid packets",
+                );
+                "ct-invalid-checksum"
+            } else {
+                "ct-invalid-drop"
+            }
+        }
+        Action::Drop if xt => "iptables-drop",
+        _ => "nft-rule-drop",
+    };
+    c.cause = c.cause.or(Some(cause));
+    if cause != "ct-invalid-checksum" {
+        c.fix(format!(
+            "{ns}nft delete rule {fam} {} {} handle {}  (or narrow it so the flow is allowed)",
+            d.table, d.chain, rule.handle
+        ));
+    }
+}
+
+fn family_name(f: u8) -> &'static str {
+    match f {
+        2 => "ip",
+        3 => "arp",
+        5 => "netdev",
+        7 => "bridge",
+        10 => "ip6",
+        _ => "inet",
+    }
+}

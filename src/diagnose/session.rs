@@ -1,0 +1,100 @@
+//! One diagnosis session: everything `explain` (and the lab runner) does
+//! while drops stream in, and the findings at the end. Live state is read
+//! as early as possible — at a group's first drop (sockets, neighbours,
+//! sysctls), by tracers armed on the first firewall drop, and by sampling
+//! the watched namespaces — because much of it is gone by the end of the
+//! capture window.
+use std::collections::HashMap;
+
+use super::clues::Clues;
+use super::corroborate::{self, CounterWatch};
+use super::evidence;
+use super::finding::{explain, Finding};
+use super::rules::RuleWatch;
+use super::watch::StateWatch;
+use crate::event::DropEvent;
+
+/// The grouping key of [`explain`]: (reason, function, netns, device).
+type GroupKey = (String, String, u32, Option<String>);
+
+fn group_key(e: &DropEvent) -> GroupKey {
+    (
+        e.reason.clone(),
+        e.location.symbol.clone(),
+        e.netns,
+        e.dev.clone(),
+    )
+}
+
+pub struct Session {
+    rules: RuleWatch,
+    state: StateWatch,
+    first_sight: HashMap<GroupKey, Clues>,
+    counters: CounterWatch,
+}
+
+impl Session {
+    /// `watched`: namespaces (inode, name) to sample for live-state traps.
+    pub fn new(watched: Vec<(u32, Option<String>)>) -> Session {
+        let mut counters = CounterWatch::default();
+        let mut rules = RuleWatch::default();
+        for (ino, name) in &watched {
+            counters.start(*ino);
+            rules.watch_legacy(*ino, name.clone());
+        }
+        Session {
+            counters,
+            rules,
+            state: StateWatch::new(watched),
+            first_sight: HashMap::new(),
+        }
+    }
+
+    /// Call for every drop, as soon as it is read.
+    pub fn on_drop(&mut self, e: &DropEvent) {
+        self.rules.on_drop(e);
+        self.counters.start(e.netns);
+        self.first_sight
+            .entry(group_key(e))
+            .or_insert_with(|| evidence::gather(e));
+    }
+
+    /// Call often (every ring-buffer poll): samples watched namespaces.
+    pub fn tick(&mut self) {
+        self.state.tick();
+    }
+
+    /// Findings for `events` (biggest group first), then live-state traps.
+    /// Ends the rule tracers.
+    pub fn finish(mut self, events: &[DropEvent]) -> Vec<Finding> {
+        let mut findings = explain(events);
+        let mut rule_clues = self.rules.finish();
+        let counters = self.counters.finish();
+        for f in &mut findings {
+            let Some(key) = f.sample.as_ref().map(group_key) else {
+                continue;
+            };
+            if let Some(c) = self.first_sight.remove(&key) {
+                f.absorb(c);
+            }
+            if let Some((before, after)) = counters.get(&f.netns) {
+                let names = corroborate::relevant(&f.reason, key_proto(f), f.dev.as_deref());
+                if let Some(l) = corroborate::line(&names, before, after) {
+                    f.evidence.push(l);
+                }
+            }
+            let netns = f.netns;
+            if f.reason == "NETFILTER_DROP" {
+                for (_, c) in rule_clues.iter_mut().filter(|(ns, _)| *ns == netns) {
+                    f.absorb(std::mem::take(c));
+                }
+            }
+        }
+        findings.extend(self.state.findings());
+        findings
+    }
+}
+
+fn key_proto(f: &Finding) -> Option<&str> {
+    f.sample.as_ref().and_then(|e| e.flow.proto.as_deref())
+}

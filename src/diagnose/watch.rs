@@ -1,0 +1,95 @@
+//! Live-state traps watched while `explain` captures, for namespaces the
+//! user named: some misconfigurations drop nothing on this kernel but are
+//! the cause on others, or drop only under load (the seed case: a UDP
+//! receive buffer near INT_MAX, fatal on kernels before the 2020 fix).
+//! Sockets come and go during a capture, so the namespaces are sampled
+//! every [`PERIOD`] rather than once.
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::clues::{in_ns, Clues, Subject};
+use super::evidence::RCVBUF_DANGER;
+use super::finding::{state_finding, Finding};
+use crate::state::sockets::{self, Proto};
+
+/// How often the watched namespaces are sampled.
+pub const PERIOD: Duration = Duration::from_millis(100);
+
+/// Traps seen so far, one set of clues per (netns, socket).
+pub struct StateWatch {
+    netns: Vec<(u32, Option<String>)>,
+    next: Instant,
+    seen: BTreeMap<(u32, String), Clues>,
+}
+
+impl StateWatch {
+    pub fn new(netns: Vec<(u32, Option<String>)>) -> StateWatch {
+        StateWatch {
+            netns,
+            next: Instant::now(),
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// Samples the namespaces when a period has passed since the last time.
+    pub fn tick(&mut self) {
+        if self.netns.is_empty() || Instant::now() < self.next {
+            return;
+        }
+        self.next = Instant::now() + PERIOD;
+        for (ino, name) in &self.netns {
+            let Ok(socks) = sockets::dump_in(*ino, Proto::Udp) else {
+                continue;
+            };
+            for s in socks {
+                let Some(m) = s.mem.filter(|m| m.rcvbuf >= RCVBUF_DANGER) else {
+                    continue;
+                };
+                let key = (*ino, s.local.to_string());
+                if self.seen.contains_key(&key) {
+                    continue;
+                }
+                let mut c = Clues {
+                    cause: Some("udp-rmem-overflow"),
+                    ..Clues::default()
+                };
+                c.line(format!(
+                    "udp socket {} has a receive buffer of {} bytes, {} below INT_MAX: \
+                     rcvbuf + a datagram's truesize overflows a signed int on kernels before \
+                     the 2020 fix, and every datagram is dropped (this kernel accepted them: \
+                     no drop was seen)",
+                    s.local,
+                    m.rcvbuf,
+                    i32::MAX as u32 - m.rcvbuf
+                ));
+                c.subjects.push(Subject::Socket {
+                    proto: "udp".into(),
+                    local: s.local.to_string(),
+                    remote: s.remote.to_string(),
+                    rcvbuf: Some(m.rcvbuf),
+                });
+                c.subjects.push(Subject::Sysctl {
+                    name: "net.core.rmem_default".into(),
+                    value: crate::state::sysctl::read(*ino, "net.core.rmem_default")
+                        .map(|v| v.trim().to_string())
+                        .unwrap_or_default(),
+                });
+                c.fix(format!(
+                    "{}sysctl -w net.core.rmem_default=212992 net.core.rmem_max=16777216, and drop \
+                     any SO_RCVBUF(FORCE) near 2^31 from the application; restart it",
+                    in_ns(name.as_deref())
+                ));
+                self.seen.insert(key, c);
+            }
+        }
+    }
+
+    /// One finding per trap seen.
+    pub fn findings(self) -> Vec<Finding> {
+        let names: BTreeMap<u32, Option<String>> = self.netns.into_iter().collect();
+        self.seen
+            .into_iter()
+            .filter_map(|((ino, _), c)| state_finding(ino, names.get(&ino).cloned().flatten(), c))
+            .collect()
+    }
+}

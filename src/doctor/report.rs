@@ -1,0 +1,161 @@
+//! Rendering a doctor [`Report`]: text for people, JSON Lines for tools
+//! (one `doctor_finding` object per finding, then one `doctor_summary`).
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::{exit_code, Finding, Report, Severity};
+use crate::output::text::netns_label;
+
+/// The closing JSON object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub v: u32,
+    pub namespaces: usize,
+    pub findings: usize,
+    pub critical: usize,
+    pub warning: usize,
+    pub info: usize,
+    /// Worst severity, or null when nothing was found.
+    pub worst: Option<Severity>,
+    pub exit_code: i32,
+    /// Namespaces or state that could not be read.
+    pub skipped: Vec<String>,
+}
+
+impl Summary {
+    pub fn of(r: &Report) -> Summary {
+        Summary {
+            kind: "doctor_summary",
+            v: 1,
+            namespaces: r.namespaces,
+            findings: r.findings.len(),
+            critical: r.count(Severity::Critical),
+            warning: r.count(Severity::Warning),
+            info: r.count(Severity::Info),
+            worst: r.worst(),
+            exit_code: exit_code(r.worst()),
+            skipped: r.skipped.clone(),
+        }
+    }
+}
+
+pub fn json<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
+    for f in &r.findings {
+        crate::output::json_line(w, f)?;
+    }
+    crate::output::json_line(w, &Summary::of(r))
+}
+
+/// One finding as text:
+/// `[warning] rp-filter-asymmetric  eth0  netns=blue(4026532246)`, then
+/// `seen:` and `fix:` lines.
+pub fn finding_text(f: &Finding) -> String {
+    let mut s = format!(
+        "[{}] {}  {}  netns={}\n",
+        f.severity.as_str(),
+        f.check,
+        f.subject,
+        netns_label(f.netns, Some(&f.netns_name))
+    );
+    for e in &f.evidence {
+        s += &format!("    seen: {e}\n");
+    }
+    for x in &f.fix {
+        s += &format!("    fix:  {x}\n");
+    }
+    s
+}
+
+pub fn text<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
+    let mut sorted: Vec<&Finding> = r.findings.iter().collect();
+    // Worst first; stable, so namespaces and checks keep their order.
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    for f in sorted {
+        writeln!(w, "{}", finding_text(f))?;
+    }
+    for s in &r.skipped {
+        writeln!(w, "not checked: {s}")?;
+    }
+    let sum = Summary::of(r);
+    writeln!(
+        w,
+        "{} finding(s) in {} namespace(s): {} critical, {} warning, {} info (exit {})",
+        sum.findings, sum.namespaces, sum.critical, sum.warning, sum.info, sum.exit_code
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(sev: Severity) -> Finding {
+        Finding {
+            kind: "doctor_finding",
+            v: 1,
+            check: "ipv6-dad-failed",
+            severity: sev,
+            netns: 4026532246,
+            netns_name: "blue".into(),
+            subject: "fd00::5/64 dev eth0".into(),
+            evidence: vec!["it failed".into()],
+            fix: vec!["ip netns exec blue sysctl -w net.ipv6.conf.eth0.accept_dad=0".into()],
+        }
+    }
+
+    #[test]
+    fn json_lines_schema() {
+        let r = Report {
+            findings: vec![finding(Severity::Critical), finding(Severity::Info)],
+            namespaces: 1,
+            skipped: vec![],
+        };
+        let mut out = Vec::new();
+        json(&mut out, &r).unwrap();
+        let lines: Vec<serde_json::Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        let f = &lines[0];
+        assert_eq!(f["type"], "doctor_finding");
+        assert_eq!(f["v"], 1);
+        assert_eq!(f["check"], "ipv6-dad-failed");
+        assert_eq!(f["severity"], "critical");
+        assert_eq!(f["netns"], 4026532246u64);
+        assert_eq!(f["netns_name"], "blue");
+        assert_eq!(f["subject"], "fd00::5/64 dev eth0");
+        assert!(f["evidence"].is_array() && f["fix"].is_array());
+        let s = &lines[2];
+        assert_eq!(s["type"], "doctor_summary");
+        assert_eq!(
+            (s["critical"].as_u64(), s["info"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(s["worst"], "critical");
+        assert_eq!(s["exit_code"], 3);
+    }
+
+    #[test]
+    fn text_lists_worst_first_and_summarises() {
+        let r = Report {
+            findings: vec![finding(Severity::Info), finding(Severity::Critical)],
+            namespaces: 2,
+            skipped: vec!["netns gone: vanished".into()],
+        };
+        let mut out = Vec::new();
+        text(&mut out, &r).unwrap();
+        let t = String::from_utf8(out).unwrap();
+        assert!(t.starts_with(
+            "[critical] ipv6-dad-failed  fd00::5/64 dev eth0  netns=blue(4026532246)\n"
+        ));
+        assert!(t.contains("    fix:  ip netns exec blue sysctl"));
+        assert!(t.contains("not checked: netns gone: vanished"));
+        assert!(
+            t.ends_with("2 finding(s) in 2 namespace(s): 1 critical, 0 warning, 1 info (exit 3)\n")
+        );
+    }
+}
