@@ -141,6 +141,7 @@ fn reply_from_the_wrong_address_is_reported_dropped() {
     assert_eq!(f["netns"], lab.ns("cli").inode);
     assert!(f["hint"].as_str().is_some_and(|h| !h.is_empty()));
     assert_eq!(reply["explanation"]["reason"], "NO_SOCKET");
+    assert_eq!(reply["explanation"]["id"], "nat-tuple-mismatch");
     assert!(reply["explanation"]["fixes"][0].is_string());
     let note = reply["note"].as_str().unwrap();
     assert!(note.contains("sent to 198.18.1.1:53"), "{note}");

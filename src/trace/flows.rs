@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{Fate, Packet};
-use crate::diagnose::{lookup, Explanation};
+use crate::diagnose::{kb, lookup, Explanation};
 use crate::event::JSON_VERSION;
 use crate::probe::path::Role;
 
@@ -101,13 +101,15 @@ pub fn group(packets: &[Packet]) -> Vec<FlowReport> {
                 if p.direction == "in" && !sent_to.is_empty() && !sent_to.contains(&p.remote) {
                     p.note = Some(format!(
                         "came from {}, but this socket sent to {}: an address translation \
-                         on the way was not reversed for the reply (conntrack/NAT). Fix: \
-                         have the server answer from the address it was reached at (bind \
-                         the service to the DNAT target), and keep conntrack entries alive \
-                         while replies are due",
+                         on the way was not reversed for the reply (conntrack/NAT)",
                         p.remote,
                         sent_to.join(", ")
                     ));
+                    if let (Some(x), Some(e)) =
+                        (p.explanation.as_mut(), kb::specific("nat-tuple-mismatch"))
+                    {
+                        use_entry(x, e);
+                    }
                 }
                 let f = &mut p.fate;
                 if p.direction == "in" && f.fate == "delivered" && f.pid.is_none() {
@@ -150,18 +152,34 @@ pub fn render(flows: &[FlowReport]) -> String {
         );
         for p in &fl.packets {
             let arrow = if p.direction == "out" { "->" } else { "<-" };
-            let line = super::render::fate_line(&p.fate);
+            // The flow's diagnosis (maybe refined by the flow) gives the why.
+            let mut fate = p.fate.clone();
+            if let Some(x) = &p.explanation {
+                fate.hint = Some(x.hint);
+            }
+            let line = super::render::fate_line(&fate);
             let line = line.strip_prefix("fate: ").unwrap_or(&line);
             let _ = writeln!(s, "  {arrow} {:<22} packet {}: {line}", p.remote, p.packet);
             if let Some(n) = &p.note {
                 let _ = writeln!(s, "        note: {n}");
             }
-            // The note's story replaces the reason's generic fix.
-            let fix = p.explanation.as_ref().and_then(|x| x.fixes.first());
-            if let (None, Some(fix)) = (&p.note, fix) {
+            if let Some(fix) = p.explanation.as_ref().and_then(|x| x.fixes.first()) {
                 let _ = writeln!(s, "        fix: {fix}");
             }
         }
     }
     s
+}
+
+/// Replaces the reason's generic diagnosis with an evidence-driven one from
+/// the knowledge base (here the evidence is the flow itself).
+fn use_entry(x: &mut Explanation, e: &kb::Entry) {
+    x.id = e.id;
+    x.meaning = e.meaning;
+    x.causes = e.causes;
+    x.checks = e.checks;
+    x.fixes = e.fixes;
+    x.verified = e.verified;
+    x.hint = e.hint;
+    x.refined_by = Some(e.id);
 }

@@ -256,8 +256,12 @@ fn flows_group_by_local_endpoint_and_name_the_sender() {
         .expect("drops carry the diagnosis");
     assert_eq!(x.reason, "NO_SOCKET");
     assert!(!x.fixes.is_empty());
-    // The NAT note replaces the reason's generic fix.
-    assert!(!text.contains("        fix: "), "{text}");
-    assert!(text.contains("Fix: have the server answer"), "{text}");
+    // The flow is the evidence: the knowledge base's NAT diagnosis replaces
+    // NO_SOCKET's generic one.
+    assert_eq!(x.id, "nat-tuple-mismatch");
+    assert!(
+        text.contains("        fix: Make the server answer from the DNAT target"),
+        "{text}"
+    );
     assert!(f.packets[2].explanation.is_none());
 }
