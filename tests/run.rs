@@ -1,6 +1,7 @@
-//! `netwhy run -- CMD` against the real kernel: a DNS-like UDP exchange
-//! through DNAT on a router namespace, healthy and with the reply coming
-//! back from the wrong address (dropped at the client).
+//! Cgroup-based selection against the real kernel: `netwhy run -- CMD` on a
+//! DNS-like UDP exchange through DNAT on a router namespace (healthy, and
+//! with the reply coming back from the wrong address), a refused TCP
+//! connect, and `netwhy trace --pid`.
 mod common;
 
 use std::net::UdpSocket;
@@ -197,4 +198,52 @@ fn refused_tcp_connect_shows_the_dropped_syn_and_the_reset() {
         .collect();
     assert_eq!(rst_steps[0]["flow"]["tcp_flags"], "RA", "{rst_steps:?}");
     assert_eq!(rst["fate"]["netns"], lab.ns("cli").inode);
+}
+
+/// A cgroup the test creates and removes (even on failure).
+struct TestCgroup(std::path::PathBuf);
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("cgroup.kill"), "1");
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn trace_pid_follows_only_that_process_cgroup() {
+    if !root_or_skip("trace_pid") {
+        return;
+    }
+    let lab = pair();
+    let mount = netwhy::cli::run::cgroup2_mount().expect("cgroup v2 mounted");
+    let cg = TestCgroup(mount.join(format!("netwhy-test-{}", std::process::id())));
+    std::fs::create_dir(&cg.0).unwrap();
+    let script = "sleep 1.5; echo x > /dev/udp/198.18.0.2/5300";
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.ns("cli").name, "bash", "-c", script])
+        .spawn()
+        .unwrap();
+    std::fs::write(cg.0.join("cgroup.procs"), child.id().to_string()).unwrap();
+    let pid = child.id().to_string();
+    let r = start(&["trace", "--pid", &pid, "-o", "json", "--duration", "4"]);
+    // The same flow from the test process (another cgroup): not traced.
+    let dst = "198.18.0.2:5300".parse().unwrap();
+    traffic::udp_send(&lab.ns("cli").name, dst, 3, b"not traced").unwrap();
+    assert!(child.wait().unwrap().success());
+    let (st, out, err) = r.finish();
+    assert!(st.success(), "{err:?}");
+    let v = json_lines(&out);
+    let fates = of_type(&v, "fate");
+    assert_eq!(fates.len(), 1, "only the child's datagram: {out}");
+    assert_eq!(fates[0]["fate"], "dropped");
+    assert_eq!(fates[0]["reason"], "NO_SOCKET");
+    let first = of_type(&v, "step")[0];
+    assert_eq!(first["comm"], "bash", "{first}");
+    assert_eq!(first["hook"], "net_dev_queue");
 }

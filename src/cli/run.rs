@@ -41,7 +41,7 @@ pub struct RunArgs {
 
 /// Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or
 /// /sys/fs/cgroup/unified on hybrid systems).
-fn cgroup2_mount() -> Option<PathBuf> {
+pub fn cgroup2_mount() -> Option<PathBuf> {
     let mi = fs::read_to_string("/proc/self/mountinfo").ok()?;
     mi.lines().find_map(|l| {
         let (pre, post) = l.split_once(" - ")?;
@@ -50,6 +50,23 @@ fn cgroup2_mount() -> Option<PathBuf> {
         }
         pre.split_whitespace().nth(4).map(PathBuf::from)
     })
+}
+
+/// The cgroup v2 id (its directory's inode) of process `pid`.
+pub fn cgroup_of(pid: u32) -> Result<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .with_context(|| format!("no process {pid}"))?;
+    let rel = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .with_context(|| format!("process {pid} has no cgroup v2 membership"))?;
+    let Some(mount) = cgroup2_mount() else {
+        bail!("the cgroup v2 hierarchy is not mounted: mount -t cgroup2 none /sys/fs/cgroup");
+    };
+    let dir = mount.join(rel.trim_start_matches('/'));
+    Ok(fs::metadata(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .ino())
 }
 
 pub fn run(args: RunArgs) -> Result<()> {

@@ -38,6 +38,11 @@ pub struct TraceArgs {
     /// Start tracking only packets whose skb mark matches VALUE[/MASK].
     #[arg(long, value_name = "MARK")]
     pub mark: Option<String>,
+    /// Only packets of sockets created in this process's cgroup (v2: the
+    /// process, its children, its container or service), and packets
+    /// addressed back to their local endpoints.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
@@ -90,6 +95,10 @@ pub fn run(args: TraceArgs) -> Result<()> {
     }
     let dev = args.dev.as_deref().map(parse_dev).transpose()?;
     let mark = args.mark.as_deref().map(parse_mark).transpose()?;
+    let cgroup = match args.pid {
+        Some(pid) => super::run::cgroup_of(pid).with_context(|| format!("bad --pid {pid}"))?,
+        None => 0,
+    };
     let facts = Facts::load().context("loading kernel facts")?;
     let btf = Btf::load_vmlinux().context(
         "netwhy trace needs BTF (/sys/kernel/btf/vmlinux): boot a kernel with CONFIG_DEBUG_INFO_BTF=y",
@@ -106,7 +115,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
         hooks,
         ringbuf_bytes: args.ring_kib * 1024,
         track_ns: 2_000_000_000,
-        cgroup: 0,
+        cgroup,
     };
     let mut backend: Box<dyn PathBackend> = Box::new(PathProbe::start(&opts)?);
     let names: Vec<String> = backend.hooks().iter().map(|s| s.to_string()).collect();
