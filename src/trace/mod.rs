@@ -49,7 +49,8 @@ pub struct Step {
     /// icmp_send: the ICMP error the kernel answered with, "type/code".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub icmp: Option<String>,
-    /// sk_data_ready: the socket the packet was queued on.
+    /// Socket-layer hooks: the socket involved (sk_data_ready: the one the
+    /// packet was queued on).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub socket: Option<SockRef>,
     /// Current task (meaningful at socket hooks; may be any task in irq).
