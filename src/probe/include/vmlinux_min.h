@@ -118,6 +118,7 @@ struct sk_buff {
 	__be16 vlan_proto;
 	__u16 vlan_tci;
 	__be16 protocol;
+	__u16 inner_network_header; /* set by tunnels when they encapsulate */
 	__u16 transport_header;
 	__u16 network_header;
 	__u16 mac_header;

@@ -109,6 +109,20 @@ static __always_inline unsigned char *l3_start(struct sk_buff *skb, __u32 *caple
 	return head + off;
 }
 
+/* A tunnel (vxlan, ipip, gre...) put an outer header on the packet: its
+ * inner IPv4 header still carries the tracked id. */
+static __always_inline bool inner_is(struct sk_buff *skb, __u32 ipid)
+{
+	__u16 inner = skb->inner_network_header;
+	__u8 h[8];
+
+	if (!inner || inner == 0xffff)
+		return false;
+	if (bpf_probe_read_kernel(h, sizeof(h), skb->head + inner) != 0)
+		return false;
+	return (h[0] >> 4) == 4 && (((__u32)h[4] << 8) | h[5]) == ipid;
+}
+
 /* IPv4 id of the header at p (0xffffffff when not IPv4). */
 static __always_inline __u32 ipv4_id(const __u8 *h, __u32 n)
 {
@@ -226,7 +240,8 @@ static __always_inline int step(struct sk_buff *skb, __u16 hook, __u64 location,
 		 * packet or no IPv4 packet at all (NAT keeps the id). */
 		__u8 h[8];
 		if (bpf_probe_read_kernel(h, sizeof(h), l3) == 0 &&
-		    ((h[0] >> 4) != 4 || (((__u32)h[4] << 8) | h[5]) != t->ipid)) {
+		    ((h[0] >> 4) != 4 || (((__u32)h[4] << 8) | h[5]) != t->ipid) &&
+		    !inner_is(skb, t->ipid)) {
 			bpf_map_delete_elem(&tracked, &key);
 			count(NW_PCNT_STALE);
 			t = 0;
