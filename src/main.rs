@@ -40,7 +40,30 @@ enum Cmd {
     Vmcore(netwhy_vmcore::cli::VmcoreCmd),
 }
 
+// `netwhy vmcore ...` alone: parsed without building the whole command
+// tree. In a kdump initramfs on a dead box every millisecond of a one-shot
+// `vmcore dmesg` is start-up; the vmcore benchmark counts it.
+#[derive(Parser)]
+#[command(
+    name = "netwhy vmcore",
+    version,
+    about = "The kernel log (and facts) out of a crash dump, from VMCOREINFO alone"
+)]
+struct VmcoreOnly {
+    #[command(subcommand)]
+    cmd: netwhy_vmcore::cli::VmcoreCmd,
+}
+
 fn main() {
+    let mut argv = std::env::args_os();
+    if argv.nth(1).is_some_and(|a| a == "vmcore") {
+        let v = VmcoreOnly::parse_from(std::iter::once("netwhy vmcore".into()).chain(argv));
+        if let Err(e) = netwhy_vmcore::cli::run(v.cmd) {
+            eprintln!("netwhy: error: {}", netwhy_vmcore::cli::error_line(&e));
+            std::process::exit(1);
+        }
+        return;
+    }
     let args = Cli::parse();
     let r = match args.cmd {
         Cmd::Drops(a) => cli::drops::run(a),
@@ -53,7 +76,7 @@ fn main() {
         Cmd::Vmcore(c) => netwhy_vmcore::cli::run(c),
     };
     if let Err(e) = r {
-        eprintln!("netwhy: error: {e:#}");
+        eprintln!("netwhy: error: {}", netwhy_vmcore::cli::error_line(&e));
         std::process::exit(1);
     }
 }

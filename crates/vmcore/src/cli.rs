@@ -76,6 +76,23 @@ fn dump_path(file: Option<String>) -> Result<String> {
 }
 
 /// Runs one subcommand. A closed stdout (`| head`) is success, not an error.
+/// An error and its causes as one line, each cause once: library errors
+/// often already name their source (`{path}: {source}`), and printing the
+/// chain would repeat it.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if !line.ends_with(&c) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&c);
+        }
+    }
+    line
+}
+
 pub fn run(cmd: VmcoreCmd) -> Result<()> {
     let r = match cmd {
         VmcoreCmd::Dmesg {
@@ -153,40 +170,71 @@ fn level_filter(names: &[String]) -> Result<Option<[bool; 8]>> {
     Ok(Some(keep))
 }
 
+/// What the header and `--tail` need to know before the first record is
+/// printed: a first pass over the log that keeps no records.
+#[derive(Default)]
+struct Survey {
+    total: usize,
+    /// Records passing the level / since-boot filters.
+    kept: usize,
+    last_ts: u64,
+    /// The panic message itself (a record starting "Kernel panic"), else the
+    /// first record mentioning it; not the `---[ end Kernel panic` trailer.
+    panic_start: Option<(u64, Vec<u8>)>,
+    panic_any: Option<(u64, Vec<u8>)>,
+    warnings: Vec<String>,
+}
+
+/// Records are streamed from the dump to the output: with no header and no
+/// `--tail` in one pass; otherwise a first pass surveys the log (counts,
+/// last timestamp, panic line) and a second prints. Either way no list of
+/// records is built, so memory stays flat and no record is allocated.
 fn dmesg(path: &str, o: &DmesgOpts) -> Result<()> {
     let keep = level_filter(&o.level)?;
+    let wanted = |r: &Record| {
+        keep.is_none_or(|k| k[(r.level & 7) as usize])
+            && o.since_boot.is_none_or(|s| r.ts_nsec as f64 / 1e9 >= s)
+    };
     let dump = Dump::open(path)?;
     let vi = dump.vmcoreinfo()?;
     let kind = dump.log_kind()?;
-    let log = dump.read_log()?;
-    let all = &log.records;
-    let mut recs: Vec<&Record> = all
-        .iter()
-        .filter(|r| keep.is_none_or(|k| k[(r.level & 7) as usize]))
-        .filter(|r| o.since_boot.is_none_or(|s| r.ts_nsec as f64 / 1e9 >= s))
-        .collect();
-    if let Some(n) = o.tail {
-        recs.drain(..recs.len().saturating_sub(n));
-    }
+    let text_needs_survey = !o.json && (!o.no_header || o.ctime);
+    let survey = if !text_needs_survey && o.tail.is_none() {
+        None
+    } else {
+        let mut s = Survey::default();
+        s.warnings = dump.walk_log(&mut |r| {
+            s.total += 1;
+            s.kept += usize::from(wanted(r));
+            s.last_ts = r.ts_nsec;
+            if s.panic_start.is_none() && r.text.starts_with(b"Kernel panic") {
+                s.panic_start = Some((r.ts_nsec, r.text.clone()));
+            }
+            if s.panic_any.is_none() && render::is_panic_line(&r.text) {
+                s.panic_any = Some((r.ts_nsec, r.text.clone()));
+            }
+        })?;
+        for w in &s.warnings {
+            eprintln!("netwhy vmcore: warning: {w}");
+        }
+        Some(s)
+    };
+    // Records to pass over before printing (--tail N keeps the last N).
+    let skip = match (&survey, o.tail) {
+        (Some(s), Some(n)) => s.kept.saturating_sub(n),
+        _ => 0,
+    };
     let stdout = std::io::stdout();
     let color = match o.color {
         Color::Always => true,
         Color::Never => false,
         Color::Auto => stdout.is_terminal(),
     };
-    let mut out = std::io::BufWriter::with_capacity(1 << 14, stdout.lock());
-    for w in &log.warnings {
-        eprintln!("netwhy vmcore: warning: {w}");
-    }
-    if o.json {
-        for r in &recs {
-            writeln!(out, "{}", render::json(r))?;
-        }
-        out.flush()?;
-        return Ok(());
-    }
-    let last_ts = all.last().map(|r| r.ts_nsec).unwrap_or(0);
-    if !o.no_header {
+    // Small: the text writer hands over chunks larger than this, which
+    // BufWriter passes straight through (no second copy, fewer fresh pages).
+    let mut out = std::io::BufWriter::with_capacity(8 << 10, stdout.lock());
+    let last_ts = survey.as_ref().map_or(0, |s| s.last_ts);
+    if let (Some(s), false, false) = (&survey, o.no_header, o.json) {
         writeln!(
             out,
             "# dump: {path} ({}, {} bytes)",
@@ -207,13 +255,8 @@ fn dmesg(path: &str, o: &DmesgOpts) -> Result<()> {
                 render::timestamp(last_ts)
             )?,
         }
-        writeln!(out, "# log: {}, {} records", kind.describe(), all.len())?;
-        // The panic message itself, not the `---[ end Kernel panic` trailer.
-        let panic = all
-            .iter()
-            .find(|r| r.text.starts_with(b"Kernel panic"))
-            .or_else(|| all.iter().find(|r| render::is_panic_line(&r.text)));
-        if let Some(p) = panic {
+        writeln!(out, "# log: {}, {} records", kind.describe(), s.total)?;
+        if let Some((ts, text)) = s.panic_start.as_ref().or(s.panic_any.as_ref()) {
             let (on, off) = if color {
                 ("\x1b[1;31m", "\x1b[0m")
             } else {
@@ -222,12 +265,12 @@ fn dmesg(path: &str, o: &DmesgOpts) -> Result<()> {
             writeln!(
                 out,
                 "# panic: {on}{} {}{off}",
-                render::timestamp(p.ts_nsec),
-                render::escape(&p.text)
+                render::timestamp(*ts),
+                render::escape(text)
             )?;
         }
     }
-    let boot_epoch = if o.ctime {
+    let boot_epoch = if o.ctime && !o.json {
         let t = vi
             .crash_time()
             .context("--ctime needs CRASHTIME in VMCOREINFO")?;
@@ -243,8 +286,49 @@ fn dmesg(path: &str, o: &DmesgOpts) -> Result<()> {
         join_cont: kind == LogKind::Structured,
         color,
     };
-    render::write_text(&mut out, recs, &topts)?;
+    // Output errors (a closed pipe) stop the printing; the walk itself
+    // cannot be interrupted, so the first one is kept and returned.
+    let mut failed: Option<std::io::Error> = None;
+    let mut seen = 0usize;
+    let warnings = if o.json {
+        dump.walk_log(&mut |r| {
+            if failed.is_some() || !wanted(r) {
+                return;
+            }
+            seen += 1;
+            if seen > skip {
+                if let Err(e) = writeln!(out, "{}", render::json(r)) {
+                    failed = Some(e);
+                }
+            }
+        })?
+    } else {
+        let mut w = render::TextWriter::new(&mut out, &topts);
+        let warnings = dump.walk_log(&mut |r| {
+            if failed.is_some() || !wanted(r) {
+                return;
+            }
+            seen += 1;
+            if seen > skip {
+                if let Err(e) = w.push(r) {
+                    failed = Some(e);
+                }
+            }
+        })?;
+        if failed.is_none() {
+            w.finish()?;
+        }
+        warnings
+    };
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
     out.flush()?;
+    if survey.is_none() {
+        for w in &warnings {
+            eprintln!("netwhy vmcore: warning: {w}");
+        }
+    }
     Ok(())
 }
 
@@ -343,4 +427,22 @@ fn info(path: &str, json: bool) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod error_line_tests {
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let io = std::io::Error::from_raw_os_error(2);
+        let e = anyhow::Error::new(crate::error::Error::Open {
+            path: "/x".into(),
+            source: io,
+        });
+        assert_eq!(
+            super::error_line(&e),
+            "/x: No such file or directory (os error 2)"
+        );
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(super::error_line(&e), "outer: inner");
+    }
 }

@@ -182,6 +182,9 @@ pub struct ElfPages {
     file: Arc<DumpFile>,
     /// Disjoint, sorted by paddr.
     loads: Vec<Load>,
+    /// Index of the load that served the last page: a ring walk stays in
+    /// one segment, so this usually spares the binary search.
+    last: std::cell::Cell<usize>,
 }
 
 /// Makes the PT_LOAD list disjoint in physical space. qemu's paging=true
@@ -225,6 +228,7 @@ impl ElfPages {
         ElfPages {
             file,
             loads: disjoint(loads),
+            last: std::cell::Cell::new(0),
         }
     }
 
@@ -243,9 +247,27 @@ impl PageSource for ElfPages {
             .is_some_and(|l| l.paddr < pa.saturating_add(PAGE as u64))
     }
 
+    fn span_ref(&self, paddr: u64, len: usize) -> Option<&[u8]> {
+        let l = self.loads.get(self.first_candidate(paddr))?;
+        let end = paddr.checked_add(len as u64)?;
+        if paddr < l.paddr || end > l.paddr.checked_add(l.filesz)? {
+            return None;
+        }
+        self.file.slice(l.offset.checked_add(paddr - l.paddr)?, len)
+    }
+
     fn page_ref(&self, pfn: u64) -> Option<&[u8; PAGE]> {
         let start = pfn.checked_mul(PAGE as u64)?;
-        let l = self.loads.get(self.first_candidate(start))?;
+        let hit = |l: &Load| start >= l.paddr && start - l.paddr < l.memsz;
+        let i = match self.loads.get(self.last.get()) {
+            Some(l) if hit(l) => self.last.get(),
+            _ => {
+                let i = self.first_candidate(start);
+                self.last.set(i);
+                i
+            }
+        };
+        let l = self.loads.get(i)?;
         // Only a page lying wholly in one segment's file bytes.
         if start < l.paddr || start.checked_add(PAGE as u64)? > l.paddr.checked_add(l.filesz)? {
             return None;

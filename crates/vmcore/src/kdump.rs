@@ -120,6 +120,26 @@ fn method_name(flags: u32) -> &'static str {
 }
 
 /// Physical pages of a kdump-compressed dump.
+/// Bitmap bytes per rank sample (see `KdumpPages::ensure_prefix`): a lookup
+/// counts at most 255 bytes, and the samples take 1/32 of the bitmap's size
+/// (1 MiB for a 1 TiB machine). Block sizes (page sizes) are multiples of
+/// it, so samples never straddle blocks.
+const RANK_BYTES: u64 = 256;
+
+/// Set bits in a byte run, eight bytes at a time.
+fn ones(b: &[u8]) -> u64 {
+    let mut words = b.chunks_exact(8);
+    let mut n: u64 = (&mut words)
+        .map(|w| u64::from(u64::from_le_bytes(w.try_into().unwrap_or([0; 8])).count_ones()))
+        .sum();
+    n += words
+        .remainder()
+        .iter()
+        .map(|x| u64::from(x.count_ones()))
+        .sum::<u64>();
+    n
+}
+
 pub struct KdumpPages {
     file: Arc<DumpFile>,
     hdr: KdumpHeader,
@@ -129,10 +149,12 @@ pub struct KdumpPages {
     bitmap_len: u64,
     /// File offset of the first page descriptor.
     descs: u64,
-    /// Dumped-page counts before each bitmap block (built lazily).
+    /// Dumped-page counts before every RANK_BYTES of the bitmap (built lazily).
     prefix: RefCell<Option<Vec<u64>>>,
     /// The last bitmap block read: (block index, bytes).
     block: RefCell<Option<(u64, Vec<u8>)>>,
+    /// zlib inflater, reset for each page.
+    inflate: RefCell<flate2::Decompress>,
 }
 
 impl KdumpPages {
@@ -172,6 +194,7 @@ impl KdumpPages {
             descs,
             prefix: RefCell::new(None),
             block: RefCell::new(None),
+            inflate: RefCell::new(flate2::Decompress::new(true)),
         })
     }
 
@@ -193,18 +216,23 @@ impl KdumpPages {
         Ok(f(&cur.as_ref().unwrap().1))
     }
 
+    /// Dumped-page counts before every [`RANK_BYTES`] of the bitmap, built
+    /// once by one pass over it: a lookup then counts less than RANK_BYTES
+    /// instead of up to a whole bitmap block per page read.
     fn ensure_prefix(&self) -> Result<()> {
         if self.prefix.borrow().is_some() {
             return Ok(());
         }
         let bs = self.block_bytes();
         let blocks = self.bitmap_len.div_ceil(bs);
-        let mut counts = Vec::with_capacity(blocks as usize);
+        let mut counts = Vec::with_capacity(self.bitmap_len.div_ceil(RANK_BYTES) as usize);
         let mut total = 0u64;
         for b in 0..blocks {
-            counts.push(total);
-            total += self.with_bitmap_block(b, |bits| {
-                bits.iter().map(|x| u64::from(x.count_ones())).sum::<u64>()
+            self.with_bitmap_block(b, |bits| {
+                for chunk in bits.chunks(RANK_BYTES as usize) {
+                    counts.push(total);
+                    total += ones(chunk);
+                }
             })?;
         }
         *self.prefix.borrow_mut() = Some(counts);
@@ -222,19 +250,22 @@ impl KdumpPages {
         let blk = byte / bs;
         let within = (byte % bs) as usize;
         let bit = (bpfn % 8) as u32;
+        let chunk_at = within - within % RANK_BYTES as usize;
         let (present, before) = self.with_bitmap_block(blk, |bits| {
             let present = bits[within] >> bit & 1 == 1;
-            let mut n: u64 = bits[..within]
-                .iter()
-                .map(|x| u64::from(x.count_ones()))
-                .sum();
-            n += u64::from((bits[within] & ((1u16 << bit) - 1) as u8).count_ones());
+            let n = ones(&bits[chunk_at..within])
+                + u64::from((bits[within] & ((1u16 << bit) - 1) as u8).count_ones());
             (present, n)
         })?;
         if !present {
             return Ok(None);
         }
-        let base = self.prefix.borrow().as_ref().unwrap()[blk as usize];
+        let base = self
+            .prefix
+            .borrow()
+            .as_ref()
+            .and_then(|p| p.get((byte / RANK_BYTES) as usize).copied())
+            .ok_or_else(|| Error::BadKdump("bitmap rank index out of range".into()))?;
         Ok(Some(base + before))
     }
 
@@ -273,24 +304,14 @@ impl KdumpPages {
             out.copy_from_slice(&data);
             out.len()
         } else if flags & FLAG_ZLIB != 0 {
-            let mut z = flate2::Decompress::new(true);
+            // One inflater for every page (its state is tens of KiB).
+            let mut z = self.inflate.borrow_mut();
+            z.reset(true);
             z.decompress(&data, out, flate2::FlushDecompress::Finish)
                 .map_err(|e| bad(e.to_string()))?;
             z.total_out() as usize
         } else if flags & FLAG_LZO != 0 {
-            // lzokay-native panics (arithmetic overflow) on some corrupt
-            // input: contain it, silently, until we carry our own bounded
-            // LZO1X decoder.
-            let r = quiet_catch_unwind(|| lzokay_native::decompress_all(&data, Some(out.len())));
-            let v = match r {
-                Ok(r) => r.map_err(|e| bad(format!("{e:?}")))?,
-                Err(_) => return Err(bad("corrupt LZO stream".into())),
-            };
-            if v.len() != out.len() {
-                return Err(bad(format!("{} bytes out", v.len())));
-            }
-            out.copy_from_slice(&v);
-            v.len()
+            crate::lzo::decompress(&data, out).map_err(|e| bad(e.to_string()))?
         } else if flags & FLAG_SNAPPY != 0 {
             let want = snap::raw::decompress_len(&data).map_err(|e| bad(e.to_string()))?;
             if want != out.len() {
@@ -327,38 +348,5 @@ impl PageSource for KdumpPages {
         let at = (pfn % per) as usize * PAGE;
         buf.copy_from_slice(&block[at..at + PAGE]);
         Ok(())
-    }
-}
-
-thread_local! {
-    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// `catch_unwind` that keeps the panic message off stderr: a process-wide
-/// hook, installed once, stays silent while this thread is inside `f` and
-/// defers to the previous hook otherwise (other threads are unaffected).
-fn quiet_catch_unwind<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let prev = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !QUIET_PANICS.with(|q| q.get()) {
-                prev(info);
-            }
-        }));
-    });
-    let was = QUIET_PANICS.with(|q| q.replace(true));
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    QUIET_PANICS.with(|q| q.set(was));
-    r
-}
-
-#[cfg(test)]
-mod quiet_tests {
-    #[test]
-    fn contained_panic_is_an_error() {
-        let r = super::quiet_catch_unwind(|| -> u8 { panic!("boom") });
-        assert!(r.is_err());
-        assert_eq!(super::quiet_catch_unwind(|| 7).ok(), Some(7));
     }
 }

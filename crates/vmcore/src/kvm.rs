@@ -11,8 +11,9 @@
 //! 4. the PT_LOAD vaddr fields of an ELF dump, when the writer filled them.
 
 use crate::error::{Error, Result};
-use crate::phys::PhysMem;
+use crate::phys::{PhysMem, PAGE};
 use crate::vmcoreinfo::VmcoreInfo;
+use std::cell::Cell;
 
 const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
 const PTE_PFN_MASK: u64 = 0x000f_ffff_ffff_f000;
@@ -92,15 +93,37 @@ fn arch_text(phys_base: u64, image_size: u64, va: u64) -> Option<u64> {
         .then(|| (va - START_KERNEL_MAP).wrapping_add(phys_base))
 }
 
+/// Walked translations remembered, by virtual page (direct-mapped). A ring
+/// walk reads three interleaved streams (descriptors, infos, text) page by
+/// page; without this every small read of a buffer in the direct map
+/// (`log_buf_len=`) cost a four-level page-table walk.
+const TLB_SLOTS: usize = 64;
+
 /// Kernel virtual memory: physical memory plus the translation facts.
 pub struct KernelMem<'a> {
     pub phys: &'a PhysMem,
     pub arch: Arch,
     /// Last-resort vaddr → paddr (ELF PT_LOAD vaddr fields).
     pub loads_vaddr: Option<&'a dyn Fn(u64) -> Option<u64>>,
+    /// (virtual page, physical page) of recent page-table walks; a virtual
+    /// page of u64::MAX marks an empty slot (no `va >> 12` is that large).
+    tlb: [Cell<(u64, u64)>; TLB_SLOTS],
 }
 
-impl KernelMem<'_> {
+impl<'a> KernelMem<'a> {
+    pub fn new(
+        phys: &'a PhysMem,
+        arch: Arch,
+        loads_vaddr: Option<&'a dyn Fn(u64) -> Option<u64>>,
+    ) -> Self {
+        KernelMem {
+            phys,
+            arch,
+            loads_vaddr,
+            tlb: std::array::from_fn(|_| Cell::new((u64::MAX, 0))),
+        }
+    }
+
     pub fn translate(&self, va: u64) -> Result<u64> {
         match &self.arch {
             Arch::X86_64 {
@@ -119,14 +142,22 @@ impl KernelMem<'_> {
                         return Ok(va - po);
                     }
                 }
+                let vpage = va >> 12;
+                let slot = &self.tlb[vpage as usize % TLB_SLOTS];
+                let (cached_v, cached_p) = slot.get();
+                if cached_v == vpage {
+                    return Ok(cached_p | (va & 0xfff));
+                }
                 let walked = match pgd {
                     Some(pgd) => self.walk_x86(*pgd, va, *five_level, *sme_mask),
                     None => Err(Error::Translate(va, "no init_top_pgt in VMCOREINFO".into())),
                 };
-                match walked {
-                    Ok(pa) => Ok(pa),
-                    Err(e) => self.loads_vaddr.and_then(|f| f(va)).ok_or(e),
-                }
+                let pa = match walked {
+                    Ok(pa) => pa,
+                    Err(e) => self.loads_vaddr.and_then(|f| f(va)).ok_or(e)?,
+                };
+                slot.set((vpage, pa & !0xfff));
+                Ok(pa)
             }
             Arch::Aarch64 {
                 kimage_voffset,
@@ -199,6 +230,40 @@ impl KernelMem<'_> {
         Ok(())
     }
 
+    /// [va, va + len) in place when it is one run of bytes in the dump:
+    /// every page translates to the next physical page and the source can
+    /// lend the whole range. Lets a reader index a kernel array directly
+    /// instead of translating and copying each element. None otherwise
+    /// (the caller falls back to element reads, which report errors).
+    pub fn contiguous(&self, va: u64, len: u64) -> Option<&[u8]> {
+        if len == 0 || len > crate::printk::MAX_LOG_BYTES {
+            return None;
+        }
+        let pa = self.translate(va).ok()?;
+        let mut page = (va | (PAGE as u64 - 1)).checked_add(1)?;
+        while page < va.checked_add(len)? {
+            if self.translate(page).ok()? != pa + (page - va) {
+                return None;
+            }
+            page += PAGE as u64;
+        }
+        self.phys.span(pa, len as usize)
+    }
+
+    /// The `len` bytes at `va`: borrowed in place when they lie in one page
+    /// the dump can lend (a mapped ELF), else copied into `scratch`
+    /// (which must hold `len` bytes).
+    pub fn view<'s>(&'s self, va: u64, len: usize, scratch: &'s mut [u8]) -> Result<&'s [u8]> {
+        let off = (va % PAGE as u64) as usize;
+        if off + len <= PAGE {
+            let pa = self.translate(va)?;
+            return self.phys.view(pa, len, scratch);
+        }
+        let buf = &mut scratch[..len];
+        self.read(va, buf)?;
+        Ok(buf)
+    }
+
     pub fn u64(&self, va: u64) -> Result<u64> {
         let mut b = [0u8; 8];
         self.read(va, &mut b)?;
@@ -209,5 +274,115 @@ impl KernelMem<'_> {
         let mut b = [0u8; 4];
         self.read(va, &mut b)?;
         Ok(u32::from_le_bytes(b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phys::PageSource;
+
+    /// Physical memory as one buffer of 512 pages, with the pfns present.
+    struct Pages {
+        mem: Vec<u8>,
+        present: std::collections::HashSet<u64>,
+    }
+
+    impl PageSource for Pages {
+        fn read_page(&self, pfn: u64, buf: &mut [u8; PAGE]) -> Result<()> {
+            let p = self
+                .span_ref(pfn * 4096, PAGE)
+                .ok_or(Error::PhysNotInDump(pfn * 4096))?;
+            buf.copy_from_slice(p);
+            Ok(())
+        }
+        fn has_page(&self, pfn: u64) -> bool {
+            self.present.contains(&pfn)
+        }
+        fn span_ref(&self, paddr: u64, len: usize) -> Option<&[u8]> {
+            let first = paddr / 4096;
+            let last = (paddr + len as u64 - 1) / 4096;
+            (first..=last).all(|p| self.has_page(p)).then_some(())?;
+            self.mem.get(paddr as usize..paddr as usize + len)
+        }
+    }
+
+    /// A 4-level table at pfns 1..=4 mapping `n` consecutive virtual pages
+    /// from `va` to pfns 100, 101, ... (page k filled with byte k), except
+    /// page `hole`, left not present, and page 2, moved to pfn 400.
+    fn tables(va: u64, n: u64, hole: u64) -> Pages {
+        let pfn = |k: u64| if k == 2 { 400 } else { 100 + k };
+        let mut pages = Pages {
+            mem: vec![0; 512 * PAGE],
+            present: (1..=4).collect(),
+        };
+        let mut set = |pfn: u64, index: u64, entry: u64| {
+            let at = (pfn * 4096 + index * 8) as usize;
+            pages.mem[at..at + 8].copy_from_slice(&entry.to_le_bytes());
+        };
+        set(1, (va >> 39) & 0x1ff, 2 << 12 | PRESENT);
+        set(2, (va >> 30) & 0x1ff, 3 << 12 | PRESENT);
+        set(3, (va >> 21) & 0x1ff, 4 << 12 | PRESENT);
+        for k in (0..n).filter(|&k| k != hole) {
+            set(4, ((va >> 12) + k) & 0x1ff, pfn(k) << 12 | PRESENT);
+        }
+        for k in 0..n {
+            let at = (pfn(k) * 4096) as usize;
+            pages.mem[at..at + PAGE].fill(k as u8);
+            pages.present.insert(pfn(k));
+        }
+        pages
+    }
+
+    #[test]
+    fn walked_translations_are_cached_per_page_and_never_mixed_up() {
+        // Direct-map address (no page_offset known): only the walk finds it.
+        let va = 0xffff_8880_0000_0000u64;
+        let n = 200; // more pages than TLB slots: slots are reused
+        let phys = PhysMem::new(Box::new(tables(va, n, 150)));
+        let arch = Arch::X86_64 {
+            phys_base: 0,
+            image_size: 1 << 30,
+            pgd: Some(1 << 12),
+            five_level: false,
+            sme_mask: 0,
+            page_offset: None,
+        };
+        let mem = KernelMem::new(&phys, arch, None);
+        for round in 0..3 {
+            // Pages 0, 64, 128 share a slot; interleave them with others.
+            for k in [0u64, 64, 128, 1, 65, 0, 199, 128] {
+                let a = va + k * 4096 + 8 * round;
+                assert_eq!(
+                    mem.translate(a).unwrap(),
+                    (100 + k) << 12 | (8 * round),
+                    "page {k}"
+                );
+                let mut b = [0u8; 2];
+                mem.read(a, &mut b).unwrap();
+                assert_eq!(b, [k as u8; 2]);
+            }
+        }
+        // A read across a page boundary takes each page's own translation.
+        let mut b = [0u8; 16];
+        mem.read(va + 4096 - 8, &mut b).unwrap();
+        assert_eq!(b, [[0u8; 8], [1u8; 8]].concat()[..]);
+        // A page that is not present is an error, every time (not cached).
+        for _ in 0..2 {
+            assert!(matches!(
+                mem.translate(va + 150 * 4096),
+                Err(Error::Translate(..))
+            ));
+        }
+        // The contiguous view refuses a range whose pages are scattered
+        // (page 2 lives elsewhere) or missing, before asking the source.
+        assert!(mem.contiguous(va + 4096, 2 * 4096).is_none());
+        assert!(mem.contiguous(va + 149 * 4096, 2 * 4096).is_none());
+        // ...and lends one that is contiguous, across a page boundary.
+        let run = mem.contiguous(va + 3 * 4096 + 100, 4096).unwrap();
+        assert_eq!(
+            (run[0], run[4095 - 100], run[4096 - 100], run.len()),
+            (3, 3, 4, 4096)
+        );
     }
 }

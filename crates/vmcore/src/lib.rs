@@ -13,6 +13,7 @@ pub mod error;
 pub mod flat;
 pub mod kdump;
 pub mod kvm;
+pub mod lzo;
 pub mod phys;
 pub mod printk;
 pub mod record;
@@ -165,18 +166,28 @@ impl Dump {
 
     /// Reads every record still in the kernel's log buffer, oldest first.
     pub fn read_log(&self) -> Result<Log> {
+        self.with_log(printk::read)
+    }
+
+    /// Like [`Dump::read_log`] but hands each record to `f` instead of
+    /// keeping them all: memory stays flat however long the log. The
+    /// `&Record` is only valid during the call. Returns the warnings.
+    pub fn walk_log(&self, f: &mut dyn FnMut(&Record)) -> Result<Vec<String>> {
+        self.with_log(|kind, vi, mem| printk::walk(kind, vi, mem, f))
+    }
+
+    fn with_log<R>(
+        &self,
+        f: impl FnOnce(LogKind, &VmcoreInfo, &kvm::KernelMem) -> Result<R>,
+    ) -> Result<R> {
         let vi = self.vmcoreinfo()?;
         let kind = LogKind::detect(vi)?;
         let lookup = |va: u64| match &self.container {
             Container::Elf(core) => core.vaddr_to_paddr(va),
             Container::Kdump(_) => None,
         };
-        let mem = kvm::KernelMem {
-            phys: &self.phys,
-            arch: self.arch()?,
-            loads_vaddr: Some(&lookup),
-        };
-        printk::read(kind, vi, &mem)
+        let mem = kvm::KernelMem::new(&self.phys, self.arch()?, Some(&lookup));
+        f(kind, vi, &mem)
     }
 }
 

@@ -8,6 +8,8 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
+pub mod map;
+
 /// Positioned reads on the dump file with the file length checked first, so a
 /// truncated file is reported as such rather than as a short read.
 pub struct DumpFile {
@@ -16,10 +18,6 @@ pub struct DumpFile {
     len: u64,
     /// Set for makedumpfile's flattened stream format.
     flat: Option<crate::flat::FlatIndex>,
-    /// Read-only mapping of a regular file: pages are then served in place
-    /// (file-backed faults map neighbouring pages at once; no copy, no
-    /// allocation) instead of one pread into a cache buffer per page.
-    map: Option<map::Mmap>,
 }
 
 impl DumpFile {
@@ -37,11 +35,9 @@ impl DumpFile {
             .len();
         // /proc/vmcore reports its size in st_size; a character device or pipe
         // would report 0 and is not supported (we need random access).
-        let mut head = [0u8; 12];
-        let flat = if len >= 4096
-            && file.read_exact_at(&mut head, 0).is_ok()
-            && &head == crate::flat::SIGNATURE
-        {
+        // The flattened index reads one small header per record, scattered
+        // over the whole file: positioned reads (no page mapped per header).
+        let flat = if len >= 4096 && Backing::Borrowed(&file).starts_with(crate::flat::SIGNATURE) {
             Some(crate::flat::FlatIndex::build(
                 &Backing::Borrowed(&file),
                 len,
@@ -49,16 +45,21 @@ impl DumpFile {
         } else {
             None
         };
-        let map = match flat {
-            None if file.metadata().is_ok_and(|m| m.is_file()) => map::Mmap::new(&file, len),
-            _ => None,
+        // Then a regular file is mapped and every read (headers, compressed
+        // pages, ELF pages in place) is served from the mapping: no syscall
+        // per read. pread remains for what cannot be mapped.
+        let backing = match file.metadata().is_ok_and(|m| m.is_file()) {
+            true => match map::Mmap::new(&file, len) {
+                Some(m) => Backing::Mapped(m),
+                None => Backing::File(file),
+            },
+            false => Backing::File(file),
         };
         let len = flat.as_ref().map_or(len, |f| f.len);
         Ok(DumpFile {
-            file: Backing::File(file),
+            file: backing,
             len,
             flat,
-            map,
         })
     }
 
@@ -76,7 +77,6 @@ impl DumpFile {
             file: backing,
             len,
             flat,
-            map: None,
         })
     }
 
@@ -103,9 +103,11 @@ impl DumpFile {
         if end > self.len {
             return None;
         }
-        match (&self.map, &self.file) {
-            (Some(m), _) => m.get(offset, len),
-            (None, Backing::Mem(v)) => v.get(offset as usize..end as usize),
+        // A mapping lends pages in place (file-backed faults map
+        // neighbouring pages at once; no copy, no allocation).
+        match &self.file {
+            Backing::Mapped(m) => m.get(offset, len),
+            Backing::Mem(v) => v.get(offset as usize..end as usize),
             _ => None,
         }
     }
@@ -163,6 +165,8 @@ pub enum Backing<'a> {
     File(File),
     Borrowed(&'a File),
     Mem(Vec<u8>),
+    /// A read-only mapping of a regular file (the file may be closed).
+    Mapped(map::Mmap),
 }
 
 impl Backing<'_> {
@@ -171,6 +175,7 @@ impl Backing<'_> {
             Backing::Mem(v) => v.len() as u64,
             Backing::File(f) => f.metadata().map(|m| m.len()).unwrap_or(0),
             Backing::Borrowed(f) => f.metadata().map(|m| m.len()).unwrap_or(0),
+            Backing::Mapped(m) => m.len() as u64,
         }
     }
 
@@ -191,6 +196,13 @@ impl Backing<'_> {
                 buf.copy_from_slice(src);
                 Ok(())
             }
+            Backing::Mapped(m) => {
+                let src = m
+                    .get(offset, buf.len())
+                    .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+                buf.copy_from_slice(src);
+                Ok(())
+            }
         }
     }
 }
@@ -206,6 +218,11 @@ pub trait PageSource {
     }
     /// True when the physical page is present in the dump.
     fn has_page(&self, pfn: u64) -> bool;
+    /// [paddr, paddr + len) in place, when the source stores that whole
+    /// physical range as one run of bytes it can lend (a mapped ELF).
+    fn span_ref(&self, _paddr: u64, _len: usize) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// Page granularity of the cache. Dumps with other page sizes (arm64 64K) are
@@ -259,6 +276,30 @@ impl PhysMem {
         Ok(())
     }
 
+    /// A whole physical range in place, or None (source cannot lend it, or
+    /// pages are being traced for trimming and must each be seen).
+    pub fn span(&self, paddr: u64, len: usize) -> Option<&[u8]> {
+        if self.touched.borrow().is_some() {
+            return None;
+        }
+        self.source.span_ref(paddr, len)
+    }
+
+    /// The `len` bytes at `paddr`, which must lie in one page: borrowed
+    /// from the source when it can lend the page, else copied to `scratch`.
+    pub fn view<'s>(&'s self, paddr: u64, len: usize, scratch: &'s mut [u8]) -> Result<&'s [u8]> {
+        let pfn = paddr / PAGE as u64;
+        let off = (paddr % PAGE as u64) as usize;
+        if off + len <= PAGE && self.touched.borrow().is_none() {
+            if let Some(page) = self.source.page_ref(pfn) {
+                return Ok(&page[off..off + len]);
+            }
+        }
+        let buf = &mut scratch[..len];
+        self.read(paddr, buf)?;
+        Ok(buf)
+    }
+
     fn with_page<R>(&self, pfn: u64, f: impl FnOnce(&[u8; PAGE]) -> R) -> Result<R> {
         if let Some(page) = self.source.page_ref(pfn) {
             if let Some(t) = self.touched.borrow_mut().as_mut() {
@@ -284,90 +325,5 @@ impl PhysMem {
         let r = f(&page);
         cache[slot] = Some((pfn, page));
         Ok(r)
-    }
-}
-
-/// A private read-only `mmap` of the dump (Linux, 64-bit), declared here
-/// rather than through a crate: two calls, and libc is linked anyway.
-mod map {
-    use std::fs::File;
-
-    pub struct Mmap {
-        ptr: *const u8,
-        len: usize,
-    }
-
-    // SAFETY: the mapping is read-only and never handed out mutably.
-    unsafe impl Send for Mmap {}
-    // SAFETY: as above; shared reads of immutable memory.
-    unsafe impl Sync for Mmap {}
-
-    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-    mod sys {
-        use std::ffi::c_void;
-        extern "C" {
-            pub fn mmap(
-                addr: *mut c_void,
-                len: usize,
-                prot: i32,
-                flags: i32,
-                fd: i32,
-                off: i64,
-            ) -> *mut c_void;
-            pub fn munmap(addr: *mut c_void, len: usize) -> i32;
-        }
-        pub const PROT_READ: i32 = 1;
-        pub const MAP_PRIVATE: i32 = 2;
-    }
-
-    impl Mmap {
-        #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-        pub fn new(file: &File, len: u64) -> Option<Mmap> {
-            use std::os::fd::AsRawFd;
-            let len = usize::try_from(len).ok().filter(|&l| l > 0)?;
-            // SAFETY: a fresh private read-only mapping of a file we hold
-            // open; failure is checked (MAP_FAILED is -1) and we fall back.
-            let p = unsafe {
-                sys::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    sys::PROT_READ,
-                    sys::MAP_PRIVATE,
-                    file.as_raw_fd(),
-                    0,
-                )
-            };
-            if p.is_null() || p as isize == -1 {
-                return None;
-            }
-            Some(Mmap {
-                ptr: p as *const u8,
-                len,
-            })
-        }
-
-        #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-        pub fn new(_file: &File, _len: u64) -> Option<Mmap> {
-            None
-        }
-
-        pub fn get(&self, offset: u64, n: usize) -> Option<&[u8]> {
-            let o = usize::try_from(offset).ok()?;
-            if o.checked_add(n)? > self.len {
-                return None;
-            }
-            // SAFETY: [o, o + n) lies inside the live mapping of `len` bytes.
-            Some(unsafe { std::slice::from_raw_parts(self.ptr.add(o), n) })
-        }
-    }
-
-    impl Drop for Mmap {
-        fn drop(&mut self) {
-            #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-            // SAFETY: unmapping exactly what `new` mapped, once.
-            unsafe {
-                sys::munmap(self.ptr as *mut _, self.len);
-            }
-        }
     }
 }

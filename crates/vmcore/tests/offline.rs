@@ -100,3 +100,54 @@ fn info_reports_translation_and_log() {
     }
     assert_eq!(d.log_kind().unwrap(), netwhy_vmcore::LogKind::RingBuffer);
 }
+
+#[test]
+fn streaming_walk_gives_the_records_read_log_keeps() {
+    let elf = Dump::from_bytes("trimmed", trimmed()).unwrap();
+    let kdump =
+        Dump::from_bytes("kdump", synth::write_kdump(&synth::trim(&elf), Method::Lzo)).unwrap();
+    for d in [&elf, &kdump] {
+        let kept = d.read_log().unwrap();
+        let mut walked = Vec::new();
+        let warnings = d.walk_log(&mut |r| walked.push(r.clone())).unwrap();
+        assert!(walked.len() > 1000, "{}", walked.len());
+        assert_eq!(walked, kept.records);
+        assert_eq!(warnings, kept.warnings);
+    }
+}
+
+/// Pages scattered over eight bitmap blocks, on both sides of rank-sample
+/// (256 bytes = 2048 pfns) and block (4096 bytes = 32768 pfns) boundaries:
+/// each must come back from its own descriptor.
+#[test]
+fn kdump_pages_found_across_bitmap_blocks() {
+    let pfns = [
+        0u64, 7, 8, 2047, 2048, 2049, 32767, 32768, 40000, 100_000, 262_143,
+    ];
+    let page = |pfn: u64| -> Vec<u8> {
+        (0..synth::PAGE)
+            .map(|i| (pfn.wrapping_mul(31) as usize + i / 64) as u8)
+            .collect()
+    };
+    let t = synth::Trimmed {
+        vmcoreinfo: "OSRELEASE=6.1.0-synthetic\n".into(),
+        pages: pfns.iter().map(|&p| (p, page(p))).collect(),
+    };
+    for m in [Method::Raw, Method::Zlib] {
+        let d = Dump::from_bytes("scattered", synth::write_kdump(&t, m)).unwrap();
+        let mut b = vec![0u8; synth::PAGE];
+        for &p in &pfns {
+            d.read_phys(p * 4096, &mut b).unwrap();
+            assert!(b == page(p), "{m:?} pfn {p}");
+        }
+        for p in [1u64, 2046, 2050, 32766, 32769, 262_142] {
+            assert!(
+                matches!(
+                    d.read_phys(p * 4096, &mut b),
+                    Err(netwhy_vmcore::Error::PhysNotInDump(_))
+                ),
+                "{m:?} pfn {p} should be absent"
+            );
+        }
+    }
+}

@@ -17,7 +17,7 @@ fn main() {
     let cli = Cli::parse();
     if let Err(e) = netwhy_vmcore::cli::run(cli.cmd) {
         // One line: the chain joined, never a backtrace.
-        eprintln!("netwhy-vmcore: {e:#}");
+        eprintln!("netwhy-vmcore: {}", netwhy_vmcore::cli::error_line(&e));
         std::process::exit(1);
     }
 }

@@ -61,6 +61,25 @@ pub fn read(kind: LogKind, vi: &VmcoreInfo, mem: &KernelMem) -> Result<Log> {
     }
 }
 
+/// Calls `f` for each record, oldest first, without keeping them: the
+/// ring buffer is walked in place; the older layouts are parsed from the
+/// buffer copy they need anyway. Returns the warnings.
+pub fn walk(
+    kind: LogKind,
+    vi: &VmcoreInfo,
+    mem: &KernelMem,
+    f: &mut dyn FnMut(&Record),
+) -> Result<Vec<String>> {
+    match kind {
+        LogKind::RingBuffer => ringbuffer::walk(vi, mem, f),
+        LogKind::Structured | LogKind::Plain => {
+            let log = read(kind, vi, mem)?;
+            log.records.iter().for_each(f);
+            Ok(log.warnings)
+        }
+    }
+}
+
 /// Upper bound for any single buffer we copy out of the dump: the kernel caps
 /// log_buf_len at 2 GiB, but a real log beyond 256 MiB means a lying header.
 pub const MAX_LOG_BYTES: u64 = 256 << 20;

@@ -45,7 +45,47 @@ struct Layout {
     data: u64,
 }
 
+/// A little-endian field of `n` bytes at `off`; 0 past the end, which
+/// [`Layout::check_fields`] rules out for every field we read.
+fn le(b: &[u8], off: u64, n: usize) -> u64 {
+    let o = off as usize;
+    let mut v = [0u8; 8];
+    if let Some(s) = o.checked_add(n).and_then(|e| b.get(o..e)) {
+        v[..n].copy_from_slice(s);
+    }
+    u64::from_le_bytes(v)
+}
+
 impl Layout {
+    /// Every field the walk reads must lie inside its struct: checked once
+    /// here so the per-record reads need no error path.
+    fn check_fields(&self) -> Result<()> {
+        let end = |a: u64, b: u64, n: u64| a.saturating_add(b).saturating_add(n);
+        let desc = [
+            end(self.state_var, self.counter, 8),
+            end(self.text_lpos, self.lpos_begin, 8),
+            end(self.text_lpos, self.lpos_next, 8),
+        ];
+        let mut info = vec![
+            end(self.seq, 0, 8),
+            end(self.ts_nsec, 0, 8),
+            end(self.text_len, 0, 4),
+        ];
+        info.extend(self.caller_id.map(|o| end(o, 0, 4)));
+        for (end, size) in desc
+            .iter()
+            .map(|e| (*e, self.desc_size))
+            .chain(info.iter().map(|e| (*e, self.info_size)))
+        {
+            if end > size {
+                return Err(Error::BadLog(format!(
+                    "field ending at {end} beyond struct size {size}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn from(vi: &VmcoreInfo) -> Result<Layout> {
         let o = |f: &str| vi.require_offset(f);
         let dev_info = match (
@@ -87,6 +127,18 @@ impl Layout {
 }
 
 pub fn read(vi: &VmcoreInfo, mem: &KernelMem) -> Result<Log> {
+    let mut records = Vec::new();
+    let warnings = walk(vi, mem, &mut |r| records.push(r.clone()))?;
+    Ok(Log { records, warnings })
+}
+
+/// Calls `f` for every complete record, oldest first, with one [`Record`]
+/// reused throughout (no allocation per record); returns the warnings.
+pub fn walk<'m>(
+    vi: &VmcoreInfo,
+    mem: &'m KernelMem,
+    f: &mut dyn FnMut(&Record),
+) -> Result<Vec<String>> {
     let l = Layout::from(vi)?;
     if l.desc_size > 4096 || l.info_size > 4096 || l.desc_size == 0 || l.info_size == 0 {
         return Err(Error::BadLog(format!(
@@ -119,55 +171,68 @@ pub fn read(vi: &VmcoreInfo, mem: &KernelMem) -> Result<Log> {
         )));
     }
     let data = mem.u64(text.wrapping_add(l.data))?;
-    let mut log = Log::default();
+    let mut warnings = Vec::new();
 
     let span = head.wrapping_sub(tail) & ID_MASK;
     if span >= count {
         // The kernel never lets the ring hold more ids than descriptors: a
         // larger span is a corrupted counter. Read the newest `count` ids.
-        log.warnings.push(format!(
+        warnings.push(format!(
             "tail id {tail} is {span} ids behind head {head}; reading the newest {count}"
         ));
         tail = head.wrapping_sub(count - 1) & ID_MASK;
     }
-    let mut desc = vec![0u8; l.desc_size as usize];
-    let mut info = vec![0u8; l.info_size as usize];
-    let field = |b: &[u8], off: u64, n: usize| -> Result<u64> {
-        let o = off as usize;
-        let s = b.get(o..o + n).ok_or_else(|| {
-            Error::BadLog(format!("field offset {off} beyond struct size {}", b.len()))
-        })?;
-        let mut v = [0u8; 8];
-        v[..n].copy_from_slice(s);
-        Ok(u64::from_le_bytes(v))
+    l.check_fields()?;
+    // Fast path: each array as one borrowed slice (static buffers in the
+    // kernel image and boot-time log_buf_len= buffers are physically
+    // contiguous, and a mapped ELF lends them in place).
+    let descs_all = mem.contiguous(descs, count * l.desc_size);
+    let infos_all = mem.contiguous(infos, count * l.info_size);
+    let data_all = mem.contiguous(data, 1 << size_bits);
+    let elem = |all: Option<&'m [u8]>, idx: u64, size: u64| {
+        all.and_then(|a| a.get((idx * size) as usize..((idx + 1) * size) as usize))
     };
+    let mut desc_scratch = vec![0u8; l.desc_size as usize];
+    let mut info_scratch = vec![0u8; l.info_size as usize];
     // Reusable descriptors are normal (their data was overwritten by newer
     // records); reserved ones or ids that do not match are worth a warning.
     let mut odd = 0u64;
     let mut id = tail;
+    let mut rec = Record::default();
     loop {
         let idx = id & (count - 1);
-        mem.read(descs.wrapping_add(idx * l.desc_size), &mut desc)?;
-        let sv = field(&desc, l.state_var + l.counter, 8)?;
+        // Descriptors and infos are read in place where the dump can lend
+        // the page (field offsets were checked against the struct sizes).
+        let desc = match elem(descs_all, idx, l.desc_size) {
+            Some(d) => d,
+            None => mem.view(
+                descs.wrapping_add(idx * l.desc_size),
+                l.desc_size as usize,
+                &mut desc_scratch,
+            )?,
+        };
+        let sv = le(desc, l.state_var + l.counter, 8);
         let state = sv >> 62;
         if sv & ID_MASK == id && (state == STATE_COMMITTED || state == STATE_FINALIZED) {
-            mem.read(infos.wrapping_add(idx * l.info_size), &mut info)?;
-            let begin = field(&desc, l.text_lpos + l.lpos_begin, 8)?;
-            let next = field(&desc, l.text_lpos + l.lpos_next, 8)?;
-            let text_len = field(&info, l.text_len, 2)?;
-            let packed = field(&info, l.text_len + 3, 1)? as u8;
-            let mut rec = Record {
-                seq: field(&info, l.seq, 8)?,
-                ts_nsec: field(&info, l.ts_nsec, 8)?,
-                facility: field(&info, l.text_len + 2, 1)? as u8,
-                flags: packed & 0x1f,
-                level: packed >> 5,
-                caller_id: match l.caller_id {
-                    Some(o) => Some(field(&info, o, 4)? as u32),
-                    None => None,
-                },
-                ..Record::default()
+            let begin = le(desc, l.text_lpos + l.lpos_begin, 8);
+            let next = le(desc, l.text_lpos + l.lpos_next, 8);
+            let info = match elem(infos_all, idx, l.info_size) {
+                Some(i) => i,
+                None => mem.view(
+                    infos.wrapping_add(idx * l.info_size),
+                    l.info_size as usize,
+                    &mut info_scratch,
+                )?,
             };
+            let text_len = le(info, l.text_len, 2);
+            let packed = le(info, l.text_len + 3, 1) as u8;
+            rec.seq = le(info, l.seq, 8);
+            rec.ts_nsec = le(info, l.ts_nsec, 8);
+            rec.facility = le(info, l.text_len + 2, 1) as u8;
+            rec.flags = packed & 0x1f;
+            rec.level = packed >> 5;
+            rec.caller_id = l.caller_id.map(|o| le(info, o, 4) as u32);
+            rec.dict.clear();
             if let Some((di, so, sl, dof, dl)) = l.dev_info {
                 for (key, off, len) in [("SUBSYSTEM", di + so, sl), ("DEVICE", di + dof, dl)] {
                     let o = off as usize;
@@ -182,8 +247,18 @@ pub fn read(vi: &VmcoreInfo, mem: &KernelMem) -> Result<Log> {
                     }
                 }
             }
-            rec.text = block_text(mem, data, size_bits, begin, next, text_len)?;
-            log.records.push(rec);
+            rec.text.clear();
+            if let Some((at, n)) = block_pos(size_bits, begin, next, text_len)? {
+                let at = at + 8;
+                match data_all.and_then(|d| d.get(at as usize..at as usize + n)) {
+                    Some(t) => rec.text.extend_from_slice(t),
+                    None => {
+                        rec.text.resize(n, 0);
+                        mem.read(data.wrapping_add(at), &mut rec.text)?;
+                    }
+                }
+            }
+            f(&rec);
         } else if !(sv & ID_MASK == id.wrapping_sub(count) & ID_MASK || state == 3) {
             odd += 1;
         }
@@ -193,25 +268,21 @@ pub fn read(vi: &VmcoreInfo, mem: &KernelMem) -> Result<Log> {
         id = (id + 1) & ID_MASK;
     }
     if odd > 0 {
-        log.warnings.push(format!(
+        warnings.push(format!(
             "{odd} records skipped: still being written when the kernel stopped, or overwritten"
         ));
     }
-    Ok(log)
+    Ok(warnings)
 }
 
-/// Text of one record: locate the data block for [begin, next), skip its id.
-fn block_text(
-    mem: &KernelMem,
-    data: u64,
-    size_bits: u32,
-    begin: u64,
-    next: u64,
-    text_len: u64,
-) -> Result<Vec<u8>> {
+/// Where the text of one record lies in the data ring: the block for
+/// [begin, next) (whole at the ring's start when it would have wrapped),
+/// as (offset of the block, text bytes after its 8-byte id). None for a
+/// data-less record.
+fn block_pos(size_bits: u32, begin: u64, next: u64, text_len: u64) -> Result<Option<(u64, usize)>> {
     if begin & 1 == 1 || next & 1 == 1 {
         // Data-less record (an empty line, or text that failed to fit).
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let size = 1u64 << size_bits;
     let wraps = |lpos: u64| lpos >> size_bits;
@@ -230,8 +301,5 @@ fn block_text(
             "data block of {len} bytes at [{begin:#x}, {next:#x})"
         )));
     }
-    let n = (len - 8).min(text_len) as usize;
-    let mut out = vec![0u8; n];
-    mem.read(data.wrapping_add(at + 8), &mut out)?;
-    Ok(out)
+    Ok(Some((at, (len - 8).min(text_len) as usize)))
 }
