@@ -224,18 +224,26 @@ fn trace_pid_follows_only_that_process_cgroup() {
     let mount = netwhy::cli::run::cgroup2_mount().expect("cgroup v2 mounted");
     let cg = TestCgroup(mount.join(format!("netwhy-test-{}", std::process::id())));
     std::fs::create_dir(&cg.0).unwrap();
-    let script = "sleep 1.5; echo x > /dev/udp/198.18.0.2/5300";
+    // The child sends once netwhy is attached (a file the test creates).
+    let go = std::env::temp_dir().join(format!("netwhy-test-go-{}", std::process::id()));
+    let _ = std::fs::remove_file(&go);
+    let script = format!(
+        "for i in $(seq 200); do [ -e {0} ] && break; sleep 0.05; done; echo x > /dev/udp/198.18.0.2/5300",
+        go.display()
+    );
     let mut child = std::process::Command::new("ip")
-        .args(["netns", "exec", &lab.ns("cli").name, "bash", "-c", script])
+        .args(["netns", "exec", &lab.ns("cli").name, "bash", "-c", &script])
         .spawn()
         .unwrap();
     std::fs::write(cg.0.join("cgroup.procs"), child.id().to_string()).unwrap();
     let pid = child.id().to_string();
     let r = start(&["trace", "--pid", &pid, "-o", "json", "--duration", "4"]);
+    std::fs::write(&go, b"").unwrap();
     // The same flow from the test process (another cgroup): not traced.
     let dst = "198.18.0.2:5300".parse().unwrap();
     traffic::udp_send(&lab.ns("cli").name, dst, 3, b"not traced").unwrap();
     assert!(child.wait().unwrap().success());
+    let _ = std::fs::remove_file(&go);
     let (st, out, err) = r.finish();
     assert!(st.success(), "{err:?}");
     let v = json_lines(&out);
