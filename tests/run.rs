@@ -146,6 +146,16 @@ fn reply_from_the_wrong_address_is_reported_dropped() {
     assert!(reply["explanation"]["fixes"][0].is_string());
     let note = reply["note"].as_str().unwrap();
     assert!(note.contains("sent to 198.18.1.1:53"), "{note}");
+    // explain's finding for the drop, with live state read while the
+    // command's socket was open: its peer, and the DNAT entry on rtr.
+    let findings = of_type(&v, "finding");
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    let fd = findings[0];
+    assert_eq!(fd["cause"], "nat-tuple-mismatch");
+    assert_eq!(fd["confidence"], "high");
+    let subjects = fd["subjects"].to_string();
+    assert!(subjects.contains("\"kind\":\"conntrack\""), "{subjects}");
+    assert!(subjects.contains("198.18.1.1:53"), "the socket's peer: {subjects}");
     assert!(p[0]["note"].is_null());
     // The run's cgroup is gone.
     let stderr = String::from_utf8_lossy(&out.stderr);

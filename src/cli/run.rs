@@ -16,9 +16,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::capture::Facts;
-use crate::event::Enricher;
+use crate::diagnose::session::Session;
+use crate::event::{DropEvent, Enricher};
 use crate::kernel::btf::Btf;
 use crate::kernel::netns::NetnsNames;
+use crate::output::finding::finding_text;
 use crate::output::{json_line, Format};
 use crate::probe::path::{self, PathBackend, PathOptions, PathProbe};
 use crate::signals;
@@ -31,7 +33,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", default_value = "0.5")]
     pub linger: f64,
     /// Output format; json is JSON Lines: `step` and `fate` objects per
-    /// packet, then one `flow` object per local endpoint.
+    /// packet, one `flow` object per local endpoint, then one `finding`
+    /// (as `netwhy explain` gives it) per group of drops.
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     pub output: Format,
     /// The command and its arguments.
@@ -116,6 +119,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     let mut owners = Owners::default();
     let mut tl = Timeline::default();
     let mut done: Vec<Packet> = Vec::new();
+    // Every drop is explained as `netwhy explain` would, with live state
+    // read at the first drop (the command's sockets are still open then).
+    let mut session = Session::new(Vec::new());
+    let mut drops: Vec<DropEvent> = Vec::new();
     let mut exited: Option<(std::process::ExitStatus, Instant)> = None;
     let linger = Duration::from_secs_f64(args.linger.max(0.0));
     loop {
@@ -126,6 +133,10 @@ pub fn run(args: RunArgs) -> Result<()> {
         for raw in &batch {
             let mut step = decode(raw, backend.hook(raw.hook), &mut en, consumed);
             owners.fill(&mut step);
+            if let Some(d) = step.as_drop() {
+                session.on_drop(&d);
+                drops.push(d);
+            }
             tl.push(step, raw.flags, now);
         }
         done.extend(tl.ready(now, Duration::from_millis(30), Duration::from_secs(2)));
@@ -150,10 +161,19 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
     };
     let report = flows::group(&done);
+    let findings = session.finish(&drops);
     let mut out = BufWriter::new(io::stdout().lock());
     let r = (|| -> io::Result<()> {
         match args.output {
-            Format::Text => out.write_all(flows::render(&report).as_bytes())?,
+            Format::Text => {
+                out.write_all(flows::render(&report).as_bytes())?;
+                if !findings.is_empty() {
+                    writeln!(out, "why (as netwhy explain says it):")?;
+                }
+                for (i, f) in findings.iter().enumerate() {
+                    out.write_all(finding_text(i + 1, f).as_bytes())?;
+                }
+            }
             Format::Json => {
                 for p in &done {
                     for s in &p.steps {
@@ -164,6 +184,9 @@ pub fn run(args: RunArgs) -> Result<()> {
                     }
                 }
                 for f in &report {
+                    json_line(&mut out, f)?;
+                }
+                for f in &findings {
                     json_line(&mut out, f)?;
                 }
             }

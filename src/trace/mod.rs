@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::event::{cstr, Enricher, Location, JSON_VERSION};
+use crate::event::{cstr, DropEvent, Enricher, Location, Task, JSON_VERSION};
 use crate::packet::{self, Flow, HdrKind};
 use crate::probe::path::{RawStep, Role, STEP_FATE};
 use crate::state::sockets::{owners, Owner};
@@ -59,6 +59,37 @@ pub struct Step {
     /// Captured bytes from the network header (for --pcapng).
     #[serde(skip)]
     pub bytes: Vec<u8>,
+}
+
+impl Step {
+    /// A drop step as the drop event `explain` diagnoses (the reason's raw
+    /// value is not carried by steps: 0).
+    pub fn as_drop(&self) -> Option<DropEvent> {
+        if self.role != Some(Role::Free) {
+            return None;
+        }
+        Some(DropEvent {
+            kind: "drop",
+            v: JSON_VERSION,
+            time_ns: self.time_ns,
+            reason: self.reason.clone()?,
+            reason_code: 0,
+            location: self.location.clone()?,
+            netns: self.netns,
+            netns_name: self.netns_name.clone(),
+            dev: self.dev.clone(),
+            ifindex: self.ifindex,
+            mark: self.mark,
+            flow: self.flow.clone(),
+            len: self.len,
+            task: Task {
+                pid: self.pid,
+                comm: self.comm.clone(),
+                context: "unknown",
+            },
+            skb: self.skb.clone(),
+        })
+    }
 }
 
 /// The socket a packet was queued on.
