@@ -155,7 +155,10 @@ fn reply_from_the_wrong_address_is_reported_dropped() {
     assert_eq!(fd["confidence"], "high");
     let subjects = fd["subjects"].to_string();
     assert!(subjects.contains("\"kind\":\"conntrack\""), "{subjects}");
-    assert!(subjects.contains("198.18.1.1:53"), "the socket's peer: {subjects}");
+    assert!(
+        subjects.contains("198.18.1.1:53"),
+        "the socket's peer: {subjects}"
+    );
     assert!(p[0]["note"].is_null());
     // The run's cgroup is gone.
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -162,6 +162,14 @@ fn closed_port_fate_is_no_socket_with_the_icmp_answer() {
         assert_eq!(*hooks.last().unwrap(), "kfree_skb");
         assert_time_ordered(steps);
     }
+    // Then explain's finding for the drops, from live state: nothing is
+    // bound to the port in srv.
+    let v = json_lines(&out);
+    let f = of_type(&v, "finding");
+    assert_eq!(f.len(), 1, "{out}");
+    assert_eq!(f[0]["cause"], "no-socket-udp");
+    assert_eq!(f[0]["count"], 2);
+    assert_eq!(f[0]["netns"], srv.inode);
 }
 
 fn dnat_ruleset() -> &'static str {

@@ -10,11 +10,13 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::capture::Facts;
-use crate::event::{Enricher, JSON_VERSION};
+use crate::diagnose::session::Session;
+use crate::event::{DropEvent, Enricher, JSON_VERSION};
 use crate::filter::pcap::PcapFilter;
 use crate::filter::{parse_dev, parse_mark};
 use crate::kernel::btf::Btf;
 use crate::kernel::netns::{resolve_netns_spec, NetnsNames};
+use crate::output::finding::finding_text;
 use crate::output::pcapng::PcapngWriter;
 use crate::output::text::netns_label;
 use crate::output::{is_broken_pipe, json_line, Format};
@@ -152,6 +154,10 @@ pub fn run(args: TraceArgs) -> Result<()> {
     let mut owners = Owners::default();
     let mut printed = 0u64;
     let mut finishing = false;
+    // Drops of traced packets are explained at the end as `netwhy explain`
+    // does, with live state read at the first drop of each group.
+    let mut session = Session::new(Vec::new());
+    let mut drops: Vec<DropEvent> = Vec::new();
     loop {
         if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
             finishing = true;
@@ -164,6 +170,10 @@ pub fn run(args: TraceArgs) -> Result<()> {
             let hook = backend.hook(raw.hook);
             let mut step = decode(raw, hook, &mut en, consumed);
             owners.fill(&mut step);
+            if let Some(d) = step.as_drop().filter(|_| drops.len() < 10_000) {
+                session.on_drop(&d);
+                drops.push(d);
+            }
             tl.push(step, raw.flags, now);
         }
         let ready = if finishing {
@@ -189,6 +199,30 @@ pub fn run(args: TraceArgs) -> Result<()> {
     }
     if let Some(w) = pcap.as_mut() {
         w.flush().context("writing pcapng")?;
+    }
+    let findings = session.finish(&drops);
+    let r = (|| -> io::Result<()> {
+        match args.output {
+            Format::Json => findings.iter().try_for_each(|f| json_line(&mut out, f)),
+            Format::Text => {
+                if !findings.is_empty() {
+                    writeln!(
+                        out,
+                        "why the traced packets were dropped (as netwhy explain says it):"
+                    )?;
+                }
+                for (i, f) in findings.iter().enumerate() {
+                    out.write_all(finding_text(i + 1, f).as_bytes())?;
+                }
+                Ok(())
+            }
+        }
+    })();
+    if let Err(e) = r {
+        if !is_broken_pipe(&e) {
+            return Err(e).context("writing output");
+        }
+        return Ok(());
     }
     let s = TraceSummary {
         kind: "summary",
