@@ -7,7 +7,7 @@ use std::process::Command;
 use libbpf_cargo::SkeletonBuilder;
 
 /// One line per probe: adding a probe is one folder plus one entry here.
-const PROBES: &[&str] = &["drop", "skbfunc"];
+const PROBES: &[&str] = &["drop", "path", "skbfunc"];
 
 fn main() {
     let clang = env::var("CLANG").unwrap_or_else(|_| "clang".into());

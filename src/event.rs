@@ -135,12 +135,17 @@ impl Enricher {
         loc
     }
 
-    fn netns_name(&mut self, ino: u32) -> Option<String> {
+    pub fn netns_name(&mut self, ino: u32) -> Option<String> {
         if ino == 0 {
             return None;
         }
         // Rescans when a namespace created after start shows up.
         self.netns.name_or_refresh(ino).map(str::to_string)
+    }
+
+    /// A bpf_ktime_get_ns() value as wall-clock ns since the Unix epoch.
+    pub fn wall_ns(&self, mono_ns: u64) -> u64 {
+        (i128::from(mono_ns) + self.mono_to_wall).max(0) as u64
     }
 
     pub fn drop_event(&mut self, raw: &RawDrop) -> DropEvent {

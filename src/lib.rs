@@ -18,4 +18,5 @@ pub mod packet;
 pub mod probe;
 pub mod signals;
 pub mod state;
+pub mod trace;
 pub mod undo;

@@ -26,6 +26,12 @@ enum Cmd {
     /// Broken-network scenarios built from namespaces.
     #[command(subcommand)]
     Lab(cli::lab::LabCmd),
+    /// Follow the packets a tcpdump filter selects through the kernel: each
+    /// hook, NAT rewrites, and the fate (delivered, transmitted, dropped).
+    Trace(cli::trace::TraceArgs),
+    /// Run a command and trace only its packets (and replies to it): each
+    /// flow's packets and their fate when it exits.
+    Run(cli::run::RunArgs),
     /// List the drop reasons of the running kernel, or explain one
     /// (`netwhy reasons NO_SOCKET --at tcp_v4_rcv`).
     Reasons(cli::reasons::ReasonsArgs),
@@ -68,6 +74,8 @@ fn main() {
         Cmd::Doctor(a) => cli::doctor::run(a),
         Cmd::Lab(c) => cli::lab::run(c),
         Cmd::Reasons(a) => cli::reasons::run(a),
+        Cmd::Trace(a) => cli::trace::run(a),
+        Cmd::Run(a) => cli::run::run(a),
         Cmd::Vmcore(c) => netwhy_vmcore::cli::run(c),
         Cmd::Skbfuncs(a) => cli::skbfuncs::run(a),
     };

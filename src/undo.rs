@@ -21,6 +21,9 @@ pub enum Action {
     DeleteNetns { name: String },
     /// Write VALUE back to a /proc/sys path (host namespace).
     RestoreSysctl { path: String, value: String },
+    /// Remove a cgroup directory netwhy created (`netwhy run`), killing
+    /// what is still inside first: an empty cgroup is the only removable one.
+    RemoveCgroup { path: String },
 }
 
 impl Action {
@@ -28,6 +31,7 @@ impl Action {
         match self {
             Action::DeleteNetns { name } => format!("delete netns {name}"),
             Action::RestoreSysctl { path, value } => format!("restore {path} = {value}"),
+            Action::RemoveCgroup { path } => format!("remove cgroup {path}"),
         }
     }
 
@@ -45,6 +49,23 @@ impl Action {
                 }
             }
             Action::RestoreSysctl { path, value } => fs::write(path, value),
+            Action::RemoveCgroup { path } => {
+                let dir = Path::new(path);
+                if !dir.exists() {
+                    return Ok(());
+                }
+                // cgroup.kill (5.14+) ends every process inside at once.
+                let _ = fs::write(dir.join("cgroup.kill"), "1");
+                let mut last = Ok(());
+                for _ in 0..50 {
+                    last = fs::remove_dir(dir);
+                    if last.is_ok() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                last
+            }
         }
     }
 }

@@ -7,12 +7,11 @@ use anyhow::{Context, Result};
 
 use crate::capture::{Capture, CaptureSpec, Facts};
 use crate::cli::HookArg;
-use crate::diagnose::finding::Finding;
 use crate::diagnose::session::Session;
 use crate::event::DropEvent;
 use crate::filter::FilterArgs;
 use crate::kernel::netns::NetnsNames;
-use crate::output::text::netns_label;
+use crate::output::finding::finding_text;
 use crate::output::{json_line, Format};
 use crate::signals;
 
@@ -104,7 +103,7 @@ pub fn run(args: ExplainArgs) -> Result<()> {
                 writeln!(out, "no drops matched in {:.1}s", args.duration)?;
             }
             for (i, f) in findings.iter().enumerate() {
-                out.write_all(render(i + 1, f).as_bytes())?;
+                out.write_all(finding_text(i + 1, f).as_bytes())?;
             }
             writeln!(
                 out,
@@ -115,37 +114,4 @@ pub fn run(args: ExplainArgs) -> Result<()> {
     }
     crate::output::flush_quietly(&mut out)?;
     Ok(())
-}
-
-fn render(n: usize, f: &Finding) -> String {
-    let ns = netns_label(f.netns, f.netns_name.as_deref());
-    let mut s = if f.source == "state" {
-        format!("[{n}] no drop yet, but live state is a known trap  netns={ns}\n")
-    } else {
-        format!(
-            "[{n}] {}x {} at {}  netns={ns} dev={}\n",
-            f.count,
-            f.reason,
-            f.location,
-            f.dev.as_deref().unwrap_or("-")
-        )
-    };
-    for fl in &f.flows {
-        s += &format!("    flow:  {fl}\n");
-    }
-    s += &format!("    what:  {}\n", f.meaning);
-    for c in f.causes.iter().take(3) {
-        s += &format!("    why:   {c}\n");
-    }
-    for e in &f.evidence {
-        s += &format!("    seen:  {e}\n");
-    }
-    for c in f.checks.iter().take(3) {
-        s += &format!("    check: {c}\n");
-    }
-    for x in &f.fix {
-        s += &format!("    fix:   {x}\n");
-    }
-    s += &format!("    diagnosis: {} (confidence {})\n", f.cause, f.confidence);
-    s
 }

@@ -4,7 +4,9 @@ pub mod drops;
 pub mod explain;
 pub mod lab;
 pub mod reasons;
+pub mod run;
 pub mod skbfuncs;
+pub mod trace;
 
 /// `--hook` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -4,7 +4,9 @@
 //! module validates them against the running kernel (reason names from BTF,
 //! netns names from /run/netns) into a [`KernelFilter`] the probe freezes
 //! into its rodata. Every error names what was wrong and how to fix it.
+pub mod cbpf;
 pub mod noise;
+pub mod pcap;
 
 use std::net::IpAddr;
 

@@ -448,6 +448,46 @@ impl Btf {
     }
 }
 
+impl Btf {
+    /// Every raw tracepoint (the `btf_trace_<name>` typedefs tp_btf programs
+    /// attach by) with a parameter among its first five that points to
+    /// `struct <struct_name>`. `arg_index` counts from the tracepoint's own
+    /// first argument, i.e. after the hidden `void *` context, which is how a
+    /// tp_btf program indexes its `ctx[]`.
+    pub fn raw_tracepoints_with_struct_ptr_arg(&self, struct_name: &str) -> Vec<FuncParam> {
+        let mut out = Vec::new();
+        for (_, t) in self.own_types().filter(|(_, t)| t.kind == KIND_TYPEDEF) {
+            let Some(tp) = self
+                .str_at(t.name_off)
+                .and_then(|n| n.strip_prefix("btf_trace_"))
+            else {
+                continue;
+            };
+            let Some((_, ptr)) = self.skip_mods(t.size_type) else {
+                continue;
+            };
+            if ptr.kind != KIND_PTR {
+                continue;
+            }
+            let Some((_, proto)) = self.skip_mods(ptr.size_type) else {
+                continue;
+            };
+            if proto.kind != KIND_FUNC_PROTO || proto.vlen < 2 {
+                continue;
+            }
+            let nargs = (proto.vlen as usize).min(MAX_ARG + 1);
+            let hit = (1..nargs).find(|&i| self.is_struct_ptr(proto.word(i * 2 + 1), struct_name));
+            if let Some(i) = hit {
+                out.push(FuncParam {
+                    func: tp.to_owned(),
+                    arg_index: (i - 1) as u8,
+                });
+            }
+        }
+        out
+    }
+}
+
 fn is_enum(t: &Ty<'_>) -> bool {
     t.kind == KIND_ENUM || t.kind == KIND_ENUM64
 }

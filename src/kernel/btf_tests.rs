@@ -312,3 +312,42 @@ fn btf_load_time() {
         r.iter().count()
     );
 }
+
+/// Raw tracepoint typedefs: `btf_trace_x` is a pointer to a prototype whose
+/// first parameter is the hidden `void *`; the skb index counts after it.
+#[test]
+fn raw_tracepoints_with_skb_arg() {
+    let mut b = base_builder();
+    // 22 ptr->void, 23 proto(void*, int, skb*), 24 ptr->23, 25 typedef
+    // btf_trace_fake_rx->24, 26 proto(void*, int), 27 ptr->26, 28 typedef
+    // btf_trace_no_skb->27, 29 typedef not_a_trace->24.
+    b.ty("", KIND_PTR, 0, false, 0, &[]);
+    b.ty("", KIND_FUNC_PROTO, 3, false, 0, &[0, 22, 0, 1, 0, 3]);
+    b.ty("", KIND_PTR, 0, false, 23, &[]);
+    b.ty("btf_trace_fake_rx", KIND_TYPEDEF, 0, false, 24, &[]);
+    b.ty("", KIND_FUNC_PROTO, 2, false, 0, &[0, 22, 0, 1]);
+    b.ty("", KIND_PTR, 0, false, 26, &[]);
+    b.ty("btf_trace_no_skb", KIND_TYPEDEF, 0, false, 27, &[]);
+    b.ty("not_a_trace", KIND_TYPEDEF, 0, false, 24, &[]);
+    let btf = Btf::from_bytes(b.bytes(), None).unwrap();
+    let got = btf.raw_tracepoints_with_struct_ptr_arg("sk_buff");
+    assert_eq!(
+        got,
+        vec![FuncParam {
+            func: "fake_rx".into(),
+            arg_index: 1
+        }]
+    );
+}
+
+#[test]
+fn vmlinux_skb_tracepoints() {
+    let Some(btf) = vmlinux() else { return };
+    let t = btf.raw_tracepoints_with_struct_ptr_arg("sk_buff");
+    let arg = |name: &str| t.iter().find(|p| p.func == name).map(|p| p.arg_index);
+    assert_eq!(arg("kfree_skb"), Some(0));
+    assert_eq!(arg("netif_receive_skb"), Some(0));
+    assert_eq!(arg("net_dev_queue"), Some(0));
+    // fib and neighbour tracepoints carry no skb.
+    assert_eq!(arg("fib_table_lookup"), None);
+}

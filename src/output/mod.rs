@@ -1,4 +1,6 @@
 //! Renderers for the Event model: plain text, the live table, JSON Lines.
+pub mod finding;
+pub mod pcapng;
 pub mod table;
 pub mod text;
 

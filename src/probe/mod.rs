@@ -2,6 +2,7 @@
 //! owns it; the wire structs live once in `include/event.h`.
 pub mod backend;
 pub mod drop;
+pub mod path;
 pub mod skbfunc;
 
 use std::io;

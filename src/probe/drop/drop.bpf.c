@@ -14,6 +14,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "../include/event.h"
+#include "../include/skb.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -101,40 +102,11 @@ struct nw_agg_val _nw_agg_val = {};
 #define TRACE_FLAG_SOFTIRQ 0x10
 #define TRACE_FLAG_NMI 0x40
 
-/* Read a field: a direct BTF-typed load in tp_btf programs (no helper call,
- * the verifier guards it), bpf_probe_read_kernel in the classic tracepoint
- * whose skb pointer is an untyped scalar. `btf` is a literal at every call
- * site, so clang keeps only one branch after inlining. */
-#define RD(btf, ptr, field) ((btf) ? (ptr)->field : BPF_CORE_READ(ptr, field))
-
 static __always_inline void count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
 	if (v)
 		*v += 1;
-}
-
-static __always_inline void read_ifname(struct net_device *dev, char *name)
-{
-	__builtin_memset(name, 0, NW_IFNAMSIZ);
-	if (dev)
-		bpf_probe_read_kernel_str(name, NW_IFNAMSIZ, dev->name);
-}
-
-static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *dev, bool btf)
-{
-	struct net *net = 0;
-	if (dev)
-		net = RD(btf, dev, nd_net.net);
-	if (!net) {
-		/* Local-out drops (e.g. nft output chain) have no skb->dev yet. */
-		struct sock *sk = RD(btf, skb, sk);
-		if (sk)
-			net = RD(btf, sk, __sk_common.skc_net.net);
-	}
-	if (!net)
-		return 0;
-	return RD(btf, net, ns.inum);
 }
 
 #define H(i) (e->hdr[(i) & (NW_HDR_MAX - 1)])

@@ -79,4 +79,93 @@ struct nw_agg_val {
 	char ifname[NW_IFNAMSIZ];
 };
 
+/* ---- path probe (netwhy trace) ---- */
+
+/* Longest classic BPF filter the in-kernel evaluator runs (cbpf.h). */
+#define NW_CBPF_MAX 128
+/* Bytes from the network header the filter can look at. */
+#define NW_PKT_MAX 256
+
+/* struct sock_filter: one classic BPF instruction as libpcap emits it. */
+struct nw_cbpf_insn {
+	__u16 code;
+	__u8 jt;
+	__u8 jf;
+	__u32 k;
+};
+
+/* Hooks of the path probe. The Rust table in src/probe/path/mod.rs names
+ * them in this order (a unit test checks); append only. */
+enum nw_hook {
+	NW_HOOK_NAPI_GRO_RECEIVE = 0,
+	NW_HOOK_NETIF_RX = 1,
+	NW_HOOK_NETIF_RECEIVE_SKB = 2,
+	NW_HOOK_NET_DEV_QUEUE = 3,
+	NW_HOOK_QDISC_ENQUEUE = 4,
+	NW_HOOK_QDISC_DEQUEUE = 5,
+	NW_HOOK_NET_DEV_START_XMIT = 6,
+	NW_HOOK_NET_DEV_XMIT = 7,
+	NW_HOOK_ICMP_SEND = 8,
+	NW_HOOK_SOCK_RCVQUEUE_FULL = 9,
+	NW_HOOK_UDP_FAIL_QUEUE_RCV_SKB = 10,
+	NW_HOOK_TCP_PROBE = 11,
+	NW_HOOK_TCP_RETRANSMIT_SKB = 12,
+	NW_HOOK_TCP_SEND_RESET = 13,
+	NW_HOOK_TCP_BAD_CSUM = 14,
+	NW_HOOK_SKB_COPY_DATAGRAM_IOVEC = 15,
+	NW_HOOK_KFREE_SKB = 16,
+	NW_HOOK_CONSUME_SKB = 17,
+	NW_HOOK_SK_DATA_READY = 18,
+	NW_HOOK_MAX = 19,
+};
+
+/* nw_path_event.flags */
+#define NW_STEP_FIRST 1 /* the filter matched here: tracking started */
+#define NW_STEP_FATE 2  /* the skb was freed here: tracking ended */
+
+/* Per-CPU counters of the path probe (map `counters`). */
+enum nw_path_counter {
+	NW_PCNT_MATCHED = 0,    /* packets that matched the filters */
+	NW_PCNT_STEPS = 1,      /* step events emitted */
+	NW_PCNT_LOST = 2,       /* ring buffer reservation failures */
+	NW_PCNT_TRACK_FULL = 3, /* tracked-skb map insert failures */
+	NW_PCNT_STALE = 4,      /* tracked entries found reused by another packet */
+	NW_PCNT_MAX = 5,
+};
+
+/* What the kernel remembers about a tracked skb. */
+struct nw_track {
+	__u64 packet;   /* packet id */
+	__u64 start_ns;
+	__u32 ipid;     /* IPv4 id when tracking started, 0xffffffff if none */
+	__u32 _pad;
+};
+
+/* One step of one tracked packet. */
+struct nw_path_event {
+	__u64 time_ns;  /* bpf_ktime_get_ns() */
+	__u64 skbaddr;
+	__u64 packet;   /* packet id, shared by every step of one packet */
+	__u64 location; /* kfree_skb / consume_skb: caller address */
+	__u64 sock_ino; /* hooks with a sock: inode of its socket (0 if none) */
+	__u32 reason;   /* kfree_skb: raw drop reason */
+	__u32 netns;
+	__u32 ifindex;
+	__u32 mark;
+	__u32 len;      /* skb->len (net_dev_xmit: the length it reports) */
+	__u32 pid;      /* tgid of the current task */
+	__u32 aux;      /* icmp_send: type << 8 | code; net_dev_xmit: length;
+			 * skb_copy_datagram_iovec: bytes copied;
+			 * hooks with a sock: protocol << 16 | local port */
+	__u16 hook;     /* enum nw_hook (other backends: their own ids) */
+	__u16 protocol; /* skb->protocol, host order */
+	__u16 hdr_len;  /* valid bytes in hdr[] (from the network header) */
+	__u8 flags;     /* NW_STEP_* */
+	__u8 _pad0;
+	__u32 _pad1;
+	char ifname[NW_IFNAMSIZ];
+	char comm[NW_COMM_LEN];
+	__u8 hdr[NW_HDR_MAX];
+};
+
 #endif

@@ -30,6 +30,7 @@ enum bpf_map_type {
 	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_PERCPU_HASH = 5,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_RINGBUF = 27,
 };
 
@@ -67,10 +68,46 @@ struct net_device {
 
 struct sock_common {
 	possible_net_t skc_net;
+	unsigned short skc_num; /* local port, host order */
+} __attribute__((preserve_access_index));
+
+struct inode {
+	unsigned long i_ino;
+} __attribute__((preserve_access_index));
+
+struct file {
+	struct inode *f_inode;
+} __attribute__((preserve_access_index));
+
+struct socket {
+	struct file *file;
+} __attribute__((preserve_access_index));
+
+struct sk_buff;
+
+struct sk_buff_head {
+	struct sk_buff *next;
+	struct sk_buff *prev;
+} __attribute__((preserve_access_index));
+
+struct kernfs_node {
+	__u64 id;
+} __attribute__((preserve_access_index));
+
+struct cgroup {
+	struct kernfs_node *kn;
+} __attribute__((preserve_access_index));
+
+struct sock_cgroup_data {
+	struct cgroup *cgroup; /* the cgroup v2 the socket was created in */
 } __attribute__((preserve_access_index));
 
 struct sock {
 	struct sock_common __sk_common;
+	struct sock_cgroup_data sk_cgrp_data;
+	struct sk_buff_head sk_receive_queue;
+	struct socket *sk_socket;
+	__u16 sk_protocol;
 } __attribute__((preserve_access_index));
 
 struct sk_buff {
@@ -81,11 +118,13 @@ struct sk_buff {
 	__be16 vlan_proto;
 	__u16 vlan_tci;
 	__be16 protocol;
+	__u16 inner_network_header; /* set by tunnels when they encapsulate */
 	__u16 transport_header;
 	__u16 network_header;
 	__u16 mac_header;
 	unsigned char *head;
 	unsigned char *data;
+	unsigned int tail; /* an offset from head on 64-bit kernels */
 } __attribute__((preserve_access_index));
 
 /* Classic tracepoint record of skb:kfree_skb (fallback without tp_btf). */

@@ -1,0 +1,87 @@
+//! tcpdump expressions (pcap-filter(7)) to classic BPF, through libpcap's
+//! own compiler so the syntax is exactly what users know from tcpdump.
+//!
+//! The program is compiled for linktype RAW: it starts at the IP header,
+//! because netwhy's hooks see packets from their network header onwards
+//! (receive hooks after the Ethernet header is pulled, the IP layer before
+//! one exists). Expressions about Ethernet fields (`ether host`) are
+//! therefore rejected by libpcap with its own message.
+use super::cbpf::{self, CbpfError, Insn};
+
+/// DLT_RAW as passed to pcap_open_dead (12 on Linux; LINKTYPE_RAW is 101).
+const DLT_RAW: i32 = 12;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PcapFilterError {
+    #[error("bad filter expression '{expr}': {detail}")]
+    Syntax { expr: String, detail: String },
+    #[error("filter '{expr}': {source}")]
+    Program {
+        expr: String,
+        #[source]
+        source: CbpfError,
+    },
+}
+
+/// A compiled filter: the expression and its validated program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PcapFilter {
+    pub expr: String,
+    pub prog: Vec<Insn>,
+}
+
+impl PcapFilter {
+    /// Compiles `expr` (optimised, as tcpdump does). An empty expression
+    /// yields None: everything matches and no program is needed.
+    pub fn compile(expr: &str) -> Result<Option<PcapFilter>, PcapFilterError> {
+        let expr = expr.trim();
+        if expr.is_empty() {
+            return Ok(None);
+        }
+        let prog = compile_raw(expr)?;
+        cbpf::validate(&prog).map_err(|source| PcapFilterError::Program {
+            expr: expr.to_string(),
+            source,
+        })?;
+        Ok(Some(PcapFilter {
+            expr: expr.to_string(),
+            prog,
+        }))
+    }
+
+    /// True when the packet (bytes from its IP header) matches.
+    pub fn matches(&self, l3: &[u8], wirelen: u32) -> bool {
+        cbpf::run(&self.prog, l3, wirelen) != 0
+    }
+}
+
+fn compile_raw(expr: &str) -> Result<Vec<Insn>, PcapFilterError> {
+    let syntax = |detail: String| PcapFilterError::Syntax {
+        expr: expr.to_string(),
+        detail,
+    };
+    let dead = pcap::Capture::dead(pcap::Linktype(DLT_RAW)).map_err(|e| syntax(e.to_string()))?;
+    let bpf = dead.compile(expr, true).map_err(|e| {
+        syntax(match e {
+            // libpcap's message alone ("syntax error", "unknown host 'x'").
+            pcap::Error::PcapError(m) => m.trim().to_string(),
+            other => other.to_string(),
+        })
+    })?;
+    // The crate exposes an instruction only through Display: "code jt jf k".
+    bpf.get_instructions()
+        .iter()
+        .map(|i| {
+            let s = i.to_string();
+            let f: Vec<u32> = s.split(' ').filter_map(|w| w.parse().ok()).collect();
+            match f[..] {
+                [code, jt, jf, k] => Ok(Insn::new(code as u16, jt as u8, jf as u8, k)),
+                _ => Err(syntax(format!("unexpected instruction from libpcap: {s}"))),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "pcap_tests.rs"]
+mod tests;

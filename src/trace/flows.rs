@@ -1,0 +1,185 @@
+//! `netwhy run`'s report: the traced packets of one command grouped by its
+//! local endpoint (one socket), each packet with its direction, the remote
+//! end it went to or came from, and its fate.
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::{Fate, Packet};
+use crate::diagnose::{kb, lookup, Explanation};
+use crate::event::JSON_VERSION;
+use crate::probe::path::Role;
+
+/// One packet in a flow report.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowPacket {
+    pub packet: u64,
+    /// "out" (sent by the command) or "in" (addressed to it).
+    pub direction: &'static str,
+    /// The other end as first seen (before any NAT).
+    pub remote: String,
+    pub fate: Fate,
+    /// What the flow adds to the fate: an incoming packet from a remote end
+    /// the command never sent to is a reply NAT did not reverse.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Drops: the knowledge base's diagnosis (what `netwhy explain` says
+    /// about this reason at this function: meaning, causes, checks, fixes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
+}
+
+/// Every packet of one local endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowReport {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub v: u32,
+    pub proto: String,
+    pub local: String,
+    pub packets: Vec<FlowPacket>,
+}
+
+fn endpoint(addr: Option<std::net::IpAddr>, port: Option<u16>) -> String {
+    match (addr, port) {
+        (Some(std::net::IpAddr::V6(a)), Some(p)) => format!("[{a}]:{p}"),
+        (Some(a), Some(p)) => format!("{a}:{p}"),
+        (Some(a), None) => a.to_string(),
+        _ => "?".into(),
+    }
+}
+
+/// Groups finished packets by the command's local endpoint. A packet first
+/// seen on a transmit path is outgoing; anything else came in.
+pub fn group(packets: &[Packet]) -> Vec<FlowReport> {
+    type Sender = Option<(u32, String)>;
+    let mut m: BTreeMap<(String, String), (Sender, Vec<FlowPacket>)> = BTreeMap::new();
+    for p in packets {
+        let Some(first) = p.steps.first() else {
+            continue;
+        };
+        let f = &first.flow;
+        let out = first.role == Some(Role::Transmit);
+        let (local, remote) = if out {
+            (endpoint(f.src, f.sport), endpoint(f.dst, f.dport))
+        } else {
+            (endpoint(f.dst, f.dport), endpoint(f.src, f.sport))
+        };
+        let proto = f.proto.clone().unwrap_or_else(|| f.l3.to_string());
+        let fate = p
+            .fate
+            .clone()
+            .unwrap_or_else(|| super::classify(p.id, &p.steps));
+        let e = m.entry((proto, local)).or_default();
+        // The task current when an outgoing packet was first queued is the
+        // one sending on this socket: it names the receiver of replies whose
+        // socket was closed before /proc could be read.
+        if out && e.0.is_none() && first.pid != 0 {
+            e.0 = Some((first.pid, first.comm.clone()));
+        }
+        e.1.push(FlowPacket {
+            packet: p.id,
+            direction: if out { "out" } else { "in" },
+            explanation: (fate.fate == "dropped").then(|| {
+                let func = fate.location.as_ref().map_or("", |l| l.symbol.as_str());
+                lookup(fate.reason.as_deref().unwrap_or(""), func)
+            }),
+            remote,
+            fate,
+            note: None,
+        });
+    }
+    m.into_iter()
+        .map(|((proto, local), (sender, mut packets))| {
+            let sent_to: Vec<String> = packets
+                .iter()
+                .filter(|p| p.direction == "out")
+                .map(|p| p.remote.clone())
+                .collect();
+            for p in &mut packets {
+                if p.direction == "in" && !sent_to.is_empty() && !sent_to.contains(&p.remote) {
+                    p.note = Some(format!(
+                        "came from {}, but this socket sent to {}: an address translation \
+                         on the way was not reversed for the reply (conntrack/NAT)",
+                        p.remote,
+                        sent_to.join(", ")
+                    ));
+                    if let (Some(x), Some(e)) =
+                        (p.explanation.as_mut(), kb::specific("nat-tuple-mismatch"))
+                    {
+                        use_entry(x, e);
+                    }
+                }
+                let f = &mut p.fate;
+                if p.direction == "in" && f.fate == "delivered" && f.pid.is_none() {
+                    if let Some((pid, comm)) = &sender {
+                        f.pid = Some(*pid);
+                        f.comm = Some(comm.clone());
+                    }
+                }
+            }
+            FlowReport {
+                kind: "flow",
+                v: JSON_VERSION,
+                proto,
+                local,
+                packets,
+            }
+        })
+        .collect()
+}
+
+/// Text: one block per flow, one line per packet, the hint under drops.
+pub fn render(flows: &[FlowReport]) -> String {
+    let mut s = String::new();
+    if flows.is_empty() {
+        s.push_str("no packets of the command were seen\n");
+    }
+    for fl in flows {
+        let dropped = fl
+            .packets
+            .iter()
+            .filter(|p| p.fate.fate == "dropped")
+            .count();
+        let _ = writeln!(
+            s,
+            "flow {} {}: {} packets, {} dropped",
+            fl.proto,
+            fl.local,
+            fl.packets.len(),
+            dropped
+        );
+        for p in &fl.packets {
+            let arrow = if p.direction == "out" { "->" } else { "<-" };
+            // The flow's diagnosis (maybe refined by the flow) gives the why.
+            let mut fate = p.fate.clone();
+            if let Some(x) = &p.explanation {
+                fate.hint = Some(x.hint);
+            }
+            let line = super::render::fate_line(&fate);
+            let line = line.strip_prefix("fate: ").unwrap_or(&line);
+            let _ = writeln!(s, "  {arrow} {:<22} packet {}: {line}", p.remote, p.packet);
+            if let Some(n) = &p.note {
+                let _ = writeln!(s, "        note: {n}");
+            }
+            if let Some(fix) = p.explanation.as_ref().and_then(|x| x.fixes.first()) {
+                let _ = writeln!(s, "        fix: {fix}");
+            }
+        }
+    }
+    s
+}
+
+/// Replaces the reason's generic diagnosis with an evidence-driven one from
+/// the knowledge base (here the evidence is the flow itself).
+fn use_entry(x: &mut Explanation, e: &kb::Entry) {
+    x.id = e.id;
+    x.meaning = e.meaning;
+    x.causes = e.causes;
+    x.checks = e.checks;
+    x.fixes = e.fixes;
+    x.verified = e.verified;
+    x.hint = e.hint;
+    x.refined_by = Some(e.id);
+}

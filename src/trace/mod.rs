@@ -1,0 +1,386 @@
+//! Per-packet timelines: steps from a [`PathBackend`] grouped by packet id,
+//! named (hook, netns, device, flow), and closed by a fate: delivered to a
+//! process, transmitted on a device, or dropped with reason and location.
+//!
+//! Pure logic over decoded steps, so the grouping, the fate rules and the
+//! tuple-change detection are unit-tested without a kernel.
+pub mod flows;
+pub mod render;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::event::{cstr, DropEvent, Enricher, Location, Task, JSON_VERSION};
+use crate::packet::{self, Flow, HdrKind};
+use crate::probe::path::{RawStep, Role, STEP_FATE};
+use crate::state::sockets::{owners, Owner};
+
+/// One hook a packet passed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub v: u32,
+    pub packet: u64,
+    /// Wall-clock ns since the Unix epoch.
+    pub time_ns: u64,
+    /// ns since the packet's first step.
+    pub delta_ns: u64,
+    pub hook: String,
+    #[serde(skip)]
+    pub role: Option<Role>,
+    pub netns: u32,
+    pub netns_name: Option<String>,
+    pub dev: Option<String>,
+    pub ifindex: u32,
+    pub len: u32,
+    pub mark: u32,
+    pub flow: Flow,
+    /// The 5-tuple differs from the previous step's (NAT, encapsulation).
+    pub tuple_changed: bool,
+    pub skb: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// icmp_send: the ICMP error the kernel answered with, "type/code".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icmp: Option<String>,
+    /// Socket-layer hooks: the socket involved (sk_data_ready: the one the
+    /// packet was queued on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket: Option<SockRef>,
+    /// Current task (meaningful at socket hooks; may be any task in irq).
+    pub pid: u32,
+    pub comm: String,
+    /// Captured bytes from the network header (for --pcapng).
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+}
+
+impl Step {
+    /// A drop step as the drop event `explain` diagnoses (the reason's raw
+    /// value is not carried by steps: 0).
+    pub fn as_drop(&self) -> Option<DropEvent> {
+        if self.role != Some(Role::Free) {
+            return None;
+        }
+        Some(DropEvent {
+            kind: "drop",
+            v: JSON_VERSION,
+            time_ns: self.time_ns,
+            reason: self.reason.clone()?,
+            reason_code: 0,
+            location: self.location.clone()?,
+            netns: self.netns,
+            netns_name: self.netns_name.clone(),
+            dev: self.dev.clone(),
+            ifindex: self.ifindex,
+            mark: self.mark,
+            flow: self.flow.clone(),
+            len: self.len,
+            task: Task {
+                pid: self.pid,
+                comm: self.comm.clone(),
+                context: "unknown",
+            },
+            skb: self.skb.clone(),
+        })
+    }
+}
+
+/// The socket a packet was queued on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SockRef {
+    /// IP protocol name ("udp", "tcp") or number.
+    pub proto: String,
+    pub port: u16,
+    pub inode: u64,
+    /// The process holding it (from /proc/*/fd), when still open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+}
+
+/// Socket inode to owner, looked up once per socket.
+#[derive(Default)]
+pub struct Owners(HashMap<u64, Option<Owner>>);
+
+impl Owners {
+    /// Names the process behind `step.socket`, if any.
+    pub fn fill(&mut self, step: &mut Step) {
+        let Some(s) = step.socket.as_mut() else {
+            return;
+        };
+        let Ok(ino) = u32::try_from(s.inode) else {
+            return;
+        };
+        s.owner = self
+            .0
+            .entry(s.inode)
+            .or_insert_with(|| owners(&[ino]).remove(&ino))
+            .clone();
+    }
+}
+
+/// How a packet's path ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fate {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub v: u32,
+    pub packet: u64,
+    /// "delivered", "transmitted", "dropped", "consumed" or "unknown".
+    pub fate: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// One line from the knowledge base (drops only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<&'static str>,
+    pub netns: u32,
+    pub netns_name: Option<String>,
+    pub dev: Option<String>,
+    /// The socket it was queued on (delivered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket: Option<SockRef>,
+    /// The process that read it, or holds the socket (delivered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+    pub steps: usize,
+    /// From the first step to the last, ns.
+    pub duration_ns: u64,
+    /// The hook of the last step.
+    pub last_hook: String,
+}
+
+/// One traced packet.
+#[derive(Debug, Clone)]
+pub struct Packet {
+    pub id: u64,
+    pub steps: Vec<Step>,
+    pub fate: Option<Fate>,
+    last_event: Instant,
+}
+
+/// The 5-tuple part of a flow: what NAT rewrites.
+pub type Tuple = (
+    Option<IpAddr>,
+    Option<IpAddr>,
+    Option<u16>,
+    Option<u16>,
+    Option<String>,
+);
+
+pub fn tuple(f: &Flow) -> Tuple {
+    (f.src, f.dst, f.sport, f.dport, f.proto.clone())
+}
+
+/// Turns one wire step into a [`Step`].
+pub fn decode(raw: &RawStep, hook: (&str, Role), en: &mut Enricher, consumed: u32) -> Step {
+    let n = usize::from(raw.hdr_len).min(raw.hdr.len());
+    let bytes = raw.hdr[..n].to_vec();
+    let flow = packet::parse(
+        HdrKind::L3 {
+            ethertype: raw.protocol,
+        },
+        &bytes,
+        None,
+    );
+    let free = hook.1 == Role::Free;
+    let dropped = free && raw.reason > consumed;
+    Step {
+        kind: "step",
+        v: JSON_VERSION,
+        packet: raw.packet,
+        time_ns: en.wall_ns(raw.time_ns),
+        delta_ns: 0,
+        hook: hook.0.to_string(),
+        role: Some(hook.1),
+        netns: raw.netns,
+        netns_name: en.netns_name(raw.netns),
+        dev: cstr(&raw.ifname),
+        ifindex: raw.ifindex,
+        len: raw.len,
+        mark: raw.mark,
+        flow,
+        tuple_changed: false,
+        skb: format!("{:#x}", raw.skbaddr),
+        reason: dropped.then(|| en.reasons.name(raw.reason)),
+        location: free.then(|| en.location(raw.location)),
+        icmp: (hook.1 == Role::IcmpError).then(|| format!("{}/{}", raw.aux >> 8, raw.aux & 0xff)),
+        socket: (matches!(hook.1, Role::Queued | Role::Socket | Role::SocketRx) && raw.aux != 0)
+            .then(|| SockRef {
+                proto: match raw.aux >> 16 {
+                    6 => "tcp".to_string(),
+                    17 => "udp".to_string(),
+                    n => n.to_string(),
+                },
+                port: raw.aux as u16,
+                inode: raw.sock_ino,
+                owner: None,
+            }),
+        pid: raw.pid,
+        comm: cstr(&raw.comm).unwrap_or_default(),
+        bytes,
+    }
+}
+
+/// Steps in time order with deltas and tuple changes filled in. A step
+/// whose headers could not be read (hdr empty) never counts as a change.
+pub fn finish_steps(steps: &mut [Step]) {
+    steps.sort_by_key(|s| s.time_ns);
+    let t0 = steps.first().map_or(0, |s| s.time_ns);
+    let mut last = None;
+    for s in steps.iter_mut() {
+        s.delta_ns = s.time_ns.saturating_sub(t0);
+        if s.flow.src.is_none() {
+            continue;
+        }
+        let t = tuple(&s.flow);
+        s.tuple_changed = last.as_ref().is_some_and(|l| *l != t);
+        last = Some(t);
+    }
+}
+
+/// The fate of a packet from its steps (in time order).
+pub fn classify(id: u64, steps: &[Step]) -> Fate {
+    let last = steps.last();
+    let delivered = steps.iter().rev().find(|s| s.role == Some(Role::Delivered));
+    // Where it ended: the last step that knew its namespace (socket-layer
+    // hooks may run after skb->dev was cleared).
+    let place = steps.iter().rev().find(|s| s.netns != 0).or(last);
+    let mut f = Fate {
+        kind: "fate",
+        v: JSON_VERSION,
+        packet: id,
+        fate: "unknown",
+        reason: None,
+        location: None,
+        hint: None,
+        netns: place.map_or(0, |s| s.netns),
+        netns_name: place.and_then(|s| s.netns_name.clone()),
+        dev: place.and_then(|s| s.dev.clone()),
+        socket: None,
+        pid: None,
+        comm: None,
+        steps: steps.len(),
+        duration_ns: last.map_or(0, |s| s.delta_ns),
+        last_hook: last.map(|s| s.hook.clone()).unwrap_or_default(),
+    };
+    let Some(last) = last else { return f };
+    if let Some(d) = delivered {
+        f.pid = Some(d.pid);
+        f.comm = Some(d.comm.clone());
+    }
+    match last.role {
+        Some(Role::Free) if last.reason.is_some() => {
+            f.fate = "dropped";
+            f.reason = last.reason.clone();
+            f.location = last.location.clone();
+            let sym = f.location.as_ref().map_or("", |l| l.symbol.as_str());
+            f.hint = Some(crate::diagnose::hint(
+                f.reason.as_deref().unwrap_or(""),
+                sym,
+            ));
+        }
+        Some(Role::Free) => {
+            f.location = last.location.clone();
+            let before = steps.iter().rev().nth(1).and_then(|s| s.role);
+            f.fate = if delivered.is_some() {
+                "delivered"
+            } else if before == Some(Role::Transmitted) {
+                // Consumed after the driver sent it: TX completion.
+                f.dev = steps.iter().rev().nth(1).and_then(|s| s.dev.clone());
+                "transmitted"
+            } else {
+                "consumed"
+            };
+        }
+        Some(Role::Queued | Role::SocketRx) => {
+            f.fate = "delivered";
+            f.socket = last.socket.clone();
+            if let Some(o) = last.socket.as_ref().and_then(|s| s.owner.as_ref()) {
+                f.pid = Some(o.pid);
+                f.comm = Some(o.comm.clone());
+            }
+        }
+        Some(Role::Transmitted) => f.fate = "transmitted",
+        Some(Role::Delivered) => f.fate = "delivered",
+        _ => {}
+    }
+    f
+}
+
+/// Packets being followed, keyed by packet id.
+#[derive(Default)]
+pub struct Timeline {
+    open: HashMap<u64, Packet>,
+}
+
+impl Timeline {
+    pub fn push(&mut self, step: Step, flags: u8, now: Instant) {
+        let fate = flags & STEP_FATE != 0;
+        let p = self.open.entry(step.packet).or_insert_with(|| Packet {
+            id: step.packet,
+            steps: Vec::new(),
+            fate: None,
+            last_event: now,
+        });
+        p.steps.push(step);
+        p.last_event = now;
+        if fate {
+            p.fate = Some(classify(p.id, &p.steps));
+        }
+    }
+
+    /// Packets ready to print: fate known (after `settle`, so steps from
+    /// other CPUs still in flight join first) or idle for `timeout`.
+    /// Returned in packet-id order, each with its steps finished.
+    pub fn ready(&mut self, now: Instant, settle: Duration, timeout: Duration) -> Vec<Packet> {
+        let ids: Vec<u64> = self
+            .open
+            .values()
+            .filter(|p| {
+                let idle = now.saturating_duration_since(p.last_event);
+                (p.fate.is_some() && idle >= settle) || idle >= timeout
+            })
+            .map(|p| p.id)
+            .collect();
+        self.take(ids)
+    }
+
+    /// Everything still open (at exit).
+    pub fn drain(&mut self) -> Vec<Packet> {
+        let ids: Vec<u64> = self.open.keys().copied().collect();
+        self.take(ids)
+    }
+
+    fn take(&mut self, mut ids: Vec<u64>) -> Vec<Packet> {
+        ids.sort_unstable();
+        ids.into_iter()
+            .filter_map(|id| self.open.remove(&id))
+            .map(|mut p| {
+                finish_steps(&mut p.steps);
+                p.fate = Some(classify(p.id, &p.steps));
+                p
+            })
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,121 @@
+//! The text timeline: one block per packet, the tuple only where it
+//! changes, and the fate on the last line.
+use std::fmt::Write as _;
+
+use super::{Fate, Packet, Step};
+use crate::output::text::netns_label;
+use crate::probe::path::Role;
+
+/// A packet as a block of lines (ending with a newline).
+pub fn packet_block(p: &Packet) -> String {
+    let mut s = String::new();
+    let first = p.steps.first();
+    let flow = first.map(|f| f.flow.to_string()).unwrap_or_default();
+    let _ = writeln!(s, "packet {}  {flow}", p.id);
+    for st in &p.steps {
+        let _ = writeln!(s, "  {}", step_line(st));
+    }
+    if let Some(f) = &p.fate {
+        let _ = writeln!(s, "  {}", fate_line(f));
+    }
+    s
+}
+
+fn ms(ns: u64) -> String {
+    format!("+{:.3}ms", ns as f64 / 1e6)
+}
+
+/// `+0.012ms  net_dev_queue  netns=cli(4026..) dev=eth0  len=44  [tuple]`
+pub fn step_line(st: &Step) -> String {
+    let mut s = format!("{:>10}  {:<24}", ms(st.delta_ns), st.hook);
+    let _ = write!(
+        s,
+        " netns={}",
+        netns_label(st.netns, st.netns_name.as_deref())
+    );
+    match &st.dev {
+        Some(d) => {
+            let _ = write!(s, " dev={d}");
+        }
+        None => s.push_str(" dev=-"),
+    }
+    let _ = write!(s, " len={}", st.len);
+    if st.mark != 0 {
+        let _ = write!(s, " mark={:#x}", st.mark);
+    }
+    if st.tuple_changed {
+        let _ = write!(s, "  now {}", st.flow);
+    }
+    if let Some(i) = &st.icmp {
+        let _ = write!(s, "  icmp error {i} sent back");
+    }
+    if let (Some(r), Some(l)) = (&st.reason, &st.location) {
+        let _ = write!(s, "  {r} at {l}");
+    } else if let Some(l) = &st.location {
+        let _ = write!(s, "  at {l}");
+    }
+    if let Some(so) = &st.socket {
+        let verb = if st.role == Some(Role::Queued) {
+            "queued on"
+        } else {
+            "at"
+        };
+        let _ = write!(s, "  {verb} {} socket port {}", so.proto, so.port);
+    }
+    if st.hook == "skb_copy_datagram_iovec" {
+        let _ = write!(s, "  read by {}[{}]", st.comm, st.pid);
+    }
+    s
+}
+
+/// `fate: dropped NO_SOCKET at __udp4_lib_rcv+0x4bc in srv dev eth0: hint`
+pub fn fate_line(f: &Fate) -> String {
+    let place = format!(
+        "in netns {}{}",
+        netns_label(f.netns, f.netns_name.as_deref()),
+        f.dev
+            .as_deref()
+            .map(|d| format!(" dev {d}"))
+            .unwrap_or_default()
+    );
+    let after = format!("after {:.3}ms", f.duration_ns as f64 / 1e6);
+    match f.fate {
+        "dropped" => {
+            let mut s = format!(
+                "fate: dropped {} at {} {place} {after}",
+                f.reason.as_deref().unwrap_or("?"),
+                f.location
+                    .as_ref()
+                    .map(|l| l.to_string())
+                    .unwrap_or_default()
+            );
+            if let Some(h) = f.hint.filter(|h| !h.is_empty()) {
+                let _ = write!(s, "\n        why: {h}");
+            }
+            s
+        }
+        "delivered" => {
+            let sock = f
+                .socket
+                .as_ref()
+                .map(|s| format!(" ({} socket port {}, inode {})", s.proto, s.port, s.inode))
+                .unwrap_or_default();
+            match (&f.comm, f.pid) {
+                (Some(c), Some(p)) => format!("fate: delivered to {c}[{p}]{sock} {place} {after}"),
+                _ => format!("fate: delivered to a socket{sock} {place} {after}"),
+            }
+        }
+        "transmitted" => format!("fate: transmitted {place} (left the traced world) {after}"),
+        "consumed" => format!(
+            "fate: consumed at {} {place} {after}",
+            f.location
+                .as_ref()
+                .map(|l| l.to_string())
+                .unwrap_or_default()
+        ),
+        _ => format!(
+            "fate: unknown: last seen at {} {place}; no tracepoint reported its end (freed silently, as TCP does with most ACKs, or still queued)",
+            f.last_hook
+        ),
+    }
+}

@@ -1,0 +1,267 @@
+//! Timeline logic on hand-made steps: tuple-change detection, fate rules,
+//! grouping and readiness.
+use super::*;
+use crate::event::Location;
+use std::net::IpAddr;
+
+fn flow(src: &str, sport: u16, dst: &str, dport: u16) -> Flow {
+    Flow {
+        l3: "ipv4",
+        proto: Some("udp".into()),
+        src: Some(src.parse::<IpAddr>().unwrap()),
+        dst: Some(dst.parse::<IpAddr>().unwrap()),
+        sport: Some(sport),
+        dport: Some(dport),
+        ..Flow::default()
+    }
+}
+
+fn step(packet: u64, t: u64, hook: &str, role: Role, f: Flow) -> Step {
+    Step {
+        kind: "step",
+        v: 1,
+        packet,
+        time_ns: t,
+        delta_ns: 0,
+        hook: hook.into(),
+        role: Some(role),
+        netns: 7,
+        netns_name: Some("ns".into()),
+        dev: Some("eth0".into()),
+        ifindex: 2,
+        len: 40,
+        mark: 0,
+        flow: f,
+        tuple_changed: false,
+        skb: "0x1".into(),
+        reason: None,
+        location: None,
+        icmp: None,
+        socket: None,
+        pid: 0,
+        comm: String::new(),
+        bytes: Vec::new(),
+    }
+}
+
+fn loc(sym: &str) -> Location {
+    Location {
+        symbol: sym.into(),
+        offset: 0x10,
+        module: None,
+        address: "0x1".into(),
+    }
+}
+
+#[test]
+fn tuple_change_marks_only_the_rewrite() {
+    let before = flow("198.18.1.2", 4000, "198.18.1.1", 53);
+    let after = flow("198.18.1.2", 4000, "198.18.2.2", 53);
+    let mut s = vec![
+        step(1, 30, "net_dev_queue", Role::Transmit, after.clone()),
+        step(1, 10, "net_dev_queue", Role::Transmit, before.clone()),
+        step(1, 20, "netif_receive_skb", Role::Receive, before.clone()),
+        step(1, 25, "consume_skb", Role::Free, Flow::default()),
+        step(1, 40, "netif_receive_skb", Role::Receive, after),
+    ];
+    finish_steps(&mut s);
+    let times: Vec<u64> = s.iter().map(|x| x.time_ns).collect();
+    assert_eq!(times, [10, 20, 25, 30, 40], "sorted by time");
+    let changed: Vec<bool> = s.iter().map(|x| x.tuple_changed).collect();
+    // Unreadable headers (step at 25) neither change nor reset the tuple.
+    assert_eq!(changed, [false, false, false, true, false]);
+    assert_eq!(s[3].delta_ns, 20);
+}
+
+#[test]
+fn drop_fate_names_reason_location_hint() {
+    let f0 = flow("198.18.0.1", 1, "198.18.0.2", 5300);
+    let mut d = step(3, 20, "kfree_skb", Role::Free, f0.clone());
+    d.reason = Some("NO_SOCKET".into());
+    d.location = Some(loc("__udp4_lib_rcv"));
+    let mut s = vec![step(3, 10, "netif_receive_skb", Role::Receive, f0), d];
+    finish_steps(&mut s);
+    let f = classify(3, &s);
+    assert_eq!(f.fate, "dropped");
+    assert_eq!(f.reason.as_deref(), Some("NO_SOCKET"));
+    assert_eq!(f.location.as_ref().unwrap().symbol, "__udp4_lib_rcv");
+    assert!(!f.hint.unwrap().is_empty());
+    assert_eq!(f.steps, 2);
+    assert_eq!(f.duration_ns, 10);
+}
+
+#[test]
+fn consumed_after_a_read_is_delivered_to_the_reader() {
+    let f0 = flow("198.18.0.1", 1, "198.18.0.2", 5300);
+    let mut r = step(
+        4,
+        20,
+        "skb_copy_datagram_iovec",
+        Role::Delivered,
+        f0.clone(),
+    );
+    r.pid = 42;
+    r.comm = "dig".into();
+    let mut c = step(4, 30, "consume_skb", Role::Free, f0.clone());
+    c.location = Some(loc("skb_consume_udp"));
+    let s = vec![
+        step(4, 10, "netif_receive_skb", Role::Receive, f0.clone()),
+        r,
+        c,
+    ];
+    let f = classify(4, &s);
+    assert_eq!(
+        (f.fate, f.pid, f.comm.as_deref()),
+        ("delivered", Some(42), Some("dig"))
+    );
+
+    // Consumed right after the driver took it: transmitted on that device.
+    let mut x = step(5, 20, "net_dev_xmit", Role::Transmitted, f0.clone());
+    x.dev = Some("ens3".into());
+    let s = vec![x, step(5, 30, "consume_skb", Role::Free, f0.clone())];
+    let f = classify(5, &s);
+    assert_eq!((f.fate, f.dev.as_deref()), ("transmitted", Some("ens3")));
+
+    // Consumed with no read and no transmit: say where.
+    let mut c = step(6, 30, "consume_skb", Role::Free, f0.clone());
+    c.location = Some(loc("icmp_rcv"));
+    let f = classify(6, &[step(6, 10, "netif_rx", Role::Receive, f0.clone()), c]);
+    assert_eq!(f.fate, "consumed");
+    assert_eq!(f.location.unwrap().symbol, "icmp_rcv");
+
+    // No free seen: unknown.
+    let f = classify(7, &[step(7, 10, "netif_rx", Role::Receive, f0)]);
+    assert_eq!(f.fate, "unknown");
+}
+
+#[test]
+fn timeline_releases_on_fate_or_timeout() {
+    let f0 = flow("198.18.0.1", 1, "198.18.0.2", 5300);
+    let t0 = Instant::now();
+    let mut tl = Timeline::default();
+    tl.push(step(1, 10, "netif_rx", Role::Receive, f0.clone()), 1, t0);
+    tl.push(step(2, 11, "netif_rx", Role::Receive, f0.clone()), 1, t0);
+    tl.push(step(1, 12, "consume_skb", Role::Free, f0.clone()), 2, t0);
+    let settle = Duration::from_millis(20);
+    let timeout = Duration::from_secs(1);
+    assert!(tl.ready(t0, settle, timeout).is_empty(), "not settled yet");
+    let r = tl.ready(t0 + settle, settle, timeout);
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].id, r[0].steps.len()), (1, 2));
+    let r = tl.ready(t0 + timeout, settle, timeout);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].fate.as_ref().unwrap().fate, "unknown");
+    assert!(tl.is_empty());
+}
+
+#[test]
+fn text_block_prints_tuple_only_on_change() {
+    let a = flow("198.18.1.2", 4000, "198.18.1.1", 53);
+    let b = flow("198.18.1.2", 4000, "198.18.2.2", 53);
+    let mut tl = Timeline::default();
+    let t0 = Instant::now();
+    tl.push(step(9, 10, "net_dev_queue", Role::Transmit, a), 1, t0);
+    tl.push(
+        step(9, 20, "net_dev_queue", Role::Transmit, b.clone()),
+        0,
+        t0,
+    );
+    tl.push(step(9, 30, "consume_skb", Role::Free, b), 2, t0);
+    let p = tl.drain().pop().unwrap();
+    let text = render::packet_block(&p);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("packet 9  198.18.1.2:4000 > 198.18.1.1:53 udp"),
+        "{text}"
+    );
+    assert!(!lines[1].contains(" now "), "{text}");
+    assert!(
+        lines[2].contains("now 198.18.1.2:4000 > 198.18.2.2:53 udp"),
+        "{text}"
+    );
+    assert!(!lines[3].contains(" now "), "{text}");
+    assert!(lines[4].starts_with("  fate: consumed"), "{text}");
+}
+
+#[test]
+fn queued_on_a_socket_is_delivered_to_its_owner() {
+    let f0 = flow("198.18.0.1", 1, "198.18.0.2", 5300);
+    let mut q = step(8, 20, "sk_data_ready", Role::Queued, f0.clone());
+    q.socket = Some(SockRef {
+        proto: "udp".into(),
+        port: 5300,
+        inode: 99,
+        owner: Some(Owner {
+            pid: 7,
+            comm: "srv".into(),
+        }),
+    });
+    let f = classify(8, &[step(8, 10, "netif_receive_skb", Role::Receive, f0), q]);
+    assert_eq!(f.fate, "delivered");
+    assert_eq!((f.pid, f.comm.as_deref()), (Some(7), Some("srv")));
+    assert_eq!(f.socket.unwrap().port, 5300);
+}
+
+#[test]
+fn flows_group_by_local_endpoint_and_name_the_sender() {
+    let q = flow("198.18.1.2", 4000, "198.18.1.1", 53);
+    let a = flow("198.18.2.2", 53, "198.18.1.2", 4000);
+    let mut tl = Timeline::default();
+    let t0 = Instant::now();
+    let mut s = step(1, 10, "net_dev_queue", Role::Transmit, q);
+    s.pid = 31;
+    s.comm = "dig".into();
+    tl.push(s, 1, t0);
+    let mut d = step(2, 20, "kfree_skb", Role::Free, a.clone());
+    d.reason = Some("NO_SOCKET".into());
+    d.location = Some(loc("__udp4_lib_rcv"));
+    tl.push(step(2, 15, "netif_rx", Role::Receive, a.clone()), 1, t0);
+    tl.push(d, 2, t0);
+    // A third packet to the same local endpoint, queued on its socket.
+    tl.push(step(3, 30, "netif_rx", Role::Receive, a.clone()), 1, t0);
+    tl.push(step(3, 31, "sk_data_ready", Role::Queued, a), 2, t0);
+    let packets = tl.drain();
+    let flows = flows::group(&packets);
+    assert_eq!(flows.len(), 1);
+    let f = &flows[0];
+    assert_eq!(
+        (f.proto.as_str(), f.local.as_str()),
+        ("udp", "198.18.1.2:4000")
+    );
+    let dirs: Vec<&str> = f.packets.iter().map(|p| p.direction).collect();
+    assert_eq!(dirs, ["out", "in", "in"]);
+    assert_eq!(f.packets[1].remote, "198.18.2.2:53");
+    assert_eq!(f.packets[1].fate.fate, "dropped");
+    let delivered = &f.packets[2].fate;
+    assert_eq!(
+        (delivered.pid, delivered.comm.as_deref()),
+        (Some(31), Some("dig"))
+    );
+    let text = flows::render(&flows);
+    assert!(
+        text.starts_with("flow udp 198.18.1.2:4000: 3 packets, 1 dropped"),
+        "{text}"
+    );
+    assert!(text.contains("<- 198.18.2.2:53"), "{text}");
+    // Replies from where the socket never sent: NAT not reversed.
+    let note = f.packets[1].note.as_deref().unwrap();
+    assert!(
+        note.contains("but this socket sent to 198.18.1.1:53"),
+        "{note}"
+    );
+    assert!(f.packets[0].note.is_none());
+    let x = f.packets[1]
+        .explanation
+        .as_ref()
+        .expect("drops carry the diagnosis");
+    assert_eq!(x.reason, "NO_SOCKET");
+    assert!(!x.fixes.is_empty());
+    // The flow is the evidence: the knowledge base's NAT diagnosis replaces
+    // NO_SOCKET's generic one.
+    assert_eq!(x.id, "nat-tuple-mismatch");
+    assert!(
+        text.contains("        fix: Make the server answer from the DNAT target"),
+        "{text}"
+    );
+    assert!(f.packets[2].explanation.is_none());
+}
