@@ -9,6 +9,7 @@
 use super::cbpf::{self, CbpfError, Insn};
 
 /// DLT_RAW as passed to pcap_open_dead (12 on Linux; LINKTYPE_RAW is 101).
+#[cfg(feature = "pcap-filter")]
 const DLT_RAW: i32 = 12;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -21,6 +22,11 @@ pub enum PcapFilterError {
         #[source]
         source: CbpfError,
     },
+    #[error(
+        "filter '{0}': this netwhy was built without libpcap (the static build); \
+         use --netns/--dev/--mark, or the regular build, for tcpdump expressions"
+    )]
+    NoCompiler(String),
 }
 
 /// A compiled filter: the expression and its validated program.
@@ -55,6 +61,12 @@ impl PcapFilter {
     }
 }
 
+#[cfg(not(feature = "pcap-filter"))]
+fn compile_raw(expr: &str) -> Result<Vec<Insn>, PcapFilterError> {
+    Err(PcapFilterError::NoCompiler(expr.to_string()))
+}
+
+#[cfg(feature = "pcap-filter")]
 fn compile_raw(expr: &str) -> Result<Vec<Insn>, PcapFilterError> {
     let syntax = |detail: String| PcapFilterError::Syntax {
         expr: expr.to_string(),
@@ -82,6 +94,6 @@ fn compile_raw(expr: &str) -> Result<Vec<Insn>, PcapFilterError> {
         .collect()
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "pcap-filter"))]
 #[path = "pcap_tests.rs"]
 mod tests;
