@@ -5,6 +5,8 @@
 //! netns names from /run/netns) into a [`KernelFilter`] the probe freezes
 //! into its rodata. Every error names what was wrong and how to fix it.
 pub mod cbpf;
+#[cfg(feature = "pcap-filter")]
+mod libpcap;
 pub mod noise;
 pub mod pcap;
 

@@ -68,30 +68,10 @@ fn compile_raw(expr: &str) -> Result<Vec<Insn>, PcapFilterError> {
 
 #[cfg(feature = "pcap-filter")]
 fn compile_raw(expr: &str) -> Result<Vec<Insn>, PcapFilterError> {
-    let syntax = |detail: String| PcapFilterError::Syntax {
+    super::libpcap::compile(expr, DLT_RAW).map_err(|detail| PcapFilterError::Syntax {
         expr: expr.to_string(),
         detail,
-    };
-    let dead = pcap::Capture::dead(pcap::Linktype(DLT_RAW)).map_err(|e| syntax(e.to_string()))?;
-    let bpf = dead.compile(expr, true).map_err(|e| {
-        syntax(match e {
-            // libpcap's message alone ("syntax error", "unknown host 'x'").
-            pcap::Error::PcapError(m) => m.trim().to_string(),
-            other => other.to_string(),
-        })
-    })?;
-    // The crate exposes an instruction only through Display: "code jt jf k".
-    bpf.get_instructions()
-        .iter()
-        .map(|i| {
-            let s = i.to_string();
-            let f: Vec<u32> = s.split(' ').filter_map(|w| w.parse().ok()).collect();
-            match f[..] {
-                [code, jt, jf, k] => Ok(Insn::new(code as u16, jt as u8, jf as u8, k)),
-                _ => Err(syntax(format!("unexpected instruction from libpcap: {s}"))),
-            }
-        })
-        .collect()
+    })
 }
 
 #[cfg(all(test, feature = "pcap-filter"))]

@@ -31,6 +31,12 @@ if [[ ${STATIC:-1} != 0 && $(uname -m) == x86_64 ]]; then
     --target x86_64-unknown-linux-gnu --manifest-path "$root/Cargo.toml"
   static="$CARGO_TARGET_DIR/static/x86_64-unknown-linux-gnu/release/netwhy-vmcore"
 fi
+# The whole netwhy linked statically (scripts/build-static): what to copy
+# into a kdump initramfs or onto a dead box; no dynamic loader start-up.
+static_main=""
+if [[ ${STATIC:-1} != 0 && $(uname -m) == x86_64 ]]; then
+  static_main=$(CARGO_TARGET_DIR="$CARGO_TARGET_DIR/static-main" "$root/scripts/build-static" 2>/dev/null)
+fi
 for t in /usr/bin/time makedumpfile vmcore-dmesg; do
   command -v "$t" >/dev/null || { echo "bench: $t missing" >&2; exit 1; }
 done
@@ -52,6 +58,9 @@ for boot in kaslr-wrap nokaslr-bigbuf; do
   extra=()
   if [[ -n $static ]]; then
     names+=("netwhy-vmcore static (ELF)"); cmds+=("$static dmesg --no-header $elf"); extra+=($(( ${#cmds[@]} - 1 )))
+  fi
+  if [[ -n $static_main ]]; then
+    names+=("netwhy vmcore (static netwhy)"); cmds+=("$static_main vmcore dmesg --no-header $elf"); extra+=($(( ${#cmds[@]} - 1 )))
   fi
   if [[ -x $main ]]; then
     names+=("netwhy vmcore (main binary)"); cmds+=("$main vmcore dmesg --no-header $elf"); extra+=($(( ${#cmds[@]} - 1 )))
