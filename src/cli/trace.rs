@@ -114,6 +114,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
         dev,
         mark,
         consumed,
+        consume_location: path::consume_has_location(&btf),
         hooks,
         ringbuf_bytes: args.ring_kib * 1024,
         track_ns: 2_000_000_000,

@@ -181,6 +181,17 @@ pub fn tuple(f: &Flow) -> Tuple {
     (f.src, f.dst, f.sport, f.dport, f.proto.clone())
 }
 
+/// Whether a free with this reason is a drop. `consumed` is SKB_CONSUMED,
+/// u32::MAX on kernels without it (6.1), where every kfree_skb is a drop
+/// (reasons from NOT_SPECIFIED, 1) and consume_skb (reason 0) is not.
+pub fn is_drop(reason: u32, consumed: u32) -> bool {
+    if consumed == u32::MAX {
+        reason != 0
+    } else {
+        reason > consumed
+    }
+}
+
 /// Turns one wire step into a [`Step`].
 pub fn decode(raw: &RawStep, hook: (&str, Role), en: &mut Enricher, consumed: u32) -> Step {
     let n = usize::from(raw.hdr_len).min(raw.hdr.len());
@@ -193,7 +204,7 @@ pub fn decode(raw: &RawStep, hook: (&str, Role), en: &mut Enricher, consumed: u3
         None,
     );
     let free = hook.1 == Role::Free;
-    let dropped = free && raw.reason > consumed;
+    let dropped = free && is_drop(raw.reason, consumed);
     Step {
         kind: "step",
         v: JSON_VERSION,

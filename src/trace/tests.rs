@@ -265,3 +265,14 @@ fn flows_group_by_local_endpoint_and_name_the_sender() {
     );
     assert!(f.packets[2].explanation.is_none());
 }
+
+#[test]
+fn kfree_skb_is_a_drop_on_kernels_without_skb_consumed() {
+    // 6.18: SKB_CONSUMED = 2 (after NOT_DROPPED_YET); reason 2 is no drop.
+    assert!(!super::is_drop(2, 2));
+    assert!(super::is_drop(3, 2));
+    // 6.1: no SKB_CONSUMED; kfree_skb reasons start at NOT_SPECIFIED (1),
+    // consume_skb steps carry 0.
+    assert!(super::is_drop(1, u32::MAX));
+    assert!(!super::is_drop(0, u32::MAX));
+}
