@@ -202,3 +202,71 @@ fn trace_follows_drops_and_dnat_on_debian_6_1() {
     // consumed the query, not that a socket got it.
     check_dnat(test, &s, &o, "consumed");
 }
+
+/// The functions a UDP datagram to a closed port runs through on 6.12,
+/// for fentry (one trampoline per function: the full set takes minutes to
+/// detach under TCG).
+const PATH_FUNCS: &str = "^(ip_send_skb|__dev_queue_xmit|__netif_receive_skb|ip_rcv|ip_rcv_core|\
+ip_local_deliver|udp_rcv|__udp4_lib_rcv|__icmp_send|sk_skb_reason_drop|kfree_skb_reason)$";
+
+/// Issue 7: kernel function steps join the tracepoint timeline. Each
+/// dropped datagram's timeline holds ip_rcv, __udp4_lib_rcv and
+/// sk_skb_reason_drop in that order, between its first step and its fate,
+/// with kprobe-multi (every skb function) and fentry (PATH_FUNCS).
+#[test]
+fn function_steps_join_the_timeline_on_debian_6_12() {
+    let test = "function_steps_join_the_timeline_on_debian_6_12";
+    let script = format!(
+        "{SCRIPT_HEAD}{}{}",
+        trace_run(
+            "kmulti",
+            "udp port 5300",
+            "--backend kprobe-multi",
+            3,
+            "udp-closed-port"
+        ),
+        trace_run(
+            "fentry",
+            "udp port 5300",
+            &format!("--backend fentry --funcs '{PATH_FUNCS}'"),
+            3,
+            "udp-closed-port"
+        ),
+    );
+    let g = Guest::new(DEBIAN_6_12).with_netwhy();
+    let Some(o) = guest::or_skip(test, g.run(&script, Duration::from_secs(600))) else {
+        return;
+    };
+    eprintln!("{test}: guest ran in {:?}", o.elapsed);
+    assert_eq!(o.code, 0, "{test}: {}", show(&o));
+    let s = sections(&o.output);
+    for (run, via) in [
+        ("kmulti", "tp_btf+kprobe-multi"),
+        ("fentry", "tp_btf+fentry"),
+    ] {
+        let err = &s[&format!("{run}-stderr")];
+        eprintln!("{test}: {run}: {}", err.trim());
+        assert!(err.contains(&format!("via {via}")), "{run}: {err}");
+        let p = packets(&s[run]);
+        assert_eq!(p.len(), 3, "{run}: {}", show(&o));
+        for (steps, fate) in p.values() {
+            assert_eq!(fate["fate"], "dropped", "{run}: {fate}");
+            assert_eq!(fate["reason"], "NO_SOCKET", "{run}: {fate}");
+            assert_eq!(fate["location"]["symbol"], "__udp4_lib_rcv", "{fate}");
+            assert_time_ordered(steps);
+            let h = hooks(steps);
+            let at = |f: &str| {
+                h.iter()
+                    .position(|x| *x == f)
+                    .unwrap_or_else(|| panic!("{run}: no {f} step in {h:?}"))
+            };
+            let (rcv, udp, drop) = (at("ip_rcv"), at("__udp4_lib_rcv"), at("sk_skb_reason_drop"));
+            assert!(0 < rcv && rcv < udp && udp < drop, "{run}: {h:?}");
+            // Inside the timeline: the tracepoints start and end it.
+            assert_eq!(h.last(), Some(&"kfree_skb"), "{run}: {h:?}");
+            assert!(drop < h.len() - 1, "{run}: {h:?}");
+            assert_eq!(fate["last_hook"], "kfree_skb", "{fate}");
+            eprintln!("{test}: {run}: packet {}: {h:?}", fate["packet"]);
+        }
+    }
+}

@@ -260,7 +260,14 @@ pub fn finish_steps(steps: &mut [Step]) {
 }
 
 /// The fate of a packet from its steps (in time order).
-pub fn classify(id: u64, steps: &[Step]) -> Fate {
+pub fn classify(id: u64, all: &[Step]) -> Fate {
+    // Function steps show the way; the fate comes from the tracepoints.
+    let core: Vec<Step> = all
+        .iter()
+        .filter(|s| s.role != Some(Role::Function))
+        .cloned()
+        .collect();
+    let steps = &core[..];
     let last = steps.last();
     let delivered = steps.iter().rev().find(|s| s.role == Some(Role::Delivered));
     // Where it ended: the last step that knew its namespace (socket-layer
@@ -280,8 +287,8 @@ pub fn classify(id: u64, steps: &[Step]) -> Fate {
         socket: None,
         pid: None,
         comm: None,
-        steps: steps.len(),
-        duration_ns: last.map_or(0, |s| s.delta_ns),
+        steps: all.len(),
+        duration_ns: all.last().map_or(0, |s| s.delta_ns),
         last_hook: last.map(|s| s.hook.clone()).unwrap_or_default(),
     };
     let Some(last) = last else { return f };

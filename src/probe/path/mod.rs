@@ -24,6 +24,8 @@ mod skel {
 }
 use skel::*;
 
+pub mod funcs;
+
 /// One step of one packet, generated from `event.h`.
 pub use skel::types::nw_path_event as RawStep;
 
@@ -53,6 +55,9 @@ pub enum Role {
     IcmpError,
     /// Freed as dropped (reason > SKB_CONSUMED) or consumed.
     Free,
+    /// Entered a kernel function (the skb function probe's steps): shows
+    /// the way, never decides the fate.
+    Function,
 }
 
 /// A tracepoint the probe can attach to.
@@ -105,6 +110,10 @@ const fn hook(tp: &'static str, skb_arg: u8, role: Role) -> PathHook {
         role,
     }
 }
+
+/// Step hooks from this value on are skb functions (id = hook - base),
+/// written by the skb function probe into this probe's ring buffer.
+pub const FUNC_HOOK_BASE: u16 = 1024;
 
 pub const HOOK_KFREE_SKB: u16 = 16;
 pub const HOOK_CONSUME_SKB: u16 = 17;
@@ -283,6 +292,26 @@ impl PathProbe {
             hooks: opts.hooks.clone(),
             ring,
             queue,
+        })
+    }
+}
+
+impl PathProbe {
+    /// Duplicates of the `tracked` and `events` fds, for the skb function
+    /// probe to load against (libbpf reuse_fd) and step into this
+    /// probe's timelines.
+    pub fn shared_maps(&self) -> Result<crate::probe::skbfunc::SharedMaps, ProbeError> {
+        use std::os::fd::AsFd;
+        let dup = |m: &libbpf_rs::Map, name| {
+            m.as_fd().try_clone_to_owned().map_err(|e| ProbeError::Map {
+                map: name,
+                detail: e.to_string(),
+            })
+        };
+        Ok(crate::probe::skbfunc::SharedMaps {
+            tracked: dup(&self.skel.maps.tracked, "tracked")?,
+            events: dup(&self.skel.maps.events, "events")?,
+            hook_base: FUNC_HOOK_BASE,
         })
     }
 }
