@@ -2,7 +2,9 @@
 //! in qemu guests (harness: tests/guest/mod.rs). Their tracepoints differ
 //! from the host's (6.1's consume_skb has no location, 6.1 has no
 //! SKB_CONSUMED, the verifiers differ), so the path probe must load there
-//! and still tell a packet's path and fate.
+//! and still tell a packet's path and fate; and kernel function steps
+//! (kprobe-multi, fentry, kprobe: none works on the host) must join the
+//! tracepoints' timelines.
 //!
 //! Outside CI a missing capability skips with a message; with CI=true it
 //! fails.
@@ -75,9 +77,9 @@ pub fn assert_time_ordered(steps: &[Value]) {
 
 const SCRIPT_HEAD: &str = "echo \"=== uname\"; uname -r\n";
 
-fn run(spec: KernelSpec, test: &str) -> Option<(BTreeMap<String, String>, Outcome)> {
+fn run(spec: KernelSpec, test: &str, more: &str) -> Option<(BTreeMap<String, String>, Outcome)> {
     let script = format!(
-        "{SCRIPT_HEAD}{}{}",
+        "{SCRIPT_HEAD}{}{}{more}",
         trace_run("closed", "udp port 5300", "", 3, "udp-closed-port"),
         trace_run("dnat", "udp port 53", "", 2, "conntrack-nat-mismatch"),
     );
@@ -170,7 +172,7 @@ fn check_dnat(test: &str, s: &BTreeMap<String, String>, o: &Outcome, query_fate:
 #[test]
 fn trace_follows_drops_and_dnat_on_debian_6_12() {
     let test = "trace_follows_drops_and_dnat_on_debian_6_12";
-    let Some((s, o)) = run(DEBIAN_6_12, test) else {
+    let Some((s, o)) = run(DEBIAN_6_12, test, "") else {
         return;
     };
     assert!(s["uname"].trim().starts_with("6.12."), "{}", show(&o));
@@ -186,7 +188,16 @@ fn trace_follows_drops_and_dnat_on_debian_6_12() {
 #[test]
 fn trace_follows_drops_and_dnat_on_debian_6_1() {
     let test = "trace_follows_drops_and_dnat_on_debian_6_1";
-    let Some((s, o)) = run(DEBIAN_6_1, test) else {
+    // Debian's 6.1 refuses kprobe-multi (EOPNOTSUPP): single kprobes on
+    // the path functions add the function steps there.
+    let more = trace_run(
+        "kprobe",
+        "udp port 5300",
+        &format!("--backend kprobe --funcs '{PATH_FUNCS}'"),
+        3,
+        "udp-closed-port",
+    );
+    let Some((s, o)) = run(DEBIAN_6_1, test, &more) else {
         return;
     };
     assert!(s["uname"].trim().starts_with("6.1."), "{}", show(&o));
@@ -201,6 +212,7 @@ fn trace_follows_drops_and_dnat_on_debian_6_1() {
     // location argument) without any other: trace can only say the server
     // consumed the query, not that a socket got it.
     check_dnat(test, &s, &o, "consumed");
+    check_function_steps(test, "kprobe", "tp_btf+kprobe", "kfree_skb_reason", &s, &o);
 }
 
 /// The functions a UDP datagram to a closed port runs through on 6.12,
@@ -240,33 +252,57 @@ fn function_steps_join_the_timeline_on_debian_6_12() {
     eprintln!("{test}: guest ran in {:?}", o.elapsed);
     assert_eq!(o.code, 0, "{test}: {}", show(&o));
     let s = sections(&o.output);
-    for (run, via) in [
-        ("kmulti", "tp_btf+kprobe-multi"),
-        ("fentry", "tp_btf+fentry"),
-    ] {
-        let err = &s[&format!("{run}-stderr")];
-        eprintln!("{test}: {run}: {}", err.trim());
-        assert!(err.contains(&format!("via {via}")), "{run}: {err}");
-        let p = packets(&s[run]);
-        assert_eq!(p.len(), 3, "{run}: {}", show(&o));
-        for (steps, fate) in p.values() {
-            assert_eq!(fate["fate"], "dropped", "{run}: {fate}");
-            assert_eq!(fate["reason"], "NO_SOCKET", "{run}: {fate}");
-            assert_eq!(fate["location"]["symbol"], "__udp4_lib_rcv", "{fate}");
-            assert_time_ordered(steps);
-            let h = hooks(steps);
-            let at = |f: &str| {
-                h.iter()
-                    .position(|x| *x == f)
-                    .unwrap_or_else(|| panic!("{run}: no {f} step in {h:?}"))
-            };
-            let (rcv, udp, drop) = (at("ip_rcv"), at("__udp4_lib_rcv"), at("sk_skb_reason_drop"));
-            assert!(0 < rcv && rcv < udp && udp < drop, "{run}: {h:?}");
-            // Inside the timeline: the tracepoints start and end it.
-            assert_eq!(h.last(), Some(&"kfree_skb"), "{run}: {h:?}");
-            assert!(drop < h.len() - 1, "{run}: {h:?}");
-            assert_eq!(fate["last_hook"], "kfree_skb", "{fate}");
-            eprintln!("{test}: {run}: packet {}: {h:?}", fate["packet"]);
-        }
+    check_function_steps(
+        test,
+        "kmulti",
+        "tp_btf+kprobe-multi",
+        "sk_skb_reason_drop",
+        &s,
+        &o,
+    );
+    check_function_steps(
+        test,
+        "fentry",
+        "tp_btf+fentry",
+        "sk_skb_reason_drop",
+        &s,
+        &o,
+    );
+}
+
+/// Each of the three NO_SOCKET timelines of run `run` holds ip_rcv,
+/// __udp4_lib_rcv and `drop_fn` steps, in that order, between the
+/// tracepoints that start and end it.
+fn check_function_steps(
+    test: &str,
+    run: &str,
+    via: &str,
+    drop_fn: &str,
+    s: &BTreeMap<String, String>,
+    o: &Outcome,
+) {
+    let err = &s[&format!("{run}-stderr")];
+    eprintln!("{test}: {run}: {}", err.trim());
+    assert!(err.contains(&format!("via {via}")), "{run}: {err}");
+    let p = packets(&s[run]);
+    assert_eq!(p.len(), 3, "{run}: {}", show(o));
+    for (steps, fate) in p.values() {
+        assert_eq!(fate["fate"], "dropped", "{run}: {fate}");
+        assert_eq!(fate["reason"], "NO_SOCKET", "{run}: {fate}");
+        assert_eq!(fate["location"]["symbol"], "__udp4_lib_rcv", "{fate}");
+        assert_time_ordered(steps);
+        let h = hooks(steps);
+        let at = |f: &str| {
+            h.iter()
+                .position(|x| *x == f)
+                .unwrap_or_else(|| panic!("{run}: no {f} step in {h:?}"))
+        };
+        let (rcv, udp, drop) = (at("ip_rcv"), at("__udp4_lib_rcv"), at(drop_fn));
+        assert!(0 < rcv && rcv < udp && udp < drop, "{run}: {h:?}");
+        // Inside the timeline: the tracepoints start and end it.
+        assert_eq!(h.last(), Some(&"kfree_skb"), "{run}: {h:?}");
+        assert!(drop < h.len() - 1, "{run}: {h:?}");
+        assert_eq!(fate["last_hook"], "kfree_skb", "{fate}");
+        eprintln!("{test}: {run}: packet {}: {h:?}", fate["packet"]);
     }
 }
