@@ -222,6 +222,7 @@ pub struct PathProbe {
     skel: PathSkel<'static>,
     _links: Vec<Link>,
     hooks: Vec<u16>,
+    track_ns: u64,
     ring: libbpf_rs::RingBuffer<'static>,
     queue: Rc<RefCell<Vec<RawStep>>>,
 }
@@ -290,6 +291,7 @@ impl PathProbe {
             skel,
             _links: links,
             hooks: opts.hooks.clone(),
+            track_ns: opts.track_ns,
             ring,
             queue,
         })
@@ -312,6 +314,7 @@ impl PathProbe {
             tracked: dup(&self.skel.maps.tracked, "tracked")?,
             events: dup(&self.skel.maps.events, "events")?,
             hook_base: FUNC_HOOK_BASE,
+            track_ns: self.track_ns,
         })
     }
 }

@@ -72,6 +72,8 @@ pub struct SharedMaps {
     pub events: OwnedFd,
     /// Step hook ids of functions start here (function id added).
     pub hook_base: u16,
+    /// The path probe's age limit of a tracked skb address.
+    pub track_ns: u64,
 }
 
 /// What attaching did, for the start-up line and the JSON summary.
@@ -128,6 +130,7 @@ fn open_skel(opts: &SkbFuncOptions, tp_base: u32) -> Result<OpenSkbfuncSkel<'sta
     if let Some(sh) = &opts.share {
         ro.cfg_steps = true;
         ro.cfg_hook_base = sh.hook_base.into();
+        ro.cfg_track_ns = sh.track_ns;
         open.maps
             .tracked
             .reuse_fd(sh.tracked.as_fd())

@@ -57,6 +57,8 @@ const volatile __u32 cfg_tp_base = 0; /* first tracepoint slot */
 /* Emit steps of tracked packets instead of counting; hook = base + id. */
 const volatile bool cfg_steps = false;
 const volatile __u32 cfg_hook_base = 0;
+/* The path probe's age limit of a tracked entry (its cfg_track_ns). */
+const volatile __u64 cfg_track_ns = 2000000000ULL;
 
 /* The path probe's maps when cfg_steps (reused fds; the sizes here only
  * matter when counting, where they stay unused). */
@@ -117,6 +119,16 @@ static __always_inline bool port_matches(struct sk_buff *skb)
 	return ports[0] == bpf_htons(cfg_port) || ports[1] == bpf_htons(cfg_port);
 }
 
+/* Whether the IPv4 header at off in head carries id ipid. */
+static __always_inline bool ipid_at(unsigned char *head, __u16 off, __u32 ipid)
+{
+	__u8 h[6];
+
+	if (off == 0xffff || bpf_probe_read_kernel(h, sizeof(h), head + off))
+		return false;
+	return (h[0] >> 4) == 4 && (((__u32)h[4] << 8) | h[5]) == ipid;
+}
+
 /* One step of a packet the path probe tracks. Only its maps decide
  * (filters ran where the packet started); fate stays with the tracepoints.
  * The skb may be a plain number here (kprobes): every read is a probe
@@ -131,16 +143,24 @@ static __always_inline int emit_step(__u32 id, struct sk_buff *skb)
 	__u16 nh;
 	__u32 tail, n;
 
-	if (!t)
+	__u64 now = bpf_ktime_get_ns();
+
+	if (!t || now - t->start_ns > cfg_track_ns)
+		return 0;
+	head = BPF_CORE_READ(skb, head);
+	nh = BPF_CORE_READ(skb, network_header);
+	/* The path probe's reuse check, without its deletion (left to the
+	 * tracepoints): an IPv4 packet keeps its id through NAT, and inside
+	 * a tunnel the inner header keeps it. */
+	if (t->ipid != 0xffffffff && head && !ipid_at(head, nh, t->ipid) &&
+	    !ipid_at(head, BPF_CORE_READ(skb, inner_network_header), t->ipid))
 		return 0;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e)
 		return 0;
 	dev = BPF_CORE_READ(skb, dev);
-	head = BPF_CORE_READ(skb, head);
-	nh = BPF_CORE_READ(skb, network_header);
 	tail = BPF_CORE_READ(skb, tail);
-	e->time_ns = bpf_ktime_get_ns();
+	e->time_ns = now;
 	e->skbaddr = key;
 	e->packet = t->packet;
 	e->location = 0;
