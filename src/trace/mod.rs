@@ -289,7 +289,8 @@ pub fn classify(id: u64, all: &[Step]) -> Fate {
         comm: None,
         steps: all.len(),
         duration_ns: all.last().map_or(0, |s| s.delta_ns),
-        last_hook: last.map(|s| s.hook.clone()).unwrap_or_default(),
+        // Where it was last seen, a function if one came last.
+        last_hook: all.last().map(|s| s.hook.clone()).unwrap_or_default(),
     };
     let Some(last) = last else { return f };
     if let Some(d) = delivered {
