@@ -99,6 +99,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         dev: None,
         mark: None,
         consumed,
+        consume_location: path::consume_has_location(&btf),
         hooks,
         ringbuf_bytes: 8 << 20,
         track_ns: 2_000_000_000,

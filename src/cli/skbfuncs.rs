@@ -66,24 +66,27 @@ struct Summary<'a> {
     hits: &'a [Hit],
 }
 
+/// `--funcs REGEX`, with a one-line error naming the problem.
+pub fn parse_funcs(f: Option<&str>) -> Result<Option<regex::Regex>> {
+    f.map(|f| {
+        regex::Regex::new(f).map_err(|e| {
+            let why = e.to_string();
+            let why = why.lines().last().unwrap_or_default().trim().to_string();
+            anyhow::anyhow!("--funcs {f:?} is not a valid regular expression: {why}")
+        })
+    })
+    .transpose()
+}
+
 pub fn run(a: SkbFuncsArgs) -> Result<()> {
     let stop = signals::stop_flag();
-    let funcs = a
-        .funcs
-        .as_deref()
-        .map(|f| {
-            regex::Regex::new(f).map_err(|e| {
-                let why = e.to_string();
-                let why = why.lines().last().unwrap_or_default().trim().to_string();
-                anyhow::anyhow!("--funcs {f:?} is not a valid regular expression: {why}")
-            })
-        })
-        .transpose()?;
     let opts = SkbFuncOptions {
         backend: a.backend.map(Into::into),
-        funcs,
+        funcs: parse_funcs(a.funcs.as_deref())?,
         port: a.port,
         kmods: a.kmods,
+        share: None,
+        allow: None,
     };
     let probe = SkbFuncProbe::attach(&opts)?;
     let r = &probe.report;

@@ -20,7 +20,9 @@ use crate::output::finding::finding_text;
 use crate::output::pcapng::PcapngWriter;
 use crate::output::text::netns_label;
 use crate::output::{is_broken_pipe, json_line, Format};
+use crate::probe::path::funcs::WithFunctions;
 use crate::probe::path::{self, PathBackend, PathCounters, PathOptions, PathProbe};
+use crate::probe::skbfunc::SkbFuncOptions;
 use crate::signals;
 use crate::trace::{decode, render, Owners, Packet, Timeline};
 
@@ -65,6 +67,16 @@ pub struct TraceArgs {
     /// Ring buffer size in KiB (power of two, >= 4).
     #[arg(long, value_name = "KIB", default_value = "8192")]
     pub ring_kib: u32,
+    /// How kernel functions add steps to the timelines: kprobe-multi,
+    /// kprobe or fentry (default: the best the feature probes allow; on
+    /// kernels refusing all three, tracepoints only, said in one line);
+    /// `tracepoint`: no function steps.
+    #[arg(long, value_enum)]
+    pub backend: Option<super::skbfuncs::BackendArg>,
+    /// Only kernel functions whose name matches this regular expression
+    /// add steps (fentry attaches per function: keep the set small).
+    #[arg(long, value_name = "REGEX")]
+    pub funcs: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -114,12 +126,41 @@ pub fn run(args: TraceArgs) -> Result<()> {
         dev,
         mark,
         consumed,
+        consume_location: path::consume_has_location(&btf),
         hooks,
         ringbuf_bytes: args.ring_kib * 1024,
         track_ns: 2_000_000_000,
         cgroup,
     };
-    let mut backend: Box<dyn PathBackend> = Box::new(PathProbe::start(&opts)?);
+    let funcs = super::skbfuncs::parse_funcs(args.funcs.as_deref())?;
+    let probe = PathProbe::start(&opts)?;
+    let mut backend: Box<dyn PathBackend> = match args.backend {
+        Some(super::skbfuncs::BackendArg::Tracepoint) => Box::new(WithFunctions::alone(probe)),
+        b => {
+            // Nothing asked for: kprobe-multi or nothing. Per-function
+            // kprobes and fentry take seconds to minutes for the ~1.5k skb
+            // functions (BENCHMARKS.md): only with --backend or --funcs.
+            let auto = b.is_none() && funcs.is_none();
+            let fopts = SkbFuncOptions {
+                backend: b.map(Into::into),
+                funcs,
+                allow: auto.then(|| vec![crate::probe::skbfunc::Backend::KprobeMulti]),
+                ..Default::default()
+            };
+            let (w, notice) = WithFunctions::start(probe, fopts)
+                .context("attaching the skb function steps (--backend tracepoint: without)")?;
+            if let Some(n) = notice {
+                eprintln!("{n}");
+            } else {
+                eprintln!(
+                    "netwhy: {} kernel functions add steps via {}",
+                    w.functions(),
+                    w.name()
+                );
+            }
+            Box::new(w)
+        }
+    };
     let names: Vec<String> = backend.hooks().iter().map(|s| s.to_string()).collect();
     for (tp, why) in &skipped {
         eprintln!("netwhy: hook {tp} not used: {why}");

@@ -488,6 +488,25 @@ impl Btf {
     }
 }
 
+impl Btf {
+    /// How many arguments raw tracepoint `tp` passes (without the hidden
+    /// context), from its `btf_trace_<tp>` typedef; None if there is none.
+    /// Tracepoints gain arguments over releases (consume_skb's location in
+    /// 6.3), and a tp_btf program may not read past the last one.
+    pub fn raw_tracepoint_arg_count(&self, tp: &str) -> Option<usize> {
+        let want = format!("btf_trace_{tp}");
+        let (_, t) = self
+            .own_types()
+            .find(|(_, t)| t.kind == KIND_TYPEDEF && self.str_at(t.name_off) == Some(&want))?;
+        let (_, ptr) = self.skip_mods(t.size_type)?;
+        if ptr.kind != KIND_PTR {
+            return None;
+        }
+        let (_, proto) = self.skip_mods(ptr.size_type)?;
+        (proto.kind == KIND_FUNC_PROTO).then(|| (proto.vlen as usize).saturating_sub(1))
+    }
+}
+
 fn is_enum(t: &Ty<'_>) -> bool {
     t.kind == KIND_ENUM || t.kind == KIND_ENUM64
 }

@@ -181,6 +181,17 @@ pub fn tuple(f: &Flow) -> Tuple {
     (f.src, f.dst, f.sport, f.dport, f.proto.clone())
 }
 
+/// Whether a free with this reason is a drop. `consumed` is SKB_CONSUMED,
+/// u32::MAX on kernels without it (6.1), where every kfree_skb is a drop
+/// (reasons from NOT_SPECIFIED, 1) and consume_skb (reason 0) is not.
+pub fn is_drop(reason: u32, consumed: u32) -> bool {
+    if consumed == u32::MAX {
+        reason != 0
+    } else {
+        reason > consumed
+    }
+}
+
 /// Turns one wire step into a [`Step`].
 pub fn decode(raw: &RawStep, hook: (&str, Role), en: &mut Enricher, consumed: u32) -> Step {
     let n = usize::from(raw.hdr_len).min(raw.hdr.len());
@@ -193,7 +204,7 @@ pub fn decode(raw: &RawStep, hook: (&str, Role), en: &mut Enricher, consumed: u3
         None,
     );
     let free = hook.1 == Role::Free;
-    let dropped = free && raw.reason > consumed;
+    let dropped = free && is_drop(raw.reason, consumed);
     Step {
         kind: "step",
         v: JSON_VERSION,
@@ -249,7 +260,14 @@ pub fn finish_steps(steps: &mut [Step]) {
 }
 
 /// The fate of a packet from its steps (in time order).
-pub fn classify(id: u64, steps: &[Step]) -> Fate {
+pub fn classify(id: u64, all: &[Step]) -> Fate {
+    // Function steps show the way; the fate comes from the tracepoints.
+    let core: Vec<Step> = all
+        .iter()
+        .filter(|s| s.role != Some(Role::Function))
+        .cloned()
+        .collect();
+    let steps = &core[..];
     let last = steps.last();
     let delivered = steps.iter().rev().find(|s| s.role == Some(Role::Delivered));
     // Where it ended: the last step that knew its namespace (socket-layer
@@ -269,9 +287,10 @@ pub fn classify(id: u64, steps: &[Step]) -> Fate {
         socket: None,
         pid: None,
         comm: None,
-        steps: steps.len(),
-        duration_ns: last.map_or(0, |s| s.delta_ns),
-        last_hook: last.map(|s| s.hook.clone()).unwrap_or_default(),
+        steps: all.len(),
+        duration_ns: all.last().map_or(0, |s| s.delta_ns),
+        // Where it was last seen, a function if one came last.
+        last_hook: all.last().map(|s| s.hook.clone()).unwrap_or_default(),
     };
     let Some(last) = last else { return f };
     if let Some(d) = delivered {

@@ -265,3 +265,41 @@ fn flows_group_by_local_endpoint_and_name_the_sender() {
     );
     assert!(f.packets[2].explanation.is_none());
 }
+
+#[test]
+fn kfree_skb_is_a_drop_on_kernels_without_skb_consumed() {
+    // 6.18: SKB_CONSUMED = 2 (after NOT_DROPPED_YET); reason 2 is no drop.
+    assert!(!super::is_drop(2, 2));
+    assert!(super::is_drop(3, 2));
+    // 6.1: no SKB_CONSUMED; kfree_skb reasons start at NOT_SPECIFIED (1),
+    // consume_skb steps carry 0.
+    assert!(super::is_drop(1, u32::MAX));
+    assert!(!super::is_drop(0, u32::MAX));
+}
+
+#[test]
+fn function_steps_show_the_way_but_never_decide_the_fate() {
+    let f0 = flow("198.18.0.1", 1, "198.18.0.2", 5300);
+    // The driver took it, then TX completion ran through functions before
+    // consume_skb: still transmitted, on the driver's device.
+    let mut x = step(6, 20, "net_dev_xmit", Role::Transmitted, f0.clone());
+    x.dev = Some("ens3".into());
+    let mut func = step(6, 25, "napi_consume_skb", Role::Function, f0.clone());
+    func.dev = Some("other".into());
+    let s = vec![x, func, step(6, 30, "consume_skb", Role::Free, f0.clone())];
+    let f = classify(6, &s);
+    assert_eq!((f.fate, f.dev.as_deref()), ("transmitted", Some("ens3")));
+    assert_eq!((f.steps, f.last_hook.as_str()), (3, "consume_skb"));
+
+    // A timeline whose last step is a function (fate not seen): unknown,
+    // last seen in that function; the step count includes the functions.
+    let s = vec![
+        step(7, 10, "netif_receive_skb", Role::Receive, f0.clone()),
+        step(7, 20, "ip_rcv", Role::Function, f0.clone()),
+    ];
+    let f = classify(7, &s);
+    assert_eq!(
+        (f.fate, f.steps, f.last_hook.as_str()),
+        ("unknown", 2, "ip_rcv")
+    );
+}

@@ -24,6 +24,8 @@ mod skel {
 }
 use skel::*;
 
+pub mod funcs;
+
 /// One step of one packet, generated from `event.h`.
 pub use skel::types::nw_path_event as RawStep;
 
@@ -53,6 +55,9 @@ pub enum Role {
     IcmpError,
     /// Freed as dropped (reason > SKB_CONSUMED) or consumed.
     Free,
+    /// Entered a kernel function (the skb function probe's steps): shows
+    /// the way, never decides the fate.
+    Function,
 }
 
 /// A tracepoint the probe can attach to.
@@ -106,6 +111,10 @@ const fn hook(tp: &'static str, skb_arg: u8, role: Role) -> PathHook {
     }
 }
 
+/// Step hooks from this value on are skb functions (id = hook - base),
+/// written by the skb function probe into this probe's ring buffer.
+pub const FUNC_HOOK_BASE: u16 = 1024;
+
 pub const HOOK_KFREE_SKB: u16 = 16;
 pub const HOOK_CONSUME_SKB: u16 = 17;
 
@@ -118,7 +127,15 @@ pub fn select_hooks(btf: &Btf) -> (Vec<u16>, Vec<(&'static str, String)>) {
     let mut off = Vec::new();
     for (id, h) in HOOKS.iter().enumerate() {
         let found = if h.arg_struct == "sock" { &sock } else { &skb };
+        let has = btf.raw_tracepoint_arg_count(h.tp).unwrap_or(0);
         match found.iter().find(|f| f.func == h.tp) {
+            Some(_) if has < args_read(h.tp) => off.push((
+                h.tp,
+                format!(
+                    "{has} arguments here, the program reads {}",
+                    args_read(h.tp)
+                ),
+            )),
             Some(f) if f.arg_index == h.skb_arg => on.push(id as u16),
             Some(f) => off.push((
                 h.tp,
@@ -128,6 +145,25 @@ pub fn select_hooks(btf: &Btf) -> (Vec<u16>, Vec<(&'static str, String)>) {
         }
     }
     (on, off)
+}
+
+/// How many tracepoint arguments a hook's program reads unconditionally
+/// (beyond the skb and sock, which `select_hooks` checks by type). A tp_btf
+/// program reading past the last argument fails to load.
+fn args_read(tp: &str) -> usize {
+    match tp {
+        "net_dev_xmit" => 4,
+        "kfree_skb" | "icmp_send" => 3,
+        "skb_copy_datagram_iovec" => 2,
+        _ => 1,
+    }
+}
+
+/// Whether consume_skb passes its caller's location (6.3+; 6.1 passes only
+/// the skb): the program reads it only when told so.
+pub fn consume_has_location(btf: &Btf) -> bool {
+    btf.raw_tracepoint_arg_count("consume_skb")
+        .is_some_and(|n| n >= 2)
 }
 
 /// Kernel-side counters, summed over CPUs.
@@ -166,8 +202,10 @@ pub struct PathOptions {
     pub netns: Vec<u32>,
     pub dev: Option<DevMatch>,
     pub mark: Option<(u32, u32)>,
-    /// SKB_CONSUMED in this kernel's enum.
+    /// SKB_CONSUMED in this kernel's enum (u32::MAX: none, as in 6.1).
     pub consumed: u32,
+    /// consume_skb has a location argument ([`consume_has_location`]).
+    pub consume_location: bool,
     /// Hooks to enable (ids into [`HOOKS`]).
     pub hooks: Vec<u16>,
     pub ringbuf_bytes: u32,
@@ -184,6 +222,7 @@ pub struct PathProbe {
     skel: PathSkel<'static>,
     _links: Vec<Link>,
     hooks: Vec<u16>,
+    track_ns: u64,
     ring: libbpf_rs::RingBuffer<'static>,
     queue: Rc<RefCell<Vec<RawStep>>>,
 }
@@ -252,8 +291,30 @@ impl PathProbe {
             skel,
             _links: links,
             hooks: opts.hooks.clone(),
+            track_ns: opts.track_ns,
             ring,
             queue,
+        })
+    }
+}
+
+impl PathProbe {
+    /// Duplicates of the `tracked` and `events` fds, for the skb function
+    /// probe to load against (libbpf reuse_fd) and step into this
+    /// probe's timelines.
+    pub fn shared_maps(&self) -> Result<crate::probe::skbfunc::SharedMaps, ProbeError> {
+        use std::os::fd::AsFd;
+        let dup = |m: &libbpf_rs::Map, name| {
+            m.as_fd().try_clone_to_owned().map_err(|e| ProbeError::Map {
+                map: name,
+                detail: e.to_string(),
+            })
+        };
+        Ok(crate::probe::skbfunc::SharedMaps {
+            tracked: dup(&self.skel.maps.tracked, "tracked")?,
+            events: dup(&self.skel.maps.events, "events")?,
+            hook_base: FUNC_HOOK_BASE,
+            track_ns: self.track_ns,
         })
     }
 }
@@ -324,6 +385,7 @@ fn configure(open: &mut OpenPathSkel<'static>, opts: &PathOptions) -> libbpf_rs:
         .as_deref_mut()
         .expect("path.bpf.c has rodata");
     ro.cfg_consumed = opts.consumed;
+    ro.cfg_consume_location = opts.consume_location;
     ro.cfg_netns_filter = !opts.netns.is_empty();
     match &opts.dev {
         Some(DevMatch::Index(i)) => {

@@ -22,7 +22,9 @@
 char LICENSE[] SEC("license") = "GPL";
 
 /* ---- configuration, frozen before load ---- */
-const volatile __u32 cfg_consumed = 1;       /* SKB_CONSUMED from BTF */
+const volatile __u32 cfg_consumed = 1;       /* SKB_CONSUMED from BTF; ~0: none (6.1) */
+/* consume_skb passes its caller's location (6.3+); 6.1's has only the skb. */
+const volatile bool cfg_consume_location = true;
 const volatile bool cfg_netns_filter = false;
 const volatile bool cfg_ifindex_filter = false;
 const volatile __u32 cfg_ifindex = 0;
@@ -195,11 +197,21 @@ static __always_inline bool packet_matches(struct sk_buff *skb, unsigned char *l
  * and drops. The others see only packets already seen at one of these, so
  * evaluating the filter there again would only cost time (and a consume or
  * a finished transmit seen first ends something we never saw begin). */
+/* A kfree_skb reason that means dropped. Kernels without SKB_CONSUMED
+ * (6.1) free consumed packets through consume_skb only, so every kfree_skb
+ * there is a drop (its reasons start at NOT_SPECIFIED, 1). */
+static __always_inline bool is_drop(__u32 reason)
+{
+	if (cfg_consumed == (__u32)~0)
+		return reason != 0;
+	return reason > cfg_consumed;
+}
+
 static __always_inline bool may_start(__u16 hook, __u32 reason)
 {
 	return hook == NW_HOOK_NAPI_GRO_RECEIVE || hook == NW_HOOK_NETIF_RECEIVE_SKB ||
 	       hook == NW_HOOK_NET_DEV_QUEUE ||
-	       (hook == NW_HOOK_KFREE_SKB && reason > cfg_consumed);
+	       (hook == NW_HOOK_KFREE_SKB && is_drop(reason));
 }
 
 static __always_inline int step(struct sk_buff *skb, __u16 hook, __u64 location, __u32 reason,
@@ -408,12 +420,18 @@ int nw_path_kfree_skb(unsigned long long *ctx)
 SEC("tp_btf/consume_skb")
 int nw_path_consume_skb(unsigned long long *ctx)
 {
-	return step((struct sk_buff *)ctx[0], NW_HOOK_CONSUME_SKB, ctx[1], 0, 0, 0, 0, 0);
+	/* Dead code on 6.1 (frozen rodata), where reading ctx[1] fails to load. */
+	__u64 location = cfg_consume_location ? ctx[1] : 0;
+
+	return step((struct sk_buff *)ctx[0], NW_HOOK_CONSUME_SKB, location, 0, 0, 0, 0, 0);
 }
 
 /* sk_data_ready(sk): a socket was told data arrived. The tracepoint has no
  * skb, but UDP and TCP append the skb to sk_receive_queue just before, so
- * the queue's tail is the packet (an exact check: it must be tracked). */
+ * the queue's tail is the packet (an exact check: step() finds it tracked
+ * or, this hook being no start, ignores it). The pointer is never passed
+ * by address (as a map key): 6.12's verifier then forgets its BTF type and
+ * step()'s direct reads through it fail to load ("invalid mem access"). */
 SEC("tp_btf/sk_data_ready")
 int nw_path_sk_data_ready(unsigned long long *ctx)
 {
@@ -423,8 +441,6 @@ int nw_path_sk_data_ready(unsigned long long *ctx)
 	__u64 ino;
 
 	if (!skb || (void *)skb == (void *)&sk->sk_receive_queue)
-		return 0;
-	if (!bpf_map_lookup_elem(&tracked, &skb))
 		return 0;
 	sock_info(sk, &aux, &ino);
 	return step(skb, NW_HOOK_SK_DATA_READY, 0, 0, aux, 0, sk, ino);

@@ -68,3 +68,17 @@ fn this_kernel_has_the_core_hooks() {
         );
     }
 }
+
+#[test]
+fn argument_counts_come_from_the_tracepoint_typedefs() {
+    let Ok(btf) = Btf::load_vmlinux() else {
+        return;
+    };
+    // kfree_skb(skb, location, reason, rx_sk) since 6.12; (skb, location,
+    // reason) before: at least the three the program reads.
+    assert!(btf.raw_tracepoint_arg_count("kfree_skb").unwrap() >= 3);
+    assert_eq!(btf.raw_tracepoint_arg_count("net_dev_xmit"), Some(4));
+    assert_eq!(btf.raw_tracepoint_arg_count("no_such_tracepoint_nw"), None);
+    // This kernel's consume_skb has its location (6.3+).
+    assert!(consume_has_location(&btf));
+}

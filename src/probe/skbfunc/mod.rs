@@ -3,16 +3,17 @@
 //! through kprobe-multi, fentry or single kprobes, whichever feature probes
 //! show this kernel allows, plus the skb tracepoints, which need none of them.
 //!
-//! Today each hit is counted per function; `on_skb` in the BPF C is where
-//! per-packet steps for `netwhy trace` will be emitted instead, once the
-//! trace timeline's step event is on main.
+//! `netwhy skbfuncs` counts hits per function; `netwhy trace` hands over the
+//! path probe's maps ([`SharedMaps`]) and gets a step per function a
+//! tracked packet enters, in the path probe's timeline.
 mod fentry;
 mod parallel;
 mod probes;
 pub mod select;
 
 use std::mem::MaybeUninit;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
@@ -53,6 +54,26 @@ pub struct SkbFuncOptions {
     pub port: Option<u16>,
     /// Also trace these modules' skb functions (`--kmods nf_tables,veth`).
     pub kmods: Vec<String>,
+    /// Emit steps of the path probe's tracked packets into its ring buffer
+    /// instead of counting (`netwhy trace`); the skb tracepoints are then
+    /// the path probe's, not attached here.
+    pub share: Option<Arc<SharedMaps>>,
+    /// With `backend` None: the backends the choice may fall on (None:
+    /// all); any other choice becomes tracepoints only.
+    pub allow: Option<Vec<Backend>>,
+}
+
+/// The path probe's maps, for the function probe to write steps into.
+#[derive(Debug)]
+pub struct SharedMaps {
+    /// skb address -> packet (`tracked`).
+    pub tracked: OwnedFd,
+    /// The step ring buffer (`events`).
+    pub events: OwnedFd,
+    /// Step hook ids of functions start here (function id added).
+    pub hook_base: u16,
+    /// The path probe's age limit of a tracked skb address.
+    pub track_ns: u64,
 }
 
 /// What attaching did, for the start-up line and the JSON summary.
@@ -106,6 +127,19 @@ fn open_skel(opts: &SkbFuncOptions, tp_base: u32) -> Result<OpenSkbfuncSkel<'sta
     let ro = open.maps.rodata_data.as_deref_mut().expect("rodata");
     ro.cfg_port = opts.port.map(i32::from).unwrap_or(-1);
     ro.cfg_tp_base = tp_base;
+    if let Some(sh) = &opts.share {
+        ro.cfg_steps = true;
+        ro.cfg_hook_base = sh.hook_base.into();
+        ro.cfg_track_ns = sh.track_ns;
+        open.maps
+            .tracked
+            .reuse_fd(sh.tracked.as_fd())
+            .map_err(|e| load_err(&e))?;
+        open.maps
+            .events
+            .reuse_fd(sh.events.as_fd())
+            .map_err(|e| load_err(&e))?;
+    }
     Ok(open)
 }
 
@@ -155,7 +189,13 @@ impl SkbFuncProbe {
             &skel.progs.nw_tp_consume_skb,
         ];
         let mut skipped = Vec::new();
-        for (p, name) in tps.into_iter().zip(TRACEPOINTS) {
+        // Sharing: the path probe has its own tracepoints.
+        let tps = if opts.share.is_some() {
+            &tps[..0]
+        } else {
+            &tps[..]
+        };
+        for (p, name) in tps.iter().zip(TRACEPOINTS) {
             match p.attach() {
                 Ok(l) => links.push(l),
                 Err(e) => skipped.push((format!("tp:{name}"), e.to_string())),
@@ -230,8 +270,11 @@ impl SkbFuncProbe {
                 }
             }
         }
-        let backend = select::choose(opts.backend, &probes)
+        let mut backend = select::choose(opts.backend, &probes)
             .map_err(|e| ProbeError::BackendRefused(e.to_string()))?;
+        if opts.allow.as_ref().is_some_and(|a| !a.contains(&backend)) {
+            backend = Backend::Tracepoint;
+        }
 
         let t1 = Instant::now();
         let mut clones = Vec::new();
@@ -350,6 +393,12 @@ impl SkbFuncProbe {
             report: report.clone(),
         };
         Ok((probe, report))
+    }
+
+    /// Names of the function ids (their step hooks: base + id).
+    pub fn function_names(&self) -> &[String] {
+        let n = self.names.len() - TRACEPOINTS.len();
+        &self.names[..n]
     }
 
     /// Every function and tracepoint hit at least once, in path order

@@ -16,8 +16,10 @@
  *                 refuses all three
  *
  * Each hit is counted per function (hits map, with the time of the first
- * hit so the path can be ordered). `on_skb` is the one place where a
- * per-packet step event would be emitted instead.
+ * hit so the path can be ordered), or, for `netwhy trace` (cfg_steps), a
+ * hit on an skb the path probe tracks becomes a step of that packet: user
+ * space hands this object the path probe's `tracked` and `events` maps
+ * before load, so both probes write one timeline.
  */
 #include "../include/vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -25,6 +27,8 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "../include/skbfunc.h"
+#include "../include/event.h"
+#include "../include/skb.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -50,6 +54,25 @@ struct iphdr_min {
 /* ---- configuration, frozen before load ---- */
 const volatile __s32 cfg_port = -1;   /* match TCP/UDP src or dst port */
 const volatile __u32 cfg_tp_base = 0; /* first tracepoint slot */
+/* Emit steps of tracked packets instead of counting; hook = base + id. */
+const volatile bool cfg_steps = false;
+const volatile __u32 cfg_hook_base = 0;
+/* The path probe's age limit of a tracked entry (its cfg_track_ns). */
+const volatile __u64 cfg_track_ns = 2000000000ULL;
+
+/* The path probe's maps when cfg_steps (reused fds; the sizes here only
+ * matter when counting, where they stay unused). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u64);
+	__type(value, struct nw_track);
+} tracked SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -96,12 +119,86 @@ static __always_inline bool port_matches(struct sk_buff *skb)
 	return ports[0] == bpf_htons(cfg_port) || ports[1] == bpf_htons(cfg_port);
 }
 
+/* Whether the IPv4 header at off in head carries id ipid. */
+static __always_inline bool ipid_at(unsigned char *head, __u16 off, __u32 ipid)
+{
+	__u8 h[6];
+
+	if (off == 0xffff || bpf_probe_read_kernel(h, sizeof(h), head + off))
+		return false;
+	return (h[0] >> 4) == 4 && (((__u32)h[4] << 8) | h[5]) == ipid;
+}
+
+/* One step of a packet the path probe tracks. Only its maps decide
+ * (filters ran where the packet started); fate stays with the tracepoints.
+ * The skb may be a plain number here (kprobes): every read is a probe
+ * read. */
+static __always_inline int emit_step(__u32 id, struct sk_buff *skb)
+{
+	__u64 key = (__u64)skb;
+	struct nw_track *t = bpf_map_lookup_elem(&tracked, &key);
+	struct nw_path_event *e;
+	struct net_device *dev;
+	unsigned char *head;
+	__u16 nh;
+	__u32 tail, n;
+
+	__u64 now = bpf_ktime_get_ns();
+
+	if (!t || now - t->start_ns > cfg_track_ns)
+		return 0;
+	head = BPF_CORE_READ(skb, head);
+	nh = BPF_CORE_READ(skb, network_header);
+	/* The path probe's reuse check, without its deletion (left to the
+	 * tracepoints): an IPv4 packet keeps its id through NAT, and inside
+	 * a tunnel the inner header keeps it. */
+	if (t->ipid != 0xffffffff && head && !ipid_at(head, nh, t->ipid) &&
+	    !ipid_at(head, BPF_CORE_READ(skb, inner_network_header), t->ipid))
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		return 0;
+	dev = BPF_CORE_READ(skb, dev);
+	tail = BPF_CORE_READ(skb, tail);
+	e->time_ns = now;
+	e->skbaddr = key;
+	e->packet = t->packet;
+	e->location = 0;
+	e->sock_ino = 0;
+	e->reason = 0;
+	e->netns = skb_netns(skb, dev, false);
+	e->ifindex = dev ? BPF_CORE_READ(dev, ifindex) : 0;
+	e->mark = BPF_CORE_READ(skb, mark);
+	e->len = BPF_CORE_READ(skb, len);
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->aux = 0;
+	e->hook = (__u16)(cfg_hook_base + id);
+	e->protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	e->hdr_len = 0;
+	e->flags = 0;
+	e->_pad0 = 0;
+	e->_pad1 = 0;
+	read_ifname(dev, e->ifname);
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	/* Headers from the network header, when it is set and inside data. */
+	if (head && nh != 0xffff && tail > nh) {
+		n = tail - nh;
+		if (bpf_probe_read_kernel(e->hdr, NW_HDR_MAX, head + nh) == 0)
+			e->hdr_len = n < NW_HDR_MAX ? n : NW_HDR_MAX;
+	}
+	/* trace polls every few ms; the path probe forces wake-ups. */
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
 static __always_inline int on_skb(__u32 id, struct sk_buff *skb)
 {
 	struct nw_hits *h;
 
 	if (!skb)
 		return 0;
+	if (cfg_steps)
+		return emit_step(id, skb);
 	if (cfg_port >= 0 && !port_matches(skb))
 		return 0;
 	h = bpf_map_lookup_elem(&hits, &id);

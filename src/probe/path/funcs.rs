@@ -1,0 +1,140 @@
+//! The path probe with the skb function probe's steps joined in (issue 7):
+//! the tracepoints start and end each packet's timeline (filters, fate),
+//! and every kernel function a tracked packet enters on the way adds a
+//! step, through whichever of kprobe-multi, kprobe and fentry this kernel
+//! allows.
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{PathBackend, PathCounters, PathProbe, RawStep, Role, FUNC_HOOK_BASE};
+use crate::probe::skbfunc::{Backend, SkbFuncOptions, SkbFuncProbe};
+use crate::probe::ProbeError;
+
+/// Tracepoints plus function steps; the functions detach on drop.
+pub struct WithFunctions {
+    path: PathProbe,
+    funcs: Option<SkbFuncProbe>,
+    names: Vec<String>,
+    label: &'static str,
+}
+
+impl WithFunctions {
+    /// Attaches the function probe to `path`'s maps. `opts.backend` None:
+    /// the feature probes choose (among `opts.allow`); when they leave only
+    /// tracepoints, or the attach fails, the path probe runs alone and the
+    /// reason comes back as a notice.
+    pub fn start(
+        path: PathProbe,
+        mut opts: SkbFuncOptions,
+    ) -> Result<(WithFunctions, Option<String>), ProbeError> {
+        opts.share = Some(Arc::new(path.shared_maps()?));
+        let funcs = match SkbFuncProbe::attach(&opts) {
+            Ok(f) => f,
+            // Asked for nothing in particular: the tracepoints still work.
+            Err(e) if opts.backend.is_none() => {
+                let notice = format!("netwhy: no skb function steps ({e}); tracepoints only");
+                return Ok((Self::alone(path), Some(notice)));
+            }
+            Err(e) => return Err(e),
+        };
+        if funcs.report.backend == Backend::Tracepoint {
+            let probes = &funcs.report.probes;
+            let refused: Vec<String> = probes
+                .iter()
+                .filter(|p| !p.ok)
+                .map(|p| {
+                    let why = first_line(p.error.as_deref().unwrap_or(""));
+                    format!("{}: {why}", p.backend.as_str())
+                })
+                .collect();
+            let usable: Vec<&str> = probes
+                .iter()
+                .filter(|p| p.ok)
+                .map(|p| p.backend.as_str())
+                .collect();
+            let hint = if usable.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} work here: --backend B --funcs REGEX)",
+                    usable.join(", ")
+                )
+            };
+            let notice = format!(
+                "netwhy: no skb function steps ({}); tracepoints only{hint}",
+                refused.join("; ")
+            );
+            funcs.detach();
+            return Ok((Self::alone(path), Some(notice)));
+        }
+        let names = funcs.function_names().to_vec();
+        let label = match funcs.report.backend {
+            Backend::KprobeMulti => "tp_btf+kprobe-multi",
+            Backend::Kprobe => "tp_btf+kprobe",
+            Backend::Fentry => "tp_btf+fentry",
+            Backend::Tracepoint => "tp_btf",
+        };
+        let w = WithFunctions {
+            path,
+            funcs: Some(funcs),
+            names,
+            label,
+        };
+        Ok((w, None))
+    }
+
+    /// The tracepoints only.
+    pub fn alone(path: PathProbe) -> WithFunctions {
+        WithFunctions {
+            path,
+            funcs: None,
+            names: Vec::new(),
+            label: "tp_btf",
+        }
+    }
+
+    /// Functions hooked (0 without a function backend).
+    pub fn functions(&self) -> usize {
+        self.funcs.as_ref().map_or(0, |f| f.report.functions)
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+impl PathBackend for WithFunctions {
+    fn name(&self) -> &'static str {
+        self.label
+    }
+
+    fn hooks(&self) -> Vec<&str> {
+        self.path.hooks()
+    }
+
+    fn hook(&self, id: u16) -> (&str, Role) {
+        match id.checked_sub(FUNC_HOOK_BASE) {
+            Some(f) => (
+                self.names.get(usize::from(f)).map_or("?", |n| n.as_str()),
+                Role::Function,
+            ),
+            None => self.path.hook(id),
+        }
+    }
+
+    fn next_batch(&mut self, timeout: Duration) -> Result<Vec<RawStep>, ProbeError> {
+        self.path.next_batch(timeout)
+    }
+
+    fn counters(&self) -> Result<PathCounters, ProbeError> {
+        self.path.counters()
+    }
+}
+
+impl Drop for WithFunctions {
+    fn drop(&mut self) {
+        if let Some(f) = self.funcs.take() {
+            f.detach();
+        }
+    }
+}
