@@ -147,6 +147,10 @@ impl Guest {
         }
         self.dirs
             .push(PathBuf::from("/usr/lib/x86_64-linux-gnu/xtables"));
+        // netwhy dlopens libpcap to compile trace filters: ldd of netwhy
+        // does not list it, so it comes with its own libraries.
+        let pcap = "/usr/lib/x86_64-linux-gnu/libpcap.so.0.8";
+        self.files.push((pcap.into(), PathBuf::from(pcap), true));
         self
     }
 
