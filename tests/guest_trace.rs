@@ -121,7 +121,18 @@ fn check_closed_port(test: &str, s: &BTreeMap<String, String>, o: &Outcome, icmp
 /// change shows there) and reaches the server (`query_fate`); the reply,
 /// not un-NATed, is dropped at the client as NO_SOCKET.
 fn check_dnat(test: &str, s: &BTreeMap<String, String>, o: &Outcome, query_fate: &str) {
-    let p = packets(&s["dnat"]);
+    check_dnat_in("dnat", test, s, o, query_fate)
+}
+
+/// [`check_dnat`] on the trace run named `run`.
+fn check_dnat_in(
+    run: &str,
+    test: &str,
+    s: &BTreeMap<String, String>,
+    o: &Outcome,
+    query_fate: &str,
+) {
+    let p = packets(&s[run]);
     for (id, (steps, fate)) in &p {
         let h: Vec<String> = steps
             .iter()
@@ -304,5 +315,147 @@ fn check_function_steps(
         assert!(drop < h.len() - 1, "{run}: {h:?}");
         assert_eq!(fate["last_hook"], "kfree_skb", "{fate}");
         eprintln!("{test}: {run}: packet {}: {h:?}", fate["packet"]);
+    }
+}
+
+/// Issue 7's firewall case: a TCP SYN dropped by an nftables forward rule
+/// on the router, traced with module functions (`--kmods nf_tables`) on
+/// kprobe-multi and fentry. Each SYN's timeline crosses ip_forward and the
+/// netfilter hook into nft_do_chain_inet (the entry that takes the skb)
+/// and ends with the drop NETFILTER_DROP at nft_do_chain.
+#[test]
+fn nft_drop_with_module_function_steps_on_debian_6_12() {
+    let test = "nft_drop_with_module_function_steps_on_debian_6_12";
+    let funcs = "--kmods nf_tables --funcs '^(ip_rcv|ip_forward|nf_hook_slow|nft_do_chain_(ipv4|inet)|sk_skb_reason_drop)$'";
+    let script = format!(
+        "{SCRIPT_HEAD}{}{}{}",
+        trace_run(
+            "nftkm",
+            "tcp port 443",
+            &format!("--backend kprobe-multi {funcs}"),
+            3,
+            "nft-forward-drop"
+        ),
+        trace_run(
+            "nftfe",
+            "tcp port 443",
+            &format!("--backend fentry {funcs}"),
+            3,
+            "nft-forward-drop"
+        ),
+        trace_run(
+            "nftkp",
+            "tcp port 443",
+            &format!("--backend kprobe {funcs}"),
+            3,
+            "nft-forward-drop"
+        ),
+    );
+    let g = Guest::new(DEBIAN_6_12).with_netwhy();
+    let Some(o) = guest::or_skip(test, g.run(&script, Duration::from_secs(600))) else {
+        return;
+    };
+    eprintln!("{test}: guest ran in {:?}", o.elapsed);
+    assert_eq!(o.code, 0, "{test}: {}", show(&o));
+    let s = sections(&o.output);
+    for (run, via) in [
+        ("nftkm", "tp_btf+kprobe-multi"),
+        ("nftfe", "tp_btf+fentry"),
+        ("nftkp", "tp_btf+kprobe"),
+    ] {
+        let err = &s[&format!("{run}-stderr")];
+        eprintln!("{test}: {run}: {}", err.trim());
+        assert!(err.contains(&format!("via {via}")), "{run}: {err}");
+        let p = packets(&s[run]);
+        assert_eq!(p.len(), 3, "{run}: three SYNs: {}", show(&o));
+        for (steps, fate) in p.values() {
+            assert_eq!(fate["fate"], "dropped", "{run}: {fate}");
+            assert_eq!(fate["reason"], "NETFILTER_DROP", "{run}: {fate}");
+            assert_eq!(fate["location"]["symbol"], "nft_do_chain", "{fate}");
+            assert_time_ordered(steps);
+            let h = hooks(steps);
+            // In this order (prerouting's hook runs before ip_forward too):
+            // the forward path, its netfilter hook, the chain, the drop.
+            let mut from = 0;
+            for f in [
+                "ip_rcv",
+                "ip_forward",
+                "nf_hook_slow",
+                "nft_do_chain_",
+                "sk_skb_reason_drop",
+            ] {
+                let i = h[from..]
+                    .iter()
+                    .position(|x| x.starts_with(f))
+                    .unwrap_or_else(|| panic!("{run}: no {f} step after {from} in {h:?}"));
+                from += i + 1;
+            }
+            assert_eq!(h.last(), Some(&"kfree_skb"), "{run}: {h:?}");
+        }
+    }
+}
+
+/// The DNAT path (one rewrite on the router, the un-NATed reply dropped
+/// NO_SOCKET) and the nft drop on the backends the other tests do not use
+/// for them: tracepoints alone, single kprobes, fentry (the closed port
+/// runs on kprobe-multi and fentry here, and on single kprobes on 6.1).
+#[test]
+fn dnat_and_nft_drop_on_every_backend_on_debian_6_12() {
+    let test = "dnat_and_nft_drop_on_every_backend_on_debian_6_12";
+    let backends = [
+        ("tp", "--backend tracepoint".to_string(), "tp_btf"),
+        (
+            "kp",
+            format!("--backend kprobe --funcs '{PATH_FUNCS}'"),
+            "tp_btf+kprobe",
+        ),
+        (
+            "fe",
+            format!("--backend fentry --funcs '{PATH_FUNCS}'"),
+            "tp_btf+fentry",
+        ),
+    ];
+    let mut script = SCRIPT_HEAD.to_string();
+    for (tag, extra, _) in &backends {
+        script += &trace_run(
+            &format!("dnat{tag}"),
+            "udp port 53",
+            extra,
+            2,
+            "conntrack-nat-mismatch",
+        );
+    }
+    script += &trace_run(
+        "nfttp",
+        "tcp port 443",
+        "--backend tracepoint",
+        3,
+        "nft-forward-drop",
+    );
+    let g = Guest::new(DEBIAN_6_12).with_netwhy();
+    let Some(o) = guest::or_skip(test, g.run(&script, Duration::from_secs(600))) else {
+        return;
+    };
+    eprintln!("{test}: guest ran in {:?}", o.elapsed);
+    assert_eq!(o.code, 0, "{test}: {}", show(&o));
+    let s = sections(&o.output);
+    for (tag, _, via) in &backends {
+        let run = format!("dnat{tag}");
+        let err = &s[&format!("{run}-stderr")];
+        assert!(err.contains(&format!("via {via} ")), "{run}: {err}");
+        check_dnat_in(&run, test, &s, &o, "delivered");
+    }
+    let p = packets(&s["nfttp"]);
+    assert_eq!(p.len(), 3, "nfttp: three SYNs: {}", show(&o));
+    for (steps, fate) in p.values() {
+        assert_eq!(fate["reason"], "NETFILTER_DROP", "{fate}");
+        assert_eq!(fate["location"]["symbol"], "nft_do_chain", "{fate}");
+        assert_time_ordered(steps);
+        assert!(
+            steps
+                .iter()
+                .all(|st| !st["hook"].as_str().unwrap_or("").starts_with("nf_")),
+            "tracepoints only: {steps:?}"
+        );
     }
 }

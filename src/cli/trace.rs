@@ -77,6 +77,10 @@ pub struct TraceArgs {
     /// add steps (fentry attaches per function: keep the set small).
     #[arg(long, value_name = "REGEX")]
     pub funcs: Option<String>,
+    /// Also add steps from the skb functions of these loaded modules
+    /// (nf_tables, ...): the firewall's own functions in the timeline.
+    #[arg(long, value_delimiter = ',', value_name = "MOD,...")]
+    pub kmods: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -145,6 +149,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
                 backend: b.map(Into::into),
                 funcs,
                 allow: auto.then(|| vec![crate::probe::skbfunc::Backend::KprobeMulti]),
+                kmods: args.kmods.clone(),
                 ..Default::default()
             };
             let (w, notice) = WithFunctions::start(probe, fopts)
