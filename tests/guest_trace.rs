@@ -193,6 +193,10 @@ fn trace_follows_drops_and_dnat_on_debian_6_12() {
         assert!(on.contains(&h), "{h} not attached: {}", show(&o));
     }
     check_closed_port(test, &s, &o, true);
+    // Nothing asked for: 6.12 gets kprobe-multi's steps by default, so the
+    // DNAT path is also proven with every skb function hooked.
+    let err = &s["dnat-stderr"];
+    assert!(err.contains("via tp_btf+kprobe-multi "), "{err}");
     check_dnat(test, &s, &o, "delivered");
 }
 
@@ -235,12 +239,13 @@ ip_local_deliver|udp_rcv|__udp4_lib_rcv|__icmp_send|sk_skb_reason_drop|kfree_skb
 /// Issue 7: kernel function steps join the tracepoint timeline. Each
 /// dropped datagram's timeline holds ip_rcv, __udp4_lib_rcv and
 /// sk_skb_reason_drop in that order, between its first step and its fate,
-/// with kprobe-multi (every skb function) and fentry (PATH_FUNCS).
+/// with kprobe-multi (every skb function), fentry and single kprobes
+/// (PATH_FUNCS).
 #[test]
 fn function_steps_join_the_timeline_on_debian_6_12() {
     let test = "function_steps_join_the_timeline_on_debian_6_12";
     let script = format!(
-        "{SCRIPT_HEAD}{}{}",
+        "{SCRIPT_HEAD}{}{}{}",
         trace_run(
             "kmulti",
             "udp port 5300",
@@ -252,6 +257,13 @@ fn function_steps_join_the_timeline_on_debian_6_12() {
             "fentry",
             "udp port 5300",
             &format!("--backend fentry --funcs '{PATH_FUNCS}'"),
+            3,
+            "udp-closed-port"
+        ),
+        trace_run(
+            "kprobe",
+            "udp port 5300",
+            &format!("--backend kprobe --funcs '{PATH_FUNCS}'"),
             3,
             "udp-closed-port"
         ),
@@ -279,6 +291,14 @@ fn function_steps_join_the_timeline_on_debian_6_12() {
         &s,
         &o,
     );
+    check_function_steps(
+        test,
+        "kprobe",
+        "tp_btf+kprobe",
+        "sk_skb_reason_drop",
+        &s,
+        &o,
+    );
 }
 
 /// Each of the three NO_SOCKET timelines of run `run` holds ip_rcv,
@@ -295,6 +315,14 @@ fn check_function_steps(
     let err = &s[&format!("{run}-stderr")];
     eprintln!("{test}: {run}: {}", err.trim());
     assert!(err.contains(&format!("via {via}")), "{run}: {err}");
+    // Issue 7: attach and detach times of the function set are printed.
+    assert!(err.contains(" ms, attached in "), "{run}: {err}");
+    let backend = via.trim_start_matches("tp_btf+");
+    assert!(
+        err.lines().any(|l| l.starts_with("netwhy: detached ")
+            && l.contains(&format!(" kernel functions ({backend}) in "))),
+        "{run}: {err}"
+    );
     let p = packets(&s[run]);
     assert_eq!(p.len(), 3, "{run}: {}", show(o));
     for (steps, fate) in p.values() {

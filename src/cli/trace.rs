@@ -157,8 +157,9 @@ pub fn run(args: TraceArgs) -> Result<()> {
             if let Some(n) = notice {
                 eprintln!("{n}");
             } else {
+                let (discovery_ms, attach_ms) = w.timings();
                 eprintln!(
-                    "netwhy: {} kernel functions add steps via {}",
+                    "netwhy: {} kernel functions add steps via {} (found in {discovery_ms:.0} ms, attached in {attach_ms:.0} ms)",
                     w.functions(),
                     w.name()
                 );
@@ -245,6 +246,9 @@ pub fn run(args: TraceArgs) -> Result<()> {
     }
     if let Some(w) = pcap.as_mut() {
         w.flush().context("writing pcapng")?;
+    }
+    if let Some(m) = backend.release_functions() {
+        eprintln!("{m}");
     }
     let findings = session.finish(&drops);
     let r = (|| -> io::Result<()> {

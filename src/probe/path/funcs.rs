@@ -93,6 +93,14 @@ impl WithFunctions {
         }
     }
 
+    /// Milliseconds spent finding the functions (BTF, ftrace) and
+    /// attaching them; zeros without a function backend.
+    pub fn timings(&self) -> (f64, f64) {
+        self.funcs
+            .as_ref()
+            .map_or((0.0, 0.0), |f| (f.report.discovery_ms, f.report.attach_ms))
+    }
+
     /// Functions hooked (0 without a function backend).
     pub fn functions(&self) -> usize {
         self.funcs.as_ref().map_or(0, |f| f.report.functions)
@@ -128,6 +136,16 @@ impl PathBackend for WithFunctions {
 
     fn counters(&self) -> Result<PathCounters, ProbeError> {
         self.path.counters()
+    }
+
+    fn release_functions(&mut self) -> Option<String> {
+        let f = self.funcs.take()?;
+        let (n, backend) = (f.report.functions, f.report.backend.as_str());
+        let d = f.detach();
+        Some(format!(
+            "netwhy: detached {n} kernel functions ({backend}) in {} ms",
+            d.as_millis()
+        ))
     }
 }
 

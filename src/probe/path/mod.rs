@@ -192,6 +192,12 @@ pub trait PathBackend {
     /// Steps queued so far, waiting up to `timeout` for more.
     fn next_batch(&mut self, timeout: Duration) -> Result<Vec<RawStep>, ProbeError>;
     fn counters(&self) -> Result<PathCounters, ProbeError>;
+    /// Detaches the kernel function hooks now (dropping does it too) and
+    /// says how long that took: detaching thousands of functions is the
+    /// slow half on some backends, so the user sees where the time goes.
+    fn release_functions(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// What to trace.

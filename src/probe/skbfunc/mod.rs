@@ -22,7 +22,6 @@ use serde::Serialize;
 
 pub use select::{Backend, ProbeResult, Target};
 
-use super::backend::unmount_tracefs;
 use super::{have_privilege, ProbeError};
 
 #[allow(clippy::all, non_camel_case_types, dead_code, unused_imports)]
@@ -111,7 +110,6 @@ pub struct SkbFuncProbe {
     links: Vec<Link>,
     clones: Vec<fentry::Clone>,
     names: Vec<String>,
-    mounted_tracefs: bool,
     pub report: AttachReport,
 }
 
@@ -156,7 +154,7 @@ impl SkbFuncProbe {
             return Err(ProbeError::Privilege);
         }
         let t0 = Instant::now();
-        let (mut targets, probe_fallback, mounted_tracefs) = probes::discover(opts)?;
+        let (mut targets, probe_fallback) = probes::discover(opts)?;
         targets.truncate(MAX_SLOTS - TRACEPOINTS.len());
         let tp_base = targets.len() as u32;
         let discovery_ms = ms(t0.elapsed());
@@ -218,11 +216,7 @@ impl SkbFuncProbe {
             tp_base,
         );
         libbpf_rs::set_print(prev_print);
-        if r.is_err() && mounted_tracefs {
-            unmount_tracefs();
-        }
         let (mut probe, report) = r?;
-        probe.mounted_tracefs = mounted_tracefs;
         probe.report = AttachReport {
             discovery_ms,
             ..report
@@ -389,7 +383,6 @@ impl SkbFuncProbe {
             links,
             clones,
             names,
-            mounted_tracefs: false,
             report: report.clone(),
         };
         Ok((probe, report))
@@ -440,11 +433,7 @@ impl SkbFuncProbe {
         let t = Instant::now();
         parallel::drop_all(std::mem::take(&mut self.clones), parallel::DETACH_THREADS);
         parallel::drop_all(std::mem::take(&mut self.links), parallel::DETACH_THREADS);
-        let d = t.elapsed();
-        if self.mounted_tracefs {
-            unmount_tracefs();
-        }
-        d
+        t.elapsed()
     }
 }
 

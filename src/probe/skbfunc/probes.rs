@@ -10,22 +10,26 @@ use libbpf_rs::{KprobeMultiOpts, KprobeOpts};
 use super::skel::*;
 use super::{fentry, select, Backend, ProbeResult, SkbFuncOptions, Target, PROBE_SLOT};
 use crate::kernel::btf::Btf;
-use crate::probe::backend::{ensure_tracefs, TRACEFS};
+use crate::probe::backend::{ensure_tracefs, unmount_tracefs, TRACEFS};
 use crate::probe::ProbeError;
 /// BTF functions with an skb argument that ftrace lists as traceable, and
 /// `ip_rcv` from BTF alone for the feature probes when ftrace lists nothing
 /// (so they report the kernel's own answer, e.g. no kprobes at all).
-pub(super) fn discover(
-    opts: &SkbFuncOptions,
-) -> Result<(Vec<Target>, Option<Target>, bool), ProbeError> {
+pub(super) fn discover(opts: &SkbFuncOptions) -> Result<(Vec<Target>, Option<Target>), ProbeError> {
     let btf = Btf::load_vmlinux().map_err(|e| ProbeError::Load {
         probe: "skbfunc",
         detail: e.to_string(),
     })?;
     let funcs = btf.funcs_with_struct_ptr_param("sk_buff");
+    // tracefs is needed for this one read: the kprobe PMU, kprobe-multi
+    // and fentry attach without it. Unmounting now means no error path
+    // below can leave a mount behind.
     let (_, mounted) = ensure_tracefs();
     let avail = std::fs::read_to_string(format!("{TRACEFS}/available_filter_functions"))
         .unwrap_or_default();
+    if mounted {
+        unmount_tracefs();
+    }
     let traceable: HashSet<String> = select::traceable(&avail);
     let fallback = funcs.iter().find(|f| f.func == "ip_rcv").map(|f| Target {
         name: f.func.clone(),
@@ -43,7 +47,6 @@ pub(super) fn discover(
     Ok((
         select::targets(all, &traceable, opts.funcs.as_ref()),
         fallback,
-        mounted,
     ))
 }
 
