@@ -301,6 +301,42 @@ fn function_steps_join_the_timeline_on_debian_6_12() {
     );
 }
 
+/// `netwhy run` with function steps: the command (the lab's closed-port
+/// scenario, run by netwhy itself inside the cgroup) has its three
+/// datagrams followed through ip_rcv, __udp4_lib_rcv and the drop, with
+/// kprobe-multi's steps on every skb function.
+#[test]
+fn run_with_function_steps_on_debian_6_12() {
+    let test = "run_with_function_steps_on_debian_6_12";
+    let script = format!(
+        r#"{SCRIPT_HEAD}
+netwhy run --backend kprobe-multi -o json -- sh -c 'netwhy lab run udp-closed-port --check > /tmp/lab.out' > /tmp/run.json 2> /tmp/run.err || {{ cat /tmp/run.err /tmp/lab.out; exit 23; }}
+echo "=== run"; cat /tmp/run.json
+echo "=== run-stderr"; cat /tmp/run.err
+"#
+    );
+    let g = Guest::new(DEBIAN_6_12).with_netwhy();
+    let Some(o) = guest::or_skip(test, g.run(&script, Duration::from_secs(400))) else {
+        return;
+    };
+    assert_eq!(o.code, 0, "{test}: {}", show(&o));
+    let s = sections(&o.output);
+    check_function_steps(
+        test,
+        "run",
+        "tp_btf+kprobe-multi",
+        "sk_skb_reason_drop",
+        &s,
+        &o,
+    );
+    // And explain's finding for them, as at the end of trace.
+    let finding = json_lines(&s["run"])
+        .into_iter()
+        .find(|x| x["type"] == "finding" && x["reason"] == "NO_SOCKET")
+        .unwrap_or_else(|| panic!("no NO_SOCKET finding: {}", show(&o)));
+    assert_eq!(finding["count"], 3, "{finding}");
+}
+
 /// Each of the three NO_SOCKET timelines of run `run` holds ip_rcv,
 /// __udp4_lib_rcv and `drop_fn` steps, in that order, between the
 /// tracepoints that start and end it.
@@ -323,9 +359,14 @@ fn check_function_steps(
             && l.contains(&format!(" kernel functions ({backend}) in "))),
         "{run}: {err}"
     );
-    let p = packets(&s[run]);
+    // The lab's datagrams (`netwhy run` also shows the command's other
+    // packets, e.g. IPv6 multicast as its namespaces come up).
+    let p: Vec<_> = packets(&s[run])
+        .into_values()
+        .filter(|(steps, _)| steps.first().is_some_and(|x| x["flow"]["dport"] == 5300))
+        .collect();
     assert_eq!(p.len(), 3, "{run}: {}", show(o));
-    for (steps, fate) in p.values() {
+    for (steps, fate) in &p {
         assert_eq!(fate["fate"], "dropped", "{run}: {fate}");
         assert_eq!(fate["reason"], "NO_SOCKET", "{run}: {fate}");
         assert_eq!(fate["location"]["symbol"], "__udp4_lib_rcv", "{fate}");

@@ -20,9 +20,7 @@ use crate::output::finding::finding_text;
 use crate::output::pcapng::PcapngWriter;
 use crate::output::text::netns_label;
 use crate::output::{is_broken_pipe, json_line, Format};
-use crate::probe::path::funcs::WithFunctions;
-use crate::probe::path::{self, PathBackend, PathCounters, PathOptions, PathProbe};
-use crate::probe::skbfunc::SkbFuncOptions;
+use crate::probe::path::{self, PathCounters, PathOptions, PathProbe};
 use crate::signals;
 use crate::trace::{decode, render, Owners, Packet, Timeline};
 
@@ -67,20 +65,8 @@ pub struct TraceArgs {
     /// Ring buffer size in KiB (power of two, >= 4).
     #[arg(long, value_name = "KIB", default_value = "8192")]
     pub ring_kib: u32,
-    /// How kernel functions add steps to the timelines: kprobe-multi,
-    /// kprobe or fentry (default: the best the feature probes allow; on
-    /// kernels refusing all three, tracepoints only, said in one line);
-    /// `tracepoint`: no function steps.
-    #[arg(long, value_enum)]
-    pub backend: Option<super::skbfuncs::BackendArg>,
-    /// Only kernel functions whose name matches this regular expression
-    /// add steps (fentry attaches per function: keep the set small).
-    #[arg(long, value_name = "REGEX")]
-    pub funcs: Option<String>,
-    /// Also add steps from the skb functions of these loaded modules
-    /// (nf_tables, ...): the firewall's own functions in the timeline.
-    #[arg(long, value_delimiter = ',', value_name = "MOD,...")]
-    pub kmods: Vec<String>,
+    #[command(flatten)]
+    pub steps: super::steps::StepArgs,
 }
 
 #[derive(Serialize)]
@@ -136,37 +122,8 @@ pub fn run(args: TraceArgs) -> Result<()> {
         track_ns: 2_000_000_000,
         cgroup,
     };
-    let funcs = super::skbfuncs::parse_funcs(args.funcs.as_deref())?;
     let probe = PathProbe::start(&opts)?;
-    let mut backend: Box<dyn PathBackend> = match args.backend {
-        Some(super::skbfuncs::BackendArg::Tracepoint) => Box::new(WithFunctions::alone(probe)),
-        b => {
-            // Nothing asked for: kprobe-multi or nothing. Per-function
-            // kprobes and fentry take seconds to minutes for the ~1.5k skb
-            // functions (BENCHMARKS.md): only with --backend or --funcs.
-            let auto = b.is_none() && funcs.is_none();
-            let fopts = SkbFuncOptions {
-                backend: b.map(Into::into),
-                funcs,
-                allow: auto.then(|| vec![crate::probe::skbfunc::Backend::KprobeMulti]),
-                kmods: args.kmods.clone(),
-                ..Default::default()
-            };
-            let (w, notice) = WithFunctions::start(probe, fopts)
-                .context("attaching the skb function steps (--backend tracepoint: without)")?;
-            if let Some(n) = notice {
-                eprintln!("{n}");
-            } else {
-                let (discovery_ms, attach_ms) = w.timings();
-                eprintln!(
-                    "netwhy: {} kernel functions add steps via {} (found in {discovery_ms:.0} ms, attached in {attach_ms:.0} ms)",
-                    w.functions(),
-                    w.name()
-                );
-            }
-            Box::new(w)
-        }
-    };
+    let mut backend = super::steps::attach(probe, &args.steps)?;
     let names: Vec<String> = backend.hooks().iter().map(|s| s.to_string()).collect();
     for (tp, why) in &skipped {
         eprintln!("netwhy: hook {tp} not used: {why}");

@@ -25,6 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)] // each test binary uses some
 pub use image::{KernelSpec, DEBIAN_6_1, DEBIAN_6_12};
 
 /// Modules every scenario may need: veth pairs, nftables with NAT and
