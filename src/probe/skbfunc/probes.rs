@@ -10,7 +10,7 @@ use libbpf_rs::{KprobeMultiOpts, KprobeOpts};
 use super::skel::*;
 use super::{fentry, select, Backend, ProbeResult, SkbFuncOptions, Target, PROBE_SLOT};
 use crate::kernel::btf::Btf;
-use crate::probe::backend::{ensure_tracefs, unmount_tracefs, TRACEFS};
+use crate::probe::backend::{ensure_tracefs, TRACEFS};
 use crate::probe::ProbeError;
 /// BTF functions with an skb argument that ftrace lists as traceable, and
 /// `ip_rcv` from BTF alone for the feature probes when ftrace lists nothing
@@ -24,12 +24,10 @@ pub(super) fn discover(opts: &SkbFuncOptions) -> Result<(Vec<Target>, Option<Tar
     // tracefs is needed for this one read: the kprobe PMU, kprobe-multi
     // and fentry attach without it. Unmounting now means no error path
     // below can leave a mount behind.
-    let (_, mounted) = ensure_tracefs();
+    let (_, mount) = ensure_tracefs();
     let avail = std::fs::read_to_string(format!("{TRACEFS}/available_filter_functions"))
         .unwrap_or_default();
-    if mounted {
-        unmount_tracefs();
-    }
+    drop(mount);
     let traceable: HashSet<String> = select::traceable(&avail);
     let fallback = funcs.iter().find(|f| f.func == "ip_rcv").map(|f| Target {
         name: f.func.clone(),
