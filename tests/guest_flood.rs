@@ -79,6 +79,20 @@ fn run_flood(test: &str, modes: &[(&str, String)]) -> Option<BTreeMap<String, St
     Some(sections(&o.output))
 }
 
+/// Nothing attached, then `cmd` on tracepoints alone, on each function
+/// backend with PATH_FUNCS, and on kprobe-multi with every skb function.
+fn backend_modes(cmd: &str) -> Vec<(&'static str, String)> {
+    let f = |b: &str| format!("{cmd} --backend {b} --funcs '{PATH_FUNCS}'");
+    vec![
+        ("none", String::new()),
+        ("tracepoint", format!("{cmd} --backend tracepoint")),
+        ("kprobe-multi", f("kprobe-multi")),
+        ("kprobe", f("kprobe")),
+        ("fentry", f("fentry")),
+        ("kprobe-multi-all", format!("{cmd} --backend kprobe-multi")),
+    ]
+}
+
 fn rate(s: &BTreeMap<String, String>, name: &str) -> f64 {
     s[&format!("rate-{name}")]
         .trim()
@@ -92,21 +106,7 @@ fn rate(s: &BTreeMap<String, String>, name: &str) -> f64 {
 #[ignore]
 fn skb_function_backends_flood_benchmark() {
     let test = "skb_function_backends_flood_benchmark";
-    let f = |b: &str| format!("netwhy skbfuncs -o json --backend {b} --funcs '{PATH_FUNCS}'");
-    let modes = [
-        ("none", String::new()),
-        (
-            "tracepoint",
-            "netwhy skbfuncs -o json --backend tracepoint".into(),
-        ),
-        ("kprobe-multi", f("kprobe-multi")),
-        ("kprobe", f("kprobe")),
-        ("fentry", f("fentry")),
-        (
-            "kprobe-multi-all",
-            "netwhy skbfuncs -o json --backend kprobe-multi".into(),
-        ),
-    ];
+    let modes = backend_modes("netwhy skbfuncs -o json");
     let Some(s) = run_flood(test, &modes) else {
         return;
     };
@@ -131,30 +131,13 @@ fn skb_function_backends_flood_benchmark() {
 #[ignore]
 fn trace_flood_benchmark() {
     let test = "trace_flood_benchmark";
-    let t = |extra: &str| format!("netwhy trace 'udp port 9' {extra}");
-    let modes = [
-        ("none", String::new()),
-        ("tracepoint", t("--backend tracepoint")),
-        (
-            "kprobe-multi",
-            t(&format!("--backend kprobe-multi --funcs '{PATH_FUNCS}'")),
-        ),
-        (
-            "kprobe",
-            t(&format!("--backend kprobe --funcs '{PATH_FUNCS}'")),
-        ),
-        (
-            "fentry",
-            t(&format!("--backend fentry --funcs '{PATH_FUNCS}'")),
-        ),
-        ("kprobe-multi-all", t("--backend kprobe-multi")),
-        // The price of the hooks alone when the filter matches nothing in
-        // the flood: what tracing one flow on a busy box costs.
-        (
-            "kprobe-multi-all-idle",
-            "netwhy trace 'udp port 5353' --backend kprobe-multi".into(),
-        ),
-    ];
+    let mut modes = backend_modes("netwhy trace 'udp port 9'");
+    // The price of the hooks alone when the filter matches nothing in the
+    // flood: what tracing one flow on a busy box costs.
+    modes.push((
+        "kprobe-multi-all-idle",
+        "netwhy trace 'udp port 5353' --backend kprobe-multi".into(),
+    ));
     let Some(s) = run_flood(test, &modes) else {
         return;
     };

@@ -77,6 +77,15 @@ pub fn assert_time_ordered(steps: &[Value]) {
 
 const SCRIPT_HEAD: &str = "echo \"=== uname\"; uname -r\n";
 
+/// Runs `script` in a Debian 6.12 guest; its sections when it exited 0.
+fn on_6_12(test: &str, script: &str, secs: u64) -> Option<(BTreeMap<String, String>, Outcome)> {
+    let g = Guest::new(DEBIAN_6_12).with_netwhy();
+    let o = guest::or_skip(test, g.run(script, Duration::from_secs(secs)))?;
+    eprintln!("{test}: guest ran in {:?}", o.elapsed);
+    assert_eq!(o.code, 0, "{test}: {}", show(&o));
+    Some((sections(&o.output), o))
+}
+
 fn run(spec: KernelSpec, test: &str, more: &str) -> Option<(BTreeMap<String, String>, Outcome)> {
     let script = format!(
         "{SCRIPT_HEAD}{}{}{more}",
@@ -290,37 +299,16 @@ fn function_steps_join_the_timeline_on_debian_6_12() {
             "udp-closed-port"
         ),
     );
-    let g = Guest::new(DEBIAN_6_12).with_netwhy();
-    let Some(o) = guest::or_skip(test, g.run(&script, Duration::from_secs(600))) else {
+    let Some((s, o)) = on_6_12(test, &script, 600) else {
         return;
     };
-    eprintln!("{test}: guest ran in {:?}", o.elapsed);
-    assert_eq!(o.code, 0, "{test}: {}", show(&o));
-    let s = sections(&o.output);
-    check_function_steps(
-        test,
-        "kmulti",
-        "tp_btf+kprobe-multi",
-        "sk_skb_reason_drop",
-        &s,
-        &o,
-    );
-    check_function_steps(
-        test,
-        "fentry",
-        "tp_btf+fentry",
-        "sk_skb_reason_drop",
-        &s,
-        &o,
-    );
-    check_function_steps(
-        test,
-        "kprobe",
-        "tp_btf+kprobe",
-        "sk_skb_reason_drop",
-        &s,
-        &o,
-    );
+    for (run, via) in [
+        ("kmulti", "tp_btf+kprobe-multi"),
+        ("fentry", "tp_btf+fentry"),
+        ("kprobe", "tp_btf+kprobe"),
+    ] {
+        check_function_steps(test, run, via, "sk_skb_reason_drop", &s, &o);
+    }
 }
 
 /// `netwhy run` with function steps: the command (the lab's closed-port
@@ -337,12 +325,9 @@ echo "=== run"; cat /tmp/run.json
 echo "=== run-stderr"; cat /tmp/run.err
 "#
     );
-    let g = Guest::new(DEBIAN_6_12).with_netwhy();
-    let Some(o) = guest::or_skip(test, g.run(&script, Duration::from_secs(400))) else {
+    let Some((s, o)) = on_6_12(test, &script, 400) else {
         return;
     };
-    assert_eq!(o.code, 0, "{test}: {}", show(&o));
-    let s = sections(&o.output);
     check_function_steps(
         test,
         "run",
@@ -442,13 +427,9 @@ fn nft_drop_with_module_function_steps_on_debian_6_12() {
             "nft-forward-drop"
         ),
     );
-    let g = Guest::new(DEBIAN_6_12).with_netwhy();
-    let Some(o) = guest::or_skip(test, g.run(&script, Duration::from_secs(600))) else {
+    let Some((s, o)) = on_6_12(test, &script, 600) else {
         return;
     };
-    eprintln!("{test}: guest ran in {:?}", o.elapsed);
-    assert_eq!(o.code, 0, "{test}: {}", show(&o));
-    let s = sections(&o.output);
     for (run, via) in [
         ("nftkm", "tp_btf+kprobe-multi"),
         ("nftfe", "tp_btf+fentry"),
@@ -520,13 +501,9 @@ fn dnat_and_nft_drop_on_every_backend_on_debian_6_12() {
         3,
         "nft-forward-drop",
     );
-    let g = Guest::new(DEBIAN_6_12).with_netwhy();
-    let Some(o) = guest::or_skip(test, g.run(&script, Duration::from_secs(600))) else {
+    let Some((s, o)) = on_6_12(test, &script, 600) else {
         return;
     };
-    eprintln!("{test}: guest ran in {:?}", o.elapsed);
-    assert_eq!(o.code, 0, "{test}: {}", show(&o));
-    let s = sections(&o.output);
     for (tag, _, via) in &backends {
         let run = format!("dnat{tag}");
         let err = &s[&format!("{run}-stderr")];
