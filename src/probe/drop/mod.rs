@@ -348,24 +348,7 @@ fn configure(
     ro.cfg_reason_include = !f.reasons_include.is_empty();
     ro.cfg_reason_exclude = !f.reasons_exclude.is_empty();
     ro.cfg_netns_filter = !f.netns.is_empty();
-    match &f.dev {
-        Some(DevMatch::Index(i)) => {
-            ro.cfg_ifindex_filter = true;
-            ro.cfg_ifindex = *i;
-        }
-        Some(DevMatch::Name(n)) => {
-            ro.cfg_ifname_filter = true;
-            for (dst, src) in ro.cfg_ifname.iter_mut().zip(n.bytes().take(15)) {
-                *dst = src as i8;
-            }
-        }
-        None => {}
-    }
-    if let Some((v, m)) = f.mark {
-        ro.cfg_mark_filter = true;
-        ro.cfg_mark = v & m;
-        ro.cfg_mark_mask = m;
-    }
+    set_dev_mark_filters!(&mut *ro, &f.dev, f.mark);
     ro.cfg_ethertype = f.ethertype.unwrap_or(0);
     ro.cfg_l4proto = f.l4proto.map(i16::from).unwrap_or(-1);
     match f.host {

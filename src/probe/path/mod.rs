@@ -393,24 +393,7 @@ fn configure(open: &mut OpenPathSkel<'static>, opts: &PathOptions) -> libbpf_rs:
     ro.cfg_consumed = opts.consumed;
     ro.cfg_consume_location = opts.consume_location;
     ro.cfg_netns_filter = !opts.netns.is_empty();
-    match &opts.dev {
-        Some(DevMatch::Index(i)) => {
-            ro.cfg_ifindex_filter = true;
-            ro.cfg_ifindex = *i;
-        }
-        Some(DevMatch::Name(n)) => {
-            ro.cfg_ifname_filter = true;
-            for (dst, src) in ro.cfg_ifname.iter_mut().zip(n.bytes().take(15)) {
-                *dst = src as i8;
-            }
-        }
-        None => {}
-    }
-    if let Some((v, m)) = opts.mark {
-        ro.cfg_mark_filter = true;
-        ro.cfg_mark = v & m;
-        ro.cfg_mark_mask = m;
-    }
+    set_dev_mark_filters!(&mut *ro, &opts.dev, opts.mark);
     ro.cfg_track_ns = opts.track_ns;
     ro.cfg_cgroup = opts.cgroup;
     ro.cfg_cbpf_len = opts.cbpf.len() as u32;
