@@ -155,11 +155,16 @@ pub fn run(args: TraceArgs) -> Result<()> {
             let (w, notice) = WithFunctions::start(probe, fopts)
                 .context("attaching the skb function steps (--backend tracepoint: without)")?;
             if let Some(n) = notice {
-                eprintln!("{n}");
+                eprintln!("{n}; copies of a packet (skb_clone...) are not followed");
             } else {
                 let (discovery_ms, attach_ms) = w.timings();
+                let copies = match w.clone_funcs() {
+                    [] => "copies of a packet are not followed (no cloning function hooked)"
+                        .to_string(),
+                    f => format!("copies followed through {}", f.join(" ")),
+                };
                 eprintln!(
-                    "netwhy: {} kernel functions add steps via {} (found in {discovery_ms:.0} ms, attached in {attach_ms:.0} ms)",
+                    "netwhy: {} kernel functions add steps via {} (found in {discovery_ms:.0} ms, attached in {attach_ms:.0} ms); {copies}",
                     w.functions(),
                     w.name()
                 );
@@ -299,6 +304,9 @@ pub fn run(args: TraceArgs) -> Result<()> {
                 s.kernel.track_full,
                 s.kernel.stale
             );
+            if s.kernel.clones > 0 {
+                eprintln!("copies of traced packets followed: {}", s.kernel.clones);
+            }
             Ok(())
         }
     };
@@ -340,6 +348,12 @@ fn emit<W: Write, P: Write>(
                 netns_label(s.netns, s.netns_name.as_deref()),
                 s.dev.as_deref().unwrap_or("-")
             );
+            if let Some(of) = s.clone_of {
+                c.push_str(&format!(" clone_of={of}"));
+            }
+            if let Some(id) = s.clone {
+                c.push_str(&format!(" cloned->packet {id}"));
+            }
             if i + 1 == n {
                 if let Some(f) = &p.fate {
                     c.push_str(&format!(" fate={}", f.fate));

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::event::{cstr, DropEvent, Enricher, Location, Task, JSON_VERSION};
 use crate::packet::{self, Flow, HdrKind};
-use crate::probe::path::{RawStep, Role, STEP_FATE};
+use crate::probe::path::{RawStep, Role, STEP_FATE, STEP_FIRST};
 use crate::state::sockets::{owners, Owner};
 
 /// One hook a packet passed.
@@ -56,6 +56,16 @@ pub struct Step {
     /// Current task (meaningful at socket hooks; may be any task in irq).
     pub pid: u32,
     pub comm: String,
+    /// This packet is a copy (skb_clone, skb_copy...) of that packet: on
+    /// every step of a copy (function backends only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clone_of: Option<u64>,
+    /// At a cloning function: the id of the copy made here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clone: Option<u64>,
+    /// Wire flags (NW_STEP_*): the copy's first step is where it was made.
+    #[serde(skip)]
+    pub flags: u8,
     /// Captured bytes from the network header (for --pcapng).
     #[serde(skip)]
     pub bytes: Vec<u8>,
@@ -157,6 +167,12 @@ pub struct Fate {
     pub duration_ns: u64,
     /// The hook of the last step.
     pub last_hook: String,
+    /// This packet is a copy of that packet (function backends only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clone_of: Option<u64>,
+    /// The function that made the copy (skb_clone...), when its step came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clone_via: Option<String>,
 }
 
 /// One traced packet.
@@ -238,6 +254,9 @@ pub fn decode(raw: &RawStep, hook: (&str, Role), en: &mut Enricher, consumed: u3
             }),
         pid: raw.pid,
         comm: cstr(&raw.comm).unwrap_or_default(),
+        clone_of: (raw.clone_of != 0).then_some(raw.clone_of),
+        clone: (raw.clone != 0).then_some(raw.clone),
+        flags: raw.flags,
         bytes,
     }
 }
@@ -291,6 +310,12 @@ pub fn classify(id: u64, all: &[Step]) -> Fate {
         duration_ns: all.last().map_or(0, |s| s.delta_ns),
         // Where it was last seen, a function if one came last.
         last_hook: all.last().map(|s| s.hook.clone()).unwrap_or_default(),
+        clone_of: all.iter().find_map(|s| s.clone_of),
+        // The copy's first step is at the function that made it.
+        clone_via: all
+            .iter()
+            .find(|s| s.clone_of.is_some() && s.flags & STEP_FIRST != 0)
+            .map(|s| s.hook.clone()),
     };
     let Some(last) = last else { return f };
     if let Some(d) = delivered {

@@ -40,6 +40,9 @@ fn step(packet: u64, t: u64, hook: &str, role: Role, f: Flow) -> Step {
         socket: None,
         pid: 0,
         comm: String::new(),
+        clone_of: None,
+        clone: None,
+        flags: 0,
         bytes: Vec::new(),
     }
 }
@@ -302,4 +305,84 @@ fn function_steps_show_the_way_but_never_decide_the_fate() {
         (f.fate, f.steps, f.last_hook.as_str()),
         ("unknown", 2, "ip_rcv")
     );
+}
+
+/// A bridge flooding packet 7 to two ports: skb_clone's step on 7 names
+/// the copy, packet 8, whose steps and fate say whose copy it is and which
+/// function made it, in JSON and text; originals carry no such field.
+#[test]
+fn a_copy_names_its_source_and_the_source_its_copy() {
+    use crate::probe::path::STEP_FIRST;
+    let f0 = flow("10.9.0.1", 4000, "10.9.0.2", 9999);
+    let mut cloned = step(7, 20, "skb_clone", Role::Function, f0.clone());
+    cloned.clone = Some(8);
+    let orig = vec![
+        step(7, 10, "netif_receive_skb", Role::Receive, f0.clone()),
+        cloned,
+        step(7, 30, "net_dev_xmit", Role::Transmitted, f0.clone()),
+    ];
+    let mut made = step(8, 20, "skb_clone", Role::Function, f0.clone());
+    made.clone_of = Some(7);
+    made.flags = STEP_FIRST;
+    let mut drop = step(8, 40, "kfree_skb", Role::Free, f0.clone());
+    drop.clone_of = Some(7);
+    drop.reason = Some("OTHERHOST".into());
+    drop.location = Some(loc("ip_rcv_core"));
+    let copy = vec![made, drop];
+
+    let f = classify(8, &copy);
+    assert_eq!(f.fate, "dropped");
+    assert_eq!(f.clone_of, Some(7));
+    assert_eq!(f.clone_via.as_deref(), Some("skb_clone"));
+    let j = serde_json::to_value(&f).unwrap();
+    assert_eq!(
+        (j["clone_of"].as_u64(), j["clone_via"].as_str()),
+        (Some(7), Some("skb_clone"))
+    );
+    let j = serde_json::to_value(&copy[1]).unwrap();
+    assert_eq!(j["clone_of"], 7);
+    assert!(j.get("clone").is_none(), "{j}");
+
+    let of = classify(7, &orig);
+    assert_eq!((of.clone_of, of.clone_via.as_deref()), (None, None));
+    let j = serde_json::to_value(&of).unwrap();
+    assert!(
+        j.get("clone_of").is_none() && j.get("clone_via").is_none(),
+        "{j}"
+    );
+    let j = serde_json::to_value(&orig[1]).unwrap();
+    assert_eq!(j["clone"], 8);
+    assert!(j.get("clone_of").is_none(), "{j}");
+
+    let mut tl = Timeline::default();
+    let now = Instant::now();
+    for s in orig.into_iter().chain(copy) {
+        let flags = if s.role == Some(Role::Free) {
+            STEP_FATE
+        } else {
+            s.flags
+        };
+        tl.push(s, flags, now);
+    }
+    let p = tl.drain();
+    let text: Vec<String> = p.iter().map(render::packet_block).collect();
+    assert!(text[0].starts_with("packet 7  "), "{}", text[0]);
+    assert!(text[0].contains("skb_clone"), "{}", text[0]);
+    assert!(text[0].contains("  cloned -> packet 8\n"), "{}", text[0]);
+    assert!(
+        text[1].starts_with("packet 8 (clone of 7 via skb_clone)  10.9.0.1"),
+        "{}",
+        text[1]
+    );
+    assert!(text[1].contains("made here from packet 7"), "{}", text[1]);
+    assert!(
+        text[1].contains("fate: dropped OTHERHOST at ip_rcv_core"),
+        "{}",
+        text[1]
+    );
+    // The copy's first step lost (ring buffer full): still a copy of 7.
+    let mut later = step(9, 40, "kfree_skb", Role::Free, f0);
+    later.clone_of = Some(7);
+    let f = classify(9, &[later]);
+    assert_eq!((f.clone_of, f.clone_via), (Some(7), None));
 }

@@ -6,6 +6,7 @@
 //! `netwhy skbfuncs` counts hits per function; `netwhy trace` hands over the
 //! path probe's maps ([`SharedMaps`]) and gets a step per function a
 //! tracked packet enters, in the path probe's timeline.
+pub mod clone;
 mod fentry;
 mod parallel;
 mod probes;
@@ -69,8 +70,15 @@ pub struct SharedMaps {
     pub tracked: OwnedFd,
     /// The step ring buffer (`events`).
     pub events: OwnedFd,
+    /// The packet id counter (`next_id`): copies of tracked packets get
+    /// their ids from it too.
+    pub next_id: OwnedFd,
+    /// Per-CPU counters (`counters`): copies followed, lost steps.
+    pub counters: OwnedFd,
     /// Step hook ids of functions start here (function id added).
     pub hook_base: u16,
+    /// Step hook ids of the cloning functions ([`clone::FUNCS`]) start here.
+    pub clone_hook_base: u16,
     /// The path probe's age limit of a tracked skb address.
     pub track_ns: u64,
 }
@@ -82,6 +90,10 @@ pub struct AttachReport {
     pub probes: Vec<ProbeResult>,
     /// Functions the backend hooked (0 for tracepoints only).
     pub functions: usize,
+    /// Cloning functions whose copies of tracked packets are followed
+    /// (`netwhy trace` with a function backend; [`clone`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clones: Vec<String>,
     /// Candidates the kernel refused one by one (name, error), first few.
     pub skipped: Vec<(String, String)>,
     pub skipped_count: usize,
@@ -129,15 +141,24 @@ fn open_skel(opts: &SkbFuncOptions, tp_base: u32) -> Result<OpenSkbfuncSkel<'sta
         ro.cfg_steps = true;
         ro.cfg_hook_base = sh.hook_base.into();
         ro.cfg_track_ns = sh.track_ns;
-        open.maps
-            .tracked
-            .reuse_fd(sh.tracked.as_fd())
-            .map_err(|e| load_err(&e))?;
-        open.maps
-            .events
-            .reuse_fd(sh.events.as_fd())
-            .map_err(|e| load_err(&e))?;
+        ro.cfg_clone_hook_base = sh.clone_hook_base.into();
+        let m = &mut open.maps;
+        for (map, fd) in [
+            (&mut m.tracked, &sh.tracked),
+            (&mut m.events, &sh.events),
+            (&mut m.next_id, &sh.next_id),
+            (&mut m.counters, &sh.counters),
+        ] {
+            map.reuse_fd(fd.as_fd()).map_err(|e| load_err(&e))?;
+        }
     }
+    // Copies are followed only for trace; fexit needs its target first
+    // (probes::load_fentry).
+    let follow = opts.share.is_some();
+    for p in clone::progs_mut(&mut open) {
+        p.set_autoload(follow);
+    }
+    open.progs.nw_clone_fexit.set_autoload(false);
     Ok(open)
 }
 
@@ -154,7 +175,11 @@ impl SkbFuncProbe {
             return Err(ProbeError::Privilege);
         }
         let t0 = Instant::now();
-        let (mut targets, probe_fallback) = probes::discover(opts)?;
+        let probes::Discovered {
+            mut targets,
+            fallback: probe_fallback,
+            clones: clone_targets,
+        } = probes::discover(opts)?;
         targets.truncate(MAX_SLOTS - TRACEPOINTS.len());
         let tp_base = targets.len() as u32;
         let discovery_ms = ms(t0.elapsed());
@@ -175,6 +200,9 @@ impl SkbFuncProbe {
                 }
                 open.progs.nw_skb_kmulti.set_autoload(false);
                 open.progs.nw_skb_kprobe.set_autoload(false);
+                for p in clone::progs_mut(&mut open) {
+                    p.set_autoload(false);
+                }
                 open.load().map_err(|e| load_err(&e))?
             }
         };
@@ -214,6 +242,7 @@ impl SkbFuncProbe {
             targets,
             probe_fallback,
             tp_base,
+            &clone_targets,
         );
         libbpf_rs::set_print(prev_print);
         let (mut probe, report) = r?;
@@ -234,6 +263,7 @@ impl SkbFuncProbe {
         targets: Vec<Target>,
         probe_fallback: Option<Target>,
         tp_base: u32,
+        clone_targets: &[clone::CloneTarget],
     ) -> Result<(Self, AttachReport), ProbeError> {
         let probe_target = ["ip_rcv", "__netif_receive_skb", "kfree_skb_reason"]
             .iter()
@@ -254,7 +284,7 @@ impl SkbFuncProbe {
             Some(t) => {
                 probes.push(probes::probe_kmulti(&skel, t));
                 probes.push(probes::probe_kprobe(&skel, t));
-                match probes::load_fentry(opts, tp_base, &skel, &targets) {
+                match probes::load_fentry(opts, tp_base, &skel, &targets, clone_targets) {
                     Ok((fs, btf)) => {
                         probes.push(probes::probe_fentry(&fs, &btf, t));
                         fentry_skel = Some(fs);
@@ -347,7 +377,13 @@ impl SkbFuncProbe {
                 let results = parallel::map(&targets, parallel::ATTACH_THREADS, |id, t| {
                     ids[id].clone().and_then(|(bid, m)| {
                         let obj = m.map(|m| m.fd.as_fd());
-                        fentry::attach(insns[t.arg.min(4) as usize], bid, obj, id as u64)
+                        fentry::attach(
+                            insns[t.arg.min(4) as usize],
+                            bid,
+                            obj,
+                            id as u64,
+                            fentry::Kind::Fentry,
+                        )
                     })
                 });
                 for (t, r) in targets.iter().zip(results) {
@@ -361,6 +397,20 @@ impl SkbFuncProbe {
                 }
             }
         }
+        let copies = clone::attach(
+            backend,
+            &skel,
+            fentry_skel.as_ref().zip(btf_ids.as_ref()),
+            clone_targets,
+        );
+        links.extend(copies.links);
+        clones.extend(copies.fexit);
+        refused.extend(
+            copies
+                .refused
+                .into_iter()
+                .map(|(f, e)| (format!("clone:{f}"), e)),
+        );
         let attach_ms = ms(t1.elapsed());
         let skipped_count = skipped.len() + refused.len();
         skipped.extend(refused);
@@ -371,6 +421,7 @@ impl SkbFuncProbe {
             backend,
             probes,
             functions: hooked,
+            clones: copies.funcs,
             skipped,
             skipped_count,
             tracepoints,
