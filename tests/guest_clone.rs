@@ -108,7 +108,8 @@ fn hooks(steps: &[Value]) -> Vec<String> {
 /// flooding; the clone is a packet of its own with `clone_of` on every
 /// step and its fate; one copy dies NO_SOCKET in B, the other OTHERHOST
 /// in C.
-fn check(run: &str, via: &str, s: &BTreeMap<String, String>, out: &str) {
+/// `bridge`: the run has steps in the bridge module's functions.
+fn check(run: &str, via: &str, bridge: bool, s: &BTreeMap<String, String>, out: &str) {
     let err = &s[&format!("{run}-stderr")];
     eprintln!("{run}: {}", err.trim());
     assert!(err.contains(&format!("via {via}")), "{run}: {err}");
@@ -137,7 +138,7 @@ fn check(run: &str, via: &str, s: &BTreeMap<String, String>, out: &str) {
     );
     let child = step["clone"].as_u64().unwrap();
     assert!(
-        psteps[..at].iter().any(|x| x["hook"] == "br_flood"),
+        !bridge || psteps[..at].iter().any(|x| x["hook"] == "br_flood"),
         "{run}: the bridge floods, then clones: {:?}",
         hooks(psteps)
     );
@@ -205,9 +206,9 @@ fn trace_follows_a_bridge_clone_on_debian_6_12() {
         return;
     };
     let out = &s["_all"];
-    check("kmulti", "tp_btf+kprobe-multi", &s, out);
-    check("fentry", "tp_btf+fentry", &s, out);
-    check("kprobe", "tp_btf+kprobe", &s, out);
+    check("kmulti", "tp_btf+kprobe-multi", true, &s, out);
+    check("fentry", "tp_btf+fentry", true, &s, out);
+    check("kprobe", "tp_btf+kprobe", true, &s, out);
     let text = &s["text"];
     eprintln!("{test}: text timeline:\n{text}");
     let header = text
@@ -239,6 +240,8 @@ fn trace_follows_a_bridge_clone_on_debian_6_1() {
         return;
     };
     let out = &s["_all"];
-    check("kprobe", "tp_btf+kprobe", &s, out);
-    check("fentry", "tp_btf+fentry", &s, out);
+    check("kprobe", "tp_btf+kprobe", true, &s, out);
+    // 6.1 refuses fentry on the bridge module's functions (not followed
+    // here: vmlinux functions only), which the clone does not need.
+    check("fentry", "tp_btf+fentry", false, &s, out);
 }
