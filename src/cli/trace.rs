@@ -18,7 +18,6 @@ use crate::kernel::btf::Btf;
 use crate::kernel::netns::{resolve_netns_spec, NetnsNames};
 use crate::output::finding::finding_text;
 use crate::output::pcapng::PcapngWriter;
-use crate::output::text::netns_label;
 use crate::output::{is_broken_pipe, json_line, Format};
 use crate::probe::path::funcs::WithFunctions;
 use crate::probe::path::{self, PathBackend, PathCounters, PathOptions, PathProbe};
@@ -335,33 +334,11 @@ fn emit<W: Write, P: Write>(
         }
     }
     if let Some(w) = pcap {
-        let n = p.steps.len();
         for (i, s) in p.steps.iter().enumerate() {
             if s.bytes.is_empty() {
                 continue;
             }
-            let mut c = format!(
-                "packet {} step {}/{n}: {} netns={} dev={}",
-                p.id,
-                i + 1,
-                s.hook,
-                netns_label(s.netns, s.netns_name.as_deref()),
-                s.dev.as_deref().unwrap_or("-")
-            );
-            if let Some(of) = s.clone_of {
-                c.push_str(&format!(" clone_of={of}"));
-            }
-            if let Some(id) = s.clone {
-                c.push_str(&format!(" cloned->packet {id}"));
-            }
-            if i + 1 == n {
-                if let Some(f) = &p.fate {
-                    c.push_str(&format!(" fate={}", f.fate));
-                    if let (Some(r), Some(l)) = (&f.reason, &f.location) {
-                        c.push_str(&format!(" reason={r} at {l}"));
-                    }
-                }
-            }
+            let c = render::pcap_comment(p, i);
             w.packet(s.time_ns, &s.bytes, s.flow.len.unwrap_or(s.len), &c)?;
         }
     }

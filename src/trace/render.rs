@@ -137,3 +137,33 @@ pub fn fate_line(f: &Fate) -> String {
         ),
     }
 }
+
+/// The pcapng comment of step `i` of `p`: packet, step, hook, place, the
+/// copy relation, and the fate on the last step.
+pub fn pcap_comment(p: &Packet, i: usize) -> String {
+    let n = p.steps.len();
+    let Some(s) = p.steps.get(i) else {
+        return String::new();
+    };
+    let mut c = format!(
+        "packet {} step {}/{n}: {} netns={} dev={}",
+        p.id,
+        i + 1,
+        s.hook,
+        netns_label(s.netns, s.netns_name.as_deref()),
+        s.dev.as_deref().unwrap_or("-")
+    );
+    if let Some(of) = s.clone_of {
+        let _ = write!(c, " clone_of={of}");
+    }
+    if let Some(id) = s.clone {
+        let _ = write!(c, " cloned->packet {id}");
+    }
+    if let Some(f) = p.fate.as_ref().filter(|_| i + 1 == n) {
+        let _ = write!(c, " fate={}", f.fate);
+        if let (Some(r), Some(l)) = (&f.reason, &f.location) {
+            let _ = write!(c, " reason={r} at {l}");
+        }
+    }
+    c
+}

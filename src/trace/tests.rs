@@ -375,6 +375,16 @@ fn a_copy_names_its_source_and_the_source_its_copy() {
         text[1]
     );
     assert!(text[1].contains("made here from packet 7"), "{}", text[1]);
+    // pcapng comments say it too.
+    assert_eq!(
+        render::pcap_comment(&p[0], 1),
+        "packet 7 step 2/3: skb_clone netns=ns(7) dev=eth0 cloned->packet 8"
+    );
+    assert_eq!(
+        render::pcap_comment(&p[1], 1),
+        "packet 8 step 2/2: kfree_skb netns=ns(7) dev=eth0 clone_of=7 fate=dropped \
+         reason=OTHERHOST at ip_rcv_core+0x10"
+    );
     assert!(
         text[1].contains("fate: dropped OTHERHOST at ip_rcv_core"),
         "{}",
