@@ -56,11 +56,12 @@ set +e
 
 /// One `netwhy trace` run (`extra` arguments, output `fmt`) while A sends
 /// one datagram (busybox traceroute: one probe, UDP); its output in
-/// section `name`, its stderr in `name-stderr`.
+/// section `name`, its stderr in `name-stderr`. `--count 1`: copies come
+/// along with the original and do not count.
 fn run(name: &str, extra: &str, fmt: &str) -> String {
     format!(
         r#"
-netwhy trace '{FILTER}' {extra} -o {fmt} --count 2 --duration 120 > /tmp/{name}.out 2> /tmp/{name}.err &
+netwhy trace '{FILTER}' {extra} -o {fmt} --count 1 --duration 120 > /tmp/{name}.out 2> /tmp/{name}.err &
 pid=$!
 i=0; until grep -q attached /tmp/{name}.err; do
   i=$((i+1)); if [ $i -gt 3000 ] || ! kill -0 $pid 2>/dev/null; then cat /tmp/{name}.err; exit 20; fi; sleep 0.1

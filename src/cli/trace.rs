@@ -23,7 +23,7 @@ use crate::probe::path::funcs::WithFunctions;
 use crate::probe::path::{self, PathBackend, PathCounters, PathOptions, PathProbe};
 use crate::probe::skbfunc::SkbFuncOptions;
 use crate::signals;
-use crate::trace::{decode, render, Owners, Packet, Timeline};
+use crate::trace::{decode, render, Limit, Owners, Packet, Timeline};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TraceArgs {
@@ -49,7 +49,8 @@ pub struct TraceArgs {
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
-    /// Stop after this many packets were printed.
+    /// Stop after this many packets were printed (copies of them, followed
+    /// with a function backend, come along and do not count).
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
     /// Output format; json is JSON Lines: a `step` object per hook, a
@@ -200,7 +201,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
         .map(|d| attached + Duration::from_secs_f64(d.max(0.0)));
     let settle = Duration::from_millis(30);
     let timeout = Duration::from_secs_f64(args.timeout.max(0.05));
-    let limit = args.count.unwrap_or(u64::MAX);
+    let mut limit = Limit::new(args.count.unwrap_or(u64::MAX));
     let mut tl = Timeline::default();
     let mut owners = Owners::default();
     let mut printed = 0u64;
@@ -233,8 +234,8 @@ pub fn run(args: TraceArgs) -> Result<()> {
             tl.ready(now, settle, timeout)
         };
         for p in ready {
-            if printed >= limit {
-                break;
+            if !limit.admit(&p, now) {
+                continue;
             }
             printed += 1;
             match emit(&mut out, pcap.as_mut(), &p, args.output) {
@@ -244,7 +245,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
             }
         }
         out.flush().ok();
-        if finishing || printed >= limit {
+        if finishing || limit.done(&tl, now, timeout) {
             break;
         }
     }

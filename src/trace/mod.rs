@@ -421,8 +421,57 @@ impl Timeline {
         self.open.len()
     }
 
+    /// Open packets that are copies of another (clone_of on a step).
+    pub fn open_copies(&self) -> usize {
+        let copy = |p: &&Packet| p.steps.iter().any(|s| s.clone_of.is_some());
+        self.open.values().filter(copy).count()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
+    }
+}
+
+/// `--count N`: N original packets; copies of packets (followed with a
+/// function backend) are printed along and do not count, so one flooded
+/// datagram with `--count 1` still shows its clones.
+#[derive(Debug)]
+pub struct Limit {
+    limit: u64,
+    originals: u64,
+    /// When the N-th original was printed.
+    reached: Option<Instant>,
+}
+
+impl Limit {
+    pub fn new(limit: u64) -> Self {
+        Limit {
+            limit,
+            originals: 0,
+            reached: None,
+        }
+    }
+
+    /// Whether to print `p`: every copy, originals up to the limit.
+    pub fn admit(&mut self, p: &Packet, now: Instant) -> bool {
+        if p.fate.as_ref().is_some_and(|f| f.clone_of.is_some()) {
+            return true;
+        }
+        if self.originals >= self.limit {
+            return false;
+        }
+        self.originals += 1;
+        if self.originals == self.limit {
+            self.reached = Some(now);
+        }
+        true
+    }
+
+    /// Done: the limit was reached and no copy is still open, or `grace`
+    /// passed since (copies still coming in must not keep trace running).
+    pub fn done(&self, tl: &Timeline, now: Instant, grace: Duration) -> bool {
+        self.reached
+            .is_some_and(|t| tl.open_copies() == 0 || now.saturating_duration_since(t) >= grace)
     }
 }
 

@@ -396,3 +396,39 @@ fn a_copy_names_its_source_and_the_source_its_copy() {
     let f = classify(9, &[later]);
     assert_eq!((f.clone_of, f.clone_via), (Some(7), None));
 }
+
+/// `--count 1` on a flooded datagram: the original and its clone print,
+/// the next original does not; done once no copy is open (or after the
+/// grace period).
+#[test]
+fn count_limits_originals_and_copies_come_along() {
+    let f0 = flow("10.9.0.1", 4000, "10.9.0.2", 9999);
+    let packet = |id: u64, clone_of: Option<u64>| {
+        let mut s = step(id, 10, "kfree_skb", Role::Free, f0.clone());
+        s.clone_of = clone_of;
+        let fate = Some(classify(id, std::slice::from_ref(&s)));
+        Packet {
+            id,
+            steps: vec![s],
+            fate,
+            last_event: Instant::now(),
+        }
+    };
+    let t0 = Instant::now();
+    let grace = Duration::from_secs(1);
+    let mut l = Limit::new(1);
+    let mut tl = Timeline::default();
+    assert!(!l.done(&tl, t0, grace));
+    assert!(l.admit(&packet(1, None), t0));
+    // The clone is still on its way: not done.
+    let mut open = step(2, 10, "net_dev_queue", Role::Transmit, f0.clone());
+    open.clone_of = Some(1);
+    tl.push(open, 0, t0);
+    assert_eq!(tl.open_copies(), 1);
+    assert!(!l.done(&tl, t0, grace));
+    assert!(l.done(&tl, t0 + grace, grace), "grace bounds the wait");
+    assert!(l.admit(&packet(2, Some(1)), t0));
+    assert!(!l.admit(&packet(3, None), t0), "a second original");
+    tl.drain();
+    assert!(l.done(&tl, t0, grace));
+}
