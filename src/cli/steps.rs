@@ -47,11 +47,17 @@ pub fn attach(probe: PathProbe, args: &StepArgs) -> Result<Box<dyn PathBackend>>
     let (w, notice) = WithFunctions::start(probe, fopts)
         .context("attaching the skb function steps (--backend tracepoint: without)")?;
     match notice {
-        Some(n) => eprintln!("{n}"),
+        Some(n) => eprintln!("{n}; copies of a packet (skb_clone...) are not followed"),
         None => {
             let (discovery_ms, attach_ms) = w.timings();
+            let copies = match w.clone_funcs() {
+                [] => {
+                    "copies of a packet are not followed (no cloning function hooked)".to_string()
+                }
+                f => format!("copies followed through {}", f.join(" ")),
+            };
             eprintln!(
-                "netwhy: {} kernel functions add steps via {} (found in {discovery_ms:.0} ms, attached in {attach_ms:.0} ms)",
+                "netwhy: {} kernel functions add steps via {} (found in {discovery_ms:.0} ms, attached in {attach_ms:.0} ms); {copies}",
                 w.functions(),
                 w.name()
             );

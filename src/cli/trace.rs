@@ -18,11 +18,10 @@ use crate::kernel::btf::Btf;
 use crate::kernel::netns::{resolve_netns_spec, NetnsNames};
 use crate::output::finding::finding_text;
 use crate::output::pcapng::PcapngWriter;
-use crate::output::text::netns_label;
 use crate::output::{is_broken_pipe, json_line, Format};
 use crate::probe::path::{self, PathCounters, PathOptions, PathProbe};
 use crate::signals;
-use crate::trace::{decode, render, Owners, Packet, Timeline};
+use crate::trace::{decode, render, Limit, Owners, Packet, Timeline};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TraceArgs {
@@ -48,7 +47,8 @@ pub struct TraceArgs {
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
-    /// Stop after this many packets were printed.
+    /// Stop after this many packets were printed (copies of them, followed
+    /// with a function backend, come along and do not count).
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
     /// Output format; json is JSON Lines: a `step` object per hook, a
@@ -153,7 +153,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
         .map(|d| attached + Duration::from_secs_f64(d.max(0.0)));
     let settle = Duration::from_millis(30);
     let timeout = Duration::from_secs_f64(args.timeout.max(0.05));
-    let limit = args.count.unwrap_or(u64::MAX);
+    let mut limit = Limit::new(args.count.unwrap_or(u64::MAX));
     let mut tl = Timeline::default();
     let mut owners = Owners::default();
     let mut printed = 0u64;
@@ -186,8 +186,8 @@ pub fn run(args: TraceArgs) -> Result<()> {
             tl.ready(now, settle, timeout)
         };
         for p in ready {
-            if printed >= limit {
-                break;
+            if !limit.admit(&p, now) {
+                continue;
             }
             printed += 1;
             match emit(&mut out, pcap.as_mut(), &p, args.output) {
@@ -197,7 +197,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
             }
         }
         out.flush().ok();
-        if finishing || printed >= limit {
+        if finishing || limit.done(&tl, now, timeout) {
             break;
         }
     }
@@ -256,6 +256,9 @@ pub fn run(args: TraceArgs) -> Result<()> {
                 s.kernel.track_full,
                 s.kernel.stale
             );
+            if s.kernel.clones > 0 {
+                eprintln!("copies of traced packets followed: {}", s.kernel.clones);
+            }
             Ok(())
         }
     };
@@ -284,27 +287,11 @@ fn emit<W: Write, P: Write>(
         }
     }
     if let Some(w) = pcap {
-        let n = p.steps.len();
         for (i, s) in p.steps.iter().enumerate() {
             if s.bytes.is_empty() {
                 continue;
             }
-            let mut c = format!(
-                "packet {} step {}/{n}: {} netns={} dev={}",
-                p.id,
-                i + 1,
-                s.hook,
-                netns_label(s.netns, s.netns_name.as_deref()),
-                s.dev.as_deref().unwrap_or("-")
-            );
-            if i + 1 == n {
-                if let Some(f) = &p.fate {
-                    c.push_str(&format!(" fate={}", f.fate));
-                    if let (Some(r), Some(l)) = (&f.reason, &f.location) {
-                        c.push_str(&format!(" reason={r} at {l}"));
-                    }
-                }
-            }
+            let c = render::pcap_comment(p, i);
             w.packet(s.time_ns, &s.bytes, s.flow.len.unwrap_or(s.len), &c)?;
         }
     }

@@ -112,6 +112,12 @@ impl Guest {
         }
     }
 
+    /// Also load this kernel module (with its dependencies), e.g. `bridge`.
+    pub fn module(mut self, name: &'static str) -> Self {
+        self.modules.push(name);
+        self
+    }
+
     /// Copy a host executable (and the libraries it links) to `/usr/local/bin/NAME`.
     pub fn binary(mut self, name: &str, host: impl Into<PathBuf>) -> Self {
         self.files

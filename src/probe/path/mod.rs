@@ -114,6 +114,11 @@ const fn hook(tp: &'static str, skb_arg: u8, role: Role) -> PathHook {
 /// Step hooks from this value on are skb functions (id = hook - base),
 /// written by the skb function probe into this probe's ring buffer.
 pub const FUNC_HOOK_BASE: u16 = 1024;
+/// Step hooks from this value on are the cloning functions (skb_clone...,
+/// [`crate::probe::skbfunc::clone::FUNCS`] order), whose steps make a
+/// tracked packet's copy a packet of its own. Below [`FUNC_HOOK_BASE`],
+/// far above the tracepoints.
+pub const CLONE_HOOK_BASE: u16 = 512;
 
 pub const HOOK_KFREE_SKB: u16 = 16;
 pub const HOOK_CONSUME_SKB: u16 = 17;
@@ -178,6 +183,9 @@ pub struct PathCounters {
     pub track_full: u64,
     /// Tracked addresses found reused by another packet, or too old.
     pub stale: u64,
+    /// Copies of tracked packets followed as packets of their own
+    /// (function backends only).
+    pub clones: u64,
 }
 
 /// A source of path steps. The tracepoint probe here; kprobe/fentry
@@ -319,7 +327,10 @@ impl PathProbe {
         Ok(crate::probe::skbfunc::SharedMaps {
             tracked: dup(&self.skel.maps.tracked, "tracked")?,
             events: dup(&self.skel.maps.events, "events")?,
+            next_id: dup(&self.skel.maps.next_id, "next_id")?,
+            counters: dup(&self.skel.maps.counters, "counters")?,
             hook_base: FUNC_HOOK_BASE,
+            clone_hook_base: CLONE_HOOK_BASE,
             track_ns: self.track_ns,
         })
     }
@@ -370,6 +381,7 @@ impl PathBackend for PathProbe {
             lost: sum(2)?,
             track_full: sum(3)?,
             stale: sum(4)?,
+            clones: sum(5)?,
         })
     }
 }
@@ -426,7 +438,7 @@ fn decode<T: Copy + Default>(data: &[u8]) -> Option<T> {
     Some(unsafe { std::ptr::read_unaligned(data.as_ptr().cast::<T>()) })
 }
 
-const _: () = assert!(std::mem::size_of::<RawStep>() == 80 + 32 + 128);
+const _: () = assert!(std::mem::size_of::<RawStep>() == 96 + 32 + 128);
 
 #[cfg(test)]
 mod tests;

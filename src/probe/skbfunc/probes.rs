@@ -8,14 +8,22 @@ use libbpf_rs::skel::OpenSkel;
 use libbpf_rs::{KprobeMultiOpts, KprobeOpts};
 
 use super::skel::*;
-use super::{fentry, select, Backend, ProbeResult, SkbFuncOptions, Target, PROBE_SLOT};
+use super::{clone, fentry, select, Backend, ProbeResult, SkbFuncOptions, Target, PROBE_SLOT};
 use crate::kernel::btf::Btf;
 use crate::probe::backend::{ensure_tracefs, TRACEFS};
 use crate::probe::ProbeError;
-/// BTF functions with an skb argument that ftrace lists as traceable, and
-/// `ip_rcv` from BTF alone for the feature probes when ftrace lists nothing
-/// (so they report the kernel's own answer, e.g. no kprobes at all).
-pub(super) fn discover(opts: &SkbFuncOptions) -> Result<(Vec<Target>, Option<Target>), ProbeError> {
+/// What discovery found: the functions to hook, `ip_rcv` from BTF alone
+/// for the feature probes when ftrace lists nothing (so they report the
+/// kernel's own answer, e.g. no kprobes at all), and the cloning
+/// functions (followed only when sharing the path probe's maps).
+pub(super) struct Discovered {
+    pub targets: Vec<Target>,
+    pub fallback: Option<Target>,
+    pub clones: Vec<clone::CloneTarget>,
+}
+
+/// BTF functions with an skb argument that ftrace lists as traceable.
+pub(super) fn discover(opts: &SkbFuncOptions) -> Result<Discovered, ProbeError> {
     let btf = Btf::load_vmlinux().map_err(|e| ProbeError::Load {
         probe: "skbfunc",
         detail: e.to_string(),
@@ -42,10 +50,15 @@ pub(super) fn discover(opts: &SkbFuncOptions) -> Result<(Vec<Target>, Option<Tar
         })?;
         all.push((Some(m.clone()), mb.funcs_with_struct_ptr_param("sk_buff")));
     }
-    Ok((
-        select::targets(all, &traceable, opts.funcs.as_ref()),
+    let clones = match opts.share {
+        Some(_) => clone::select(&all[0].1, &traceable),
+        None => Vec::new(),
+    };
+    Ok(Discovered {
+        targets: select::targets(all, &traceable, opts.funcs.as_ref()),
         fallback,
-    ))
+        clones,
+    })
 }
 
 pub(super) fn fentry_progs_mut<'a>(
@@ -76,13 +89,15 @@ pub(super) fn fentry_insns<'a>(
 }
 
 /// The fentry object: each position's program verified against the first
-/// target with its skb there (unused positions are not loaded), sharing
-/// the main object's hits map.
+/// target with its skb there (unused positions are not loaded), and the
+/// clone fexit program against the first cloning function (when copies
+/// are followed), sharing the main object's hits map.
 pub(super) fn load_fentry(
     opts: &SkbFuncOptions,
     tp_base: u32,
     main: &SkbfuncSkel<'static>,
     targets: &[Target],
+    clones: &[clone::CloneTarget],
 ) -> Result<(SkbfuncSkel<'static>, fentry::VmlinuxBtf), String> {
     let btf = fentry::VmlinuxBtf::load()?;
     let mut open = super::open_skel(opts, tp_base).map_err(|e| e.to_string())?;
@@ -97,6 +112,15 @@ pub(super) fn load_fentry(
         &mut p.nw_tp_consume_skb,
     ] {
         prog.set_autoload(false);
+    }
+    for prog in clone::progs_mut(&mut open) {
+        prog.set_autoload(false);
+    }
+    if let Some(c) = clones.first() {
+        let p = &mut open.progs.nw_clone_fexit;
+        p.set_autoload(true);
+        p.set_attach_target(0, Some(c.name.to_string()))
+            .map_err(|e| format!("fexit target {}: {e}", c.name))?;
     }
     for (pos, prog) in fentry_progs_mut(&mut open).into_iter().enumerate() {
         let vmlinux = targets.iter().filter(|t| t.module.is_none());
@@ -150,7 +174,15 @@ pub(super) fn probe_fentry(
     let r = btf
         .func_id(&t.name)
         .ok_or_else(|| format!("no BTF id for {}", t.name))
-        .and_then(|id| fentry::attach(fentry_insns(fs, t.arg), id, None, PROBE_SLOT.into()));
+        .and_then(|id| {
+            fentry::attach(
+                fentry_insns(fs, t.arg),
+                id,
+                None,
+                PROBE_SLOT.into(),
+                fentry::Kind::Fentry,
+            )
+        });
     match r {
         Ok(c) => {
             drop(c);
