@@ -17,7 +17,7 @@ mod guest;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use guest::report::{json_lines, sections, show};
+use guest::report::{sections, show, trace_packets};
 use guest::{Guest, KernelSpec, DEBIAN_6_1, DEBIAN_6_12};
 use serde_json::Value;
 
@@ -74,23 +74,6 @@ echo "=== {name}-stderr"; cat /tmp/{name}.err
     )
 }
 
-/// Steps and fate of each packet id in trace's JSON Lines.
-fn packets(out: &str) -> BTreeMap<u64, (Vec<Value>, Value)> {
-    let mut m: BTreeMap<u64, (Vec<Value>, Value)> = BTreeMap::new();
-    for x in json_lines(out) {
-        let Some(id) = x["packet"].as_u64() else {
-            continue;
-        };
-        let e = m.entry(id).or_insert_with(|| (Vec::new(), Value::Null));
-        match x["type"].as_str() {
-            Some("step") => e.0.push(x.clone()),
-            Some("fate") => e.1 = x.clone(),
-            _ => {}
-        }
-    }
-    m
-}
-
 fn hooks(steps: &[Value]) -> Vec<String> {
     steps
         .iter()
@@ -118,7 +101,7 @@ fn check(run: &str, via: &str, bridge: bool, s: &BTreeMap<String, String>, out: 
         err.contains("copies followed through skb_clone"),
         "{run}: {err}"
     );
-    let p = packets(&s[run]);
+    let p = trace_packets(&s[run], true);
     for (id, (steps, fate)) in &p {
         eprintln!("{run}: packet {id}: {:?} -> {fate}", hooks(steps));
     }

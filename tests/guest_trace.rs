@@ -13,7 +13,7 @@ mod guest;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use guest::report::{json_lines, sections, show};
+use guest::report::{json_lines, sections, show, trace_packets};
 use guest::{Guest, KernelSpec, Outcome, DEBIAN_6_1, DEBIAN_6_12};
 use serde_json::Value;
 
@@ -38,25 +38,10 @@ echo "=== {name}-stderr"; cat /tmp/{name}.err
 /// Steps and fate of each original packet id in trace's JSON Lines.
 /// Copies (`clone_of`: function backends follow them, e.g. the clone of a
 /// datagram queued while its next hop's ARP resolves, which neigh_probe
-/// makes for arp_solicit to read the source address from) are left out: these tests are about the originals, and
-/// tests/guest_clone.rs about copies.
+/// makes for arp_solicit to read the source address from) are left out:
+/// these tests are about the originals, tests/guest_clone.rs about copies.
 pub fn packets(out: &str) -> BTreeMap<u64, (Vec<Value>, Value)> {
-    let mut m: BTreeMap<u64, (Vec<Value>, Value)> = BTreeMap::new();
-    for x in json_lines(out) {
-        let Some(id) = x["packet"].as_u64() else {
-            continue;
-        };
-        if x["clone_of"].is_u64() {
-            continue;
-        }
-        let e = m.entry(id).or_insert_with(|| (Vec::new(), Value::Null));
-        match x["type"].as_str() {
-            Some("step") => e.0.push(x.clone()),
-            Some("fate") => e.1 = x.clone(),
-            _ => {}
-        }
-    }
-    m
+    trace_packets(out, false)
 }
 
 pub fn hooks(steps: &[Value]) -> Vec<&str> {

@@ -52,3 +52,24 @@ pub fn show(o: &Outcome) -> String {
         &o.serial[o.serial.len().saturating_sub(3000)..]
     )
 }
+
+/// Steps and fate of each packet id in trace's JSON Lines; copies
+/// (`clone_of`, followed by the function backends) only `with_copies`.
+pub fn trace_packets(out: &str, with_copies: bool) -> BTreeMap<u64, (Vec<Value>, Value)> {
+    let mut m: BTreeMap<u64, (Vec<Value>, Value)> = BTreeMap::new();
+    for x in json_lines(out) {
+        let Some(id) = x["packet"].as_u64() else {
+            continue;
+        };
+        if !with_copies && x["clone_of"].is_u64() {
+            continue;
+        }
+        let e = m.entry(id).or_insert_with(|| (Vec::new(), Value::Null));
+        match x["type"].as_str() {
+            Some("step") => e.0.push(x.clone()),
+            Some("fate") => e.1 = x.clone(),
+            _ => {}
+        }
+    }
+    m
+}
