@@ -7,6 +7,7 @@ mod nft_forward_drop;
 mod nft_reject;
 mod routing;
 mod rp_filter;
+mod tc_bpf_drop;
 mod tcp_closed_port;
 mod udp_closed_port;
 mod udp_rcvbuf_full;
@@ -89,6 +90,7 @@ pub static ALL: &[&dyn Scenario] = &[
     &firewall_checksum::FirewallChecksum { firewall: false },
     &nat_mismatch::NatMismatch { lost_ct: false },
     &nat_mismatch::NatMismatch { lost_ct: true },
+    &tc_bpf_drop::TcBpfDrop,
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Scenario> {
