@@ -281,7 +281,7 @@ pub(super) const ENTRIES: &[Entry] = &[
     entry!(
         XDP,
         "xdp-bpf-drop",
-        false,
+        true,
         "an XDP program on the device dropped the packet",
         "The XDP program attached to the receiving device returned XDP_DROP (or XDP_ABORTED) \
          for this packet before the kernel built its usual socket-buffer path.",

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The program the `tc-bpf-drop` lab scenario plants on a veth's clsact
- * ingress: it returns TC_ACT_SHOT for UDP (IPv4 or IPv6) to one port, like
- * a Cilium/Calico policy program that denies a service. The kernel reports
- * such drops as TC_INGRESS and nothing more; netwhy must name this program.
+ * The programs the lab plants on a veth to deny UDP (IPv4 or IPv6) to one
+ * port, like a Cilium/Calico policy program that denies a service: one for
+ * tc (clsact or tcx) returning TC_ACT_SHOT, one for XDP returning XDP_DROP.
+ * The kernel reports such drops as TC_INGRESS or less; netwhy must name the
+ * program.
  *
- * Headers are read with bpf_skb_load_bytes, so no __sk_buff layout is
- * needed here, and the program stays tiny for the verifier.
+ * Headers are read with the load_bytes helpers, so no context layout is
+ * needed here, and the programs stay tiny for the verifier.
  */
 #include "../../probe/include/vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -14,7 +15,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define TC_ACT_OK 0
+/* "No verdict, run the next program": for tcx (TCX_NEXT) as for cls_bpf.
+ * TC_ACT_OK on tcx would accept the packet and skip every later program. */
+#define TC_ACT_UNSPEC (-1)
 #define TC_ACT_SHOT 2
 #define ETH_HLEN 14
 #define IPPROTO_UDP 17
@@ -22,31 +25,42 @@ char LICENSE[] SEC("license") = "GPL";
 /* The denied UDP port, set before load. */
 const volatile __u16 cfg_port = 5300;
 
-struct __sk_buff;
+#define XDP_DROP 1
+#define XDP_PASS 2
 
-/* 15 characters: the kernel keeps at most that much of a program's name. */
+struct __sk_buff;
+struct xdp_md;
+
+/* Does the frame whose bytes `load` reads carry UDP to cfg_port? */
+#define DENIED(load, ctx)                                                   \
+	({                                                                  \
+		__u8 h[40];                                                 \
+		__u16 dport = 0;                                            \
+		__u32 l4 = 0;                                               \
+		if (load(ctx, 12, h, 2) == 0) {                             \
+			if (h[0] == 0x08 && h[1] == 0x00 &&                 \
+			    load(ctx, ETH_HLEN, h, 20) == 0 &&              \
+			    h[9] == IPPROTO_UDP)                            \
+				l4 = ETH_HLEN + (h[0] & 0x0f) * 4;          \
+			else if (h[0] == 0x86 && h[1] == 0xdd &&            \
+				 load(ctx, ETH_HLEN, h, 40) == 0 &&         \
+				 h[6] == IPPROTO_UDP)                       \
+				l4 = ETH_HLEN + 40;                         \
+		}                                                           \
+		l4 && load(ctx, l4 + 2, &dport, 2) == 0 &&                  \
+			bpf_ntohs(dport) == cfg_port;                       \
+	})
+
+/* 15 characters: the kernel keeps at most that much of a program's name.
+ * IPv6 extension headers are not walked: UDP right after the fixed header. */
 SEC("tc")
 int nwlab_udp_deny(struct __sk_buff *skb)
 {
-	__u8 h[40];
-	__u16 dport;
-	__u32 l4;
+	return DENIED(bpf_skb_load_bytes, skb) ? TC_ACT_SHOT : TC_ACT_UNSPEC;
+}
 
-	if (bpf_skb_load_bytes(skb, 12, h, 2))
-		return TC_ACT_OK;
-	if (h[0] == 0x08 && h[1] == 0x00) {
-		if (bpf_skb_load_bytes(skb, ETH_HLEN, h, 20) || h[9] != IPPROTO_UDP)
-			return TC_ACT_OK;
-		l4 = ETH_HLEN + (h[0] & 0x0f) * 4;
-	} else if (h[0] == 0x86 && h[1] == 0xdd) {
-		/* No extension headers: UDP right after the fixed header. */
-		if (bpf_skb_load_bytes(skb, ETH_HLEN, h, 40) || h[6] != IPPROTO_UDP)
-			return TC_ACT_OK;
-		l4 = ETH_HLEN + 40;
-	} else {
-		return TC_ACT_OK;
-	}
-	if (bpf_skb_load_bytes(skb, l4 + 2, &dport, 2))
-		return TC_ACT_OK;
-	return bpf_ntohs(dport) == cfg_port ? TC_ACT_SHOT : TC_ACT_OK;
+SEC("xdp")
+int nwlab_xdp_deny(struct xdp_md *ctx)
+{
+	return DENIED(bpf_xdp_load_bytes, ctx) ? XDP_DROP : XDP_PASS;
 }
