@@ -138,6 +138,10 @@ pub fn run(args: TraceArgs) -> Result<()> {
     };
     let funcs = super::skbfuncs::parse_funcs(args.funcs.as_deref())?;
     let probe = PathProbe::start(&opts)?;
+    // fexit on TC BPF programs comes with the fentry backend only.
+    let tc_share = (args.backend == Some(super::skbfuncs::BackendArg::Fentry))
+        .then(|| probe.shared_maps())
+        .transpose()?;
     let mut backend: Box<dyn PathBackend> = match args.backend {
         Some(super::skbfuncs::BackendArg::Tracepoint) => Box::new(WithFunctions::alone(probe)),
         b => {
@@ -166,6 +170,9 @@ pub fn run(args: TraceArgs) -> Result<()> {
             Box::new(w)
         }
     };
+    if let Some(share) = tc_share {
+        backend = super::tcverdicts::wrap(backend, &share, &opts.netns);
+    }
     let names: Vec<String> = backend.hooks().iter().map(|s| s.to_string()).collect();
     for (tp, why) in &skipped {
         eprintln!("netwhy: hook {tp} not used: {why}");

@@ -148,6 +148,34 @@ pub fn on_device_here(dev: &str, hook: Hook) -> Result<Vec<HookProg>, TcBpfError
     Ok(out)
 }
 
+/// Every TC program (tcx and cls_bpf, both directions) on every device of
+/// the calling thread's netns.
+pub fn tc_programs_here() -> Result<Vec<HookProg>, TcBpfError> {
+    let mut req = vec![0u8; 16];
+    req[0] = libc::AF_UNSPEC as u8;
+    let sock = nl::Socket::open()?;
+    let links = sock.request(RTM_GETLINK, nl::NLM_F_DUMP, &req)?;
+    let mut out = Vec::new();
+    for m in links
+        .iter()
+        .filter(|m| m.ty == RTM_NEWLINK && m.body.len() >= 16)
+    {
+        let Some(name) = netlink::attrs(&m.body[16..])
+            .find(|(t, _)| *t == IFLA_IFNAME)
+            .map(|(_, v)| cstr(v))
+        else {
+            continue;
+        };
+        for hook in [Hook::Ingress, Hook::Egress] {
+            // A device gone since the dump has no programs to report.
+            if let Ok(p) = on_device_here(&name, hook) {
+                out.extend(p);
+            }
+        }
+    }
+    Ok(out)
+}
+
 const RTM_NEWTFILTER: u16 = 44;
 const RTM_GETTFILTER: u16 = 46;
 const RTM_NEWLINK: u16 = 16;
@@ -159,6 +187,7 @@ const TCA_BPF_FLAGS: u16 = 8;
 const TCA_BPF_NAME: u16 = 7;
 const TCA_BPF_ID: u16 = 11;
 const TCA_BPF_FLAG_ACT_DIRECT: u32 = 1;
+const IFLA_IFNAME: u16 = 3;
 const IFLA_XDP: u16 = 43;
 const IFLA_XDP_DRV_PROG_ID: u16 = 5;
 const IFLA_XDP_SKB_PROG_ID: u16 = 6;

@@ -25,6 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)] // each test crate uses the kernels it needs
 pub use image::{KernelSpec, DEBIAN_6_1, DEBIAN_6_12};
 
 /// Modules every scenario may need: veth pairs, nftables with NAT and
@@ -109,6 +110,12 @@ impl Guest {
             dirs: Vec::new(),
             memory: "512M",
         }
+    }
+
+    /// Load one more module (with its dependencies) at boot.
+    pub fn module(mut self, name: &'static str) -> Self {
+        self.modules.push(name);
+        self
     }
 
     /// Copy a host executable (and the libraries it links) to `/usr/local/bin/NAME`.
