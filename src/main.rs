@@ -68,6 +68,14 @@ fn main() {
         return;
     }
     let args = Cli::parse();
+    // (lab cleans for itself, and `lab clean` reports what it removed.)
+    if !matches!(args.cmd, Cmd::Reasons(_) | Cmd::Vmcore(_) | Cmd::Lab(_)) && is_root() {
+        // Undo what a killed netwhy left behind (namespaces, sysctls,
+        // cgroups, a tracefs mount) before changing anything again.
+        for done in netwhy::undo::clean_stale() {
+            eprintln!("netwhy: cleaned up after a killed run: {done}");
+        }
+    }
     let r = match args.cmd {
         Cmd::Drops(a) => cli::drops::run(a),
         Cmd::Explain(a) => cli::explain::run(a),
@@ -83,4 +91,9 @@ fn main() {
         eprintln!("netwhy: error: {}", netwhy_vmcore::cli::error_line(&e));
         std::process::exit(1);
     }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }

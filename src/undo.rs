@@ -6,7 +6,6 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +23,9 @@ pub enum Action {
     /// Remove a cgroup directory netwhy created (`netwhy run`), killing
     /// what is still inside first: an empty cgroup is the only removable one.
     RemoveCgroup { path: String },
+    /// Unmount the tracefs netwhy mounted at /sys/kernel/tracing for the
+    /// classic tracepoints (it was not mounted before).
+    UnmountTracefs,
 }
 
 impl Action {
@@ -32,21 +34,29 @@ impl Action {
             Action::DeleteNetns { name } => format!("delete netns {name}"),
             Action::RestoreSysctl { path, value } => format!("restore {path} = {value}"),
             Action::RemoveCgroup { path } => format!("remove cgroup {path}"),
+            Action::UnmountTracefs => "unmount /sys/kernel/tracing".into(),
         }
     }
 
     fn apply(&self) -> io::Result<()> {
         match self {
             Action::DeleteNetns { name } => {
-                if !Path::new("/run/netns").join(name).exists() {
+                // What `ip netns del` does: detach the bind mount that pins
+                // the namespace and remove its file; the kernel frees the
+                // namespace (and the veths, tables inside) when unused.
+                let file = Path::new("/run/netns").join(name);
+                if !file.exists() {
                     return Ok(());
                 }
-                let st = Command::new("ip").args(["netns", "del", name]).status()?;
-                if st.success() {
-                    Ok(())
-                } else {
-                    Err(io::Error::other(format!("ip netns del {name} failed")))
-                }
+                let c = std::ffi::CString::new(file.as_os_str().as_encoded_bytes())
+                    .map_err(io::Error::other)?;
+                // SAFETY: a valid NUL-terminated path.
+                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+                fs::remove_file(&file)
+            }
+            Action::UnmountTracefs => {
+                crate::probe::backend::unmount_tracefs();
+                Ok(())
             }
             Action::RestoreSysctl { path, value } => fs::write(path, value),
             Action::RemoveCgroup { path } => {
@@ -127,6 +137,12 @@ impl Journal {
         a.apply()?;
         self.rec.actions.pop();
         self.save()
+    }
+
+    /// Drop every record without undoing it (the change was not made).
+    pub fn forget(&mut self) {
+        self.rec.actions.clear();
+        let _ = fs::remove_file(&self.path);
     }
 
     /// Undo everything, newest first. Returns failures as text.

@@ -6,6 +6,7 @@ pub mod lab;
 pub mod reasons;
 pub mod run;
 pub mod skbfuncs;
+pub mod steps;
 pub mod tcverdicts;
 pub mod trace;
 

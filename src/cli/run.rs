@@ -22,7 +22,7 @@ use crate::kernel::btf::Btf;
 use crate::kernel::netns::NetnsNames;
 use crate::output::finding::finding_text;
 use crate::output::{json_line, Format};
-use crate::probe::path::{self, PathBackend, PathOptions, PathProbe};
+use crate::probe::path::{self, PathOptions, PathProbe};
 use crate::signals;
 use crate::trace::{decode, flows, Owners, Packet, Timeline};
 use crate::undo::{Action, Journal};
@@ -37,6 +37,8 @@ pub struct RunArgs {
     /// (as `netwhy explain` gives it) per group of drops.
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     pub output: Format,
+    #[command(flatten)]
+    pub steps: super::steps::StepArgs,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub cmd: Vec<String>,
@@ -105,7 +107,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         track_ns: 2_000_000_000,
         cgroup,
     };
-    let mut backend: Box<dyn PathBackend> = Box::new(PathProbe::start(&opts)?);
+    let mut backend = super::steps::attach(PathProbe::start(&opts)?, &args.steps)?;
     eprintln!(
         "netwhy: attached to {} tracepoints via {} in {} ms; tracing {} in cgroup {}",
         backend.hooks().len(),
@@ -200,6 +202,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
     }
     let c = backend.counters()?;
+    if let Some(m) = backend.release_functions() {
+        eprintln!("{m}");
+    }
     eprintln!(
         "netwhy: {} exited with {}; {} packets, {} flows  lost: {}  untracked (map full): {}",
         args.cmd[0],

@@ -18,13 +18,10 @@ use crate::kernel::btf::Btf;
 use crate::kernel::netns::{resolve_netns_spec, NetnsNames};
 use crate::output::finding::finding_text;
 use crate::output::pcapng::PcapngWriter;
-use crate::output::text::netns_label;
 use crate::output::{is_broken_pipe, json_line, Format};
-use crate::probe::path::funcs::WithFunctions;
-use crate::probe::path::{self, PathBackend, PathCounters, PathOptions, PathProbe};
-use crate::probe::skbfunc::SkbFuncOptions;
+use crate::probe::path::{self, PathCounters, PathOptions, PathProbe};
 use crate::signals;
-use crate::trace::{decode, render, Owners, Packet, Timeline};
+use crate::trace::{decode, render, Limit, Owners, Packet, Timeline};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TraceArgs {
@@ -50,7 +47,8 @@ pub struct TraceArgs {
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
-    /// Stop after this many packets were printed.
+    /// Stop after this many packets were printed (copies of them, followed
+    /// with a function backend, come along and do not count).
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
     /// Output format; json is JSON Lines: a `step` object per hook, a
@@ -67,20 +65,8 @@ pub struct TraceArgs {
     /// Ring buffer size in KiB (power of two, >= 4).
     #[arg(long, value_name = "KIB", default_value = "8192")]
     pub ring_kib: u32,
-    /// How kernel functions add steps to the timelines: kprobe-multi,
-    /// kprobe or fentry (default: the best the feature probes allow; on
-    /// kernels refusing all three, tracepoints only, said in one line);
-    /// `tracepoint`: no function steps.
-    #[arg(long, value_enum)]
-    pub backend: Option<super::skbfuncs::BackendArg>,
-    /// Only kernel functions whose name matches this regular expression
-    /// add steps (fentry attaches per function: keep the set small).
-    #[arg(long, value_name = "REGEX")]
-    pub funcs: Option<String>,
-    /// Also add steps from the skb functions of these loaded modules
-    /// (nf_tables, ...): the firewall's own functions in the timeline.
-    #[arg(long, value_delimiter = ',', value_name = "MOD,...")]
-    pub kmods: Vec<String>,
+    #[command(flatten)]
+    pub steps: super::steps::StepArgs,
 }
 
 #[derive(Serialize)]
@@ -136,40 +122,12 @@ pub fn run(args: TraceArgs) -> Result<()> {
         track_ns: 2_000_000_000,
         cgroup,
     };
-    let funcs = super::skbfuncs::parse_funcs(args.funcs.as_deref())?;
     let probe = PathProbe::start(&opts)?;
     // fexit on TC BPF programs comes with the fentry backend only.
-    let tc_share = (args.backend == Some(super::skbfuncs::BackendArg::Fentry))
+    let tc_share = (args.steps.backend == Some(super::skbfuncs::BackendArg::Fentry))
         .then(|| probe.shared_maps())
         .transpose()?;
-    let mut backend: Box<dyn PathBackend> = match args.backend {
-        Some(super::skbfuncs::BackendArg::Tracepoint) => Box::new(WithFunctions::alone(probe)),
-        b => {
-            // Nothing asked for: kprobe-multi or nothing. Per-function
-            // kprobes and fentry take seconds to minutes for the ~1.5k skb
-            // functions (BENCHMARKS.md): only with --backend or --funcs.
-            let auto = b.is_none() && funcs.is_none();
-            let fopts = SkbFuncOptions {
-                backend: b.map(Into::into),
-                funcs,
-                allow: auto.then(|| vec![crate::probe::skbfunc::Backend::KprobeMulti]),
-                kmods: args.kmods.clone(),
-                ..Default::default()
-            };
-            let (w, notice) = WithFunctions::start(probe, fopts)
-                .context("attaching the skb function steps (--backend tracepoint: without)")?;
-            if let Some(n) = notice {
-                eprintln!("{n}");
-            } else {
-                eprintln!(
-                    "netwhy: {} kernel functions add steps via {}",
-                    w.functions(),
-                    w.name()
-                );
-            }
-            Box::new(w)
-        }
-    };
+    let mut backend = super::steps::attach(probe, &args.steps)?;
     if let Some(share) = tc_share {
         backend = super::tcverdicts::wrap(backend, &share, &opts.netns);
     }
@@ -202,7 +160,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
         .map(|d| attached + Duration::from_secs_f64(d.max(0.0)));
     let settle = Duration::from_millis(30);
     let timeout = Duration::from_secs_f64(args.timeout.max(0.05));
-    let limit = args.count.unwrap_or(u64::MAX);
+    let mut limit = Limit::new(args.count.unwrap_or(u64::MAX));
     let mut tl = Timeline::default();
     let mut owners = Owners::default();
     let mut printed = 0u64;
@@ -235,8 +193,8 @@ pub fn run(args: TraceArgs) -> Result<()> {
             tl.ready(now, settle, timeout)
         };
         for p in ready {
-            if printed >= limit {
-                break;
+            if !limit.admit(&p, now) {
+                continue;
             }
             printed += 1;
             match emit(&mut out, pcap.as_mut(), &p, args.output) {
@@ -246,12 +204,15 @@ pub fn run(args: TraceArgs) -> Result<()> {
             }
         }
         out.flush().ok();
-        if finishing || printed >= limit {
+        if finishing || limit.done(&tl, now, timeout) {
             break;
         }
     }
     if let Some(w) = pcap.as_mut() {
         w.flush().context("writing pcapng")?;
+    }
+    if let Some(m) = backend.release_functions() {
+        eprintln!("{m}");
     }
     let findings = session.finish(&drops);
     let r = (|| -> io::Result<()> {
@@ -302,6 +263,9 @@ pub fn run(args: TraceArgs) -> Result<()> {
                 s.kernel.track_full,
                 s.kernel.stale
             );
+            if s.kernel.clones > 0 {
+                eprintln!("copies of traced packets followed: {}", s.kernel.clones);
+            }
             Ok(())
         }
     };
@@ -330,27 +294,11 @@ fn emit<W: Write, P: Write>(
         }
     }
     if let Some(w) = pcap {
-        let n = p.steps.len();
         for (i, s) in p.steps.iter().enumerate() {
             if s.bytes.is_empty() {
                 continue;
             }
-            let mut c = format!(
-                "packet {} step {}/{n}: {} netns={} dev={}",
-                p.id,
-                i + 1,
-                s.hook,
-                netns_label(s.netns, s.netns_name.as_deref()),
-                s.dev.as_deref().unwrap_or("-")
-            );
-            if i + 1 == n {
-                if let Some(f) = &p.fate {
-                    c.push_str(&format!(" fate={}", f.fate));
-                    if let (Some(r), Some(l)) = (&f.reason, &f.location) {
-                        c.push_str(&format!(" reason={r} at {l}"));
-                    }
-                }
-            }
+            let c = render::pcap_comment(p, i);
             w.packet(s.time_ns, &s.bytes, s.flow.len.unwrap_or(s.len), &c)?;
         }
     }

@@ -27,15 +27,35 @@ impl Hook {
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 pub const TRACEFS: &str = "/sys/kernel/tracing";
 
+/// tracefs that netwhy mounted: journalled before the mount, so a later
+/// run unmounts it if this one is killed, and unmounted when dropped.
+pub struct TracefsMount {
+    journal: Option<crate::undo::Journal>,
+}
+
+impl Drop for TracefsMount {
+    fn drop(&mut self) {
+        // The journal's drop replays UnmountTracefs; without one (no
+        // /run/netwhy) unmount directly.
+        if self.journal.take().is_none() {
+            unmount_tracefs();
+        }
+    }
+}
+
 /// Make the skb tracepoints visible, mounting tracefs at its usual place if
-/// needed. Returns (visible, mounted_by_us): whoever mounted it unmounts it
-/// when done, so netwhy leaves the system as it found it. tp_btf does not
-/// need tracefs; only the classic tracepoint hook calls this.
-pub fn ensure_tracefs() -> (bool, bool) {
+/// needed. Returns whether they are visible, and the mount if netwhy made
+/// it: whoever mounted it unmounts it when done, so netwhy leaves the
+/// system as it found it.
+pub fn ensure_tracefs() -> (bool, Option<TracefsMount>) {
     let probe = Path::new(TRACEFS).join("events/skb/kfree_skb");
     if probe.exists() {
-        return (true, false);
+        return (true, None);
     }
+    let journal = crate::undo::Journal::open().ok().and_then(|mut j| {
+        j.record(crate::undo::Action::UnmountTracefs).ok()?;
+        Some(j)
+    });
     let src = c"nodev";
     let target = c"/sys/kernel/tracing";
     let fstype = c"tracefs";
@@ -49,7 +69,16 @@ pub fn ensure_tracefs() -> (bool, bool) {
             std::ptr::null(),
         )
     };
-    (probe.exists(), rc == 0)
+    let mount = if rc == 0 {
+        Some(TracefsMount { journal })
+    } else {
+        // Nothing to undo: forget the record without replaying it.
+        if let Some(mut j) = journal {
+            j.forget();
+        }
+        None
+    };
+    (probe.exists(), mount)
 }
 
 /// Undo [`ensure_tracefs`]'s mount.

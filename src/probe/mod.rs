@@ -1,5 +1,33 @@
 //! Kernel-side capture. One folder per probe, its BPF C beside the Rust that
 //! owns it; the wire structs live once in `include/event.h`.
+/// Sets the device and mark filters in a probe's rodata. The drop and path
+/// probes declare the same `cfg_ifindex*`, `cfg_ifname*` and `cfg_mark*`
+/// globals, but their skeletons generate distinct rodata types, so this is
+/// a macro rather than a function.
+macro_rules! set_dev_mark_filters {
+    ($ro:expr, $dev:expr, $mark:expr) => {{
+        let ro = $ro;
+        match $dev {
+            Some($crate::probe::drop::DevMatch::Index(i)) => {
+                ro.cfg_ifindex_filter = true;
+                ro.cfg_ifindex = *i;
+            }
+            Some($crate::probe::drop::DevMatch::Name(n)) => {
+                ro.cfg_ifname_filter = true;
+                for (dst, src) in ro.cfg_ifname.iter_mut().zip(n.bytes().take(15)) {
+                    *dst = src as i8;
+                }
+            }
+            None => {}
+        }
+        if let Some((v, m)) = $mark {
+            ro.cfg_mark_filter = true;
+            ro.cfg_mark = v & m;
+            ro.cfg_mark_mask = m;
+        }
+    }};
+}
+
 pub mod backend;
 pub mod drop;
 pub mod path;

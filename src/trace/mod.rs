@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::event::{cstr, DropEvent, Enricher, Location, Task, JSON_VERSION};
 use crate::packet::{self, Flow, HdrKind};
-use crate::probe::path::{RawStep, Role, STEP_FATE};
+use crate::probe::path::{RawStep, Role, STEP_FATE, STEP_FIRST};
 use crate::state::sockets::{owners, Owner};
 
 /// One hook a packet passed.
@@ -56,6 +56,16 @@ pub struct Step {
     /// Current task (meaningful at socket hooks; may be any task in irq).
     pub pid: u32,
     pub comm: String,
+    /// This packet is a copy (skb_clone, skb_copy...) of that packet: on
+    /// every step of a copy (function backends only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clone_of: Option<u64>,
+    /// At a cloning function: the id of the copy made here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clone: Option<u64>,
+    /// Wire flags (NW_STEP_*): the copy's first step is where it was made.
+    #[serde(skip)]
+    pub flags: u8,
     /// Captured bytes from the network header (for --pcapng).
     #[serde(skip)]
     pub bytes: Vec<u8>,
@@ -157,6 +167,12 @@ pub struct Fate {
     pub duration_ns: u64,
     /// The hook of the last step.
     pub last_hook: String,
+    /// This packet is a copy of that packet (function backends only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clone_of: Option<u64>,
+    /// The function that made the copy (skb_clone...), when its step came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clone_via: Option<String>,
 }
 
 /// One traced packet.
@@ -238,6 +254,9 @@ pub fn decode(raw: &RawStep, hook: (&str, Role), en: &mut Enricher, consumed: u3
             }),
         pid: raw.pid,
         comm: cstr(&raw.comm).unwrap_or_default(),
+        clone_of: (raw.clone_of != 0).then_some(raw.clone_of),
+        clone: (raw.clone != 0).then_some(raw.clone),
+        flags: raw.flags,
         bytes,
     }
 }
@@ -291,6 +310,12 @@ pub fn classify(id: u64, all: &[Step]) -> Fate {
         duration_ns: all.last().map_or(0, |s| s.delta_ns),
         // Where it was last seen, a function if one came last.
         last_hook: all.last().map(|s| s.hook.clone()).unwrap_or_default(),
+        clone_of: all.iter().find_map(|s| s.clone_of),
+        // The copy's first step is at the function that made it.
+        clone_via: all
+            .iter()
+            .find(|s| s.clone_of.is_some() && s.flags & STEP_FIRST != 0)
+            .map(|s| s.hook.clone()),
     };
     let Some(last) = last else { return f };
     if let Some(d) = delivered {
@@ -396,8 +421,57 @@ impl Timeline {
         self.open.len()
     }
 
+    /// Open packets that are copies of another (clone_of on a step).
+    pub fn open_copies(&self) -> usize {
+        let copy = |p: &&Packet| p.steps.iter().any(|s| s.clone_of.is_some());
+        self.open.values().filter(copy).count()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
+    }
+}
+
+/// `--count N`: N original packets; copies of packets (followed with a
+/// function backend) are printed along and do not count, so one flooded
+/// datagram with `--count 1` still shows its clones.
+#[derive(Debug)]
+pub struct Limit {
+    limit: u64,
+    originals: u64,
+    /// When the N-th original was printed.
+    reached: Option<Instant>,
+}
+
+impl Limit {
+    pub fn new(limit: u64) -> Self {
+        Limit {
+            limit,
+            originals: 0,
+            reached: None,
+        }
+    }
+
+    /// Whether to print `p`: every copy, originals up to the limit.
+    pub fn admit(&mut self, p: &Packet, now: Instant) -> bool {
+        if p.fate.as_ref().is_some_and(|f| f.clone_of.is_some()) {
+            return true;
+        }
+        if self.originals >= self.limit {
+            return false;
+        }
+        self.originals += 1;
+        if self.originals == self.limit {
+            self.reached = Some(now);
+        }
+        true
+    }
+
+    /// Done: the limit was reached and no copy is still open, or `grace`
+    /// passed since (copies still coming in must not keep trace running).
+    pub fn done(&self, tl: &Timeline, now: Instant, grace: Duration) -> bool {
+        self.reached
+            .is_some_and(|t| tl.open_copies() == 0 || now.saturating_duration_since(t) >= grace)
     }
 }
 

@@ -4,14 +4,14 @@ use std::fmt::Write as _;
 
 use super::{Fate, Packet, Step};
 use crate::output::text::netns_label;
-use crate::probe::path::Role;
+use crate::probe::path::{Role, STEP_FIRST};
 
 /// A packet as a block of lines (ending with a newline).
 pub fn packet_block(p: &Packet) -> String {
     let mut s = String::new();
     let first = p.steps.first();
     let flow = first.map(|f| f.flow.to_string()).unwrap_or_default();
-    let _ = writeln!(s, "packet {}  {flow}", p.id);
+    let _ = writeln!(s, "packet {}{}  {flow}", p.id, origin(p));
     for st in &p.steps {
         let _ = writeln!(s, "  {}", step_line(st));
     }
@@ -19,6 +19,18 @@ pub fn packet_block(p: &Packet) -> String {
         let _ = writeln!(s, "  {}", fate_line(f));
     }
     s
+}
+
+/// ` (clone of 7 via skb_clone)` for a copy of another traced packet.
+fn origin(p: &Packet) -> String {
+    let Some(f) = p.fate.as_ref().filter(|f| f.clone_of.is_some()) else {
+        return String::new();
+    };
+    let of = f.clone_of.unwrap_or_default();
+    match &f.clone_via {
+        Some(via) => format!(" (clone of {of} via {via})"),
+        None => format!(" (clone of {of})"),
+    }
 }
 
 fn ms(ns: u64) -> String {
@@ -61,6 +73,12 @@ pub fn step_line(st: &Step) -> String {
             "at"
         };
         let _ = write!(s, "  {verb} {} socket port {}", so.proto, so.port);
+    }
+    if let Some(c) = st.clone {
+        let _ = write!(s, "  cloned -> packet {c}");
+    }
+    if let (Some(of), true) = (st.clone_of, st.flags & STEP_FIRST != 0) {
+        let _ = write!(s, "  made here from packet {of}");
     }
     if st.hook == "skb_copy_datagram_iovec" {
         let _ = write!(s, "  read by {}[{}]", st.comm, st.pid);
@@ -118,4 +136,34 @@ pub fn fate_line(f: &Fate) -> String {
             f.last_hook
         ),
     }
+}
+
+/// The pcapng comment of step `i` of `p`: packet, step, hook, place, the
+/// copy relation, and the fate on the last step.
+pub fn pcap_comment(p: &Packet, i: usize) -> String {
+    let n = p.steps.len();
+    let Some(s) = p.steps.get(i) else {
+        return String::new();
+    };
+    let mut c = format!(
+        "packet {} step {}/{n}: {} netns={} dev={}",
+        p.id,
+        i + 1,
+        s.hook,
+        netns_label(s.netns, s.netns_name.as_deref()),
+        s.dev.as_deref().unwrap_or("-")
+    );
+    if let Some(of) = s.clone_of {
+        let _ = write!(c, " clone_of={of}");
+    }
+    if let Some(id) = s.clone {
+        let _ = write!(c, " cloned->packet {id}");
+    }
+    if let Some(f) = p.fate.as_ref().filter(|_| i + 1 == n) {
+        let _ = write!(c, " fate={}", f.fate);
+        if let (Some(r), Some(l)) = (&f.reason, &f.location) {
+            let _ = write!(c, " reason={r} at {l}");
+        }
+    }
+    c
 }

@@ -40,6 +40,9 @@ fn step(packet: u64, t: u64, hook: &str, role: Role, f: Flow) -> Step {
         socket: None,
         pid: 0,
         comm: String::new(),
+        clone_of: None,
+        clone: None,
+        flags: 0,
         bytes: Vec::new(),
     }
 }
@@ -302,4 +305,130 @@ fn function_steps_show_the_way_but_never_decide_the_fate() {
         (f.fate, f.steps, f.last_hook.as_str()),
         ("unknown", 2, "ip_rcv")
     );
+}
+
+/// A bridge flooding packet 7 to two ports: skb_clone's step on 7 names
+/// the copy, packet 8, whose steps and fate say whose copy it is and which
+/// function made it, in JSON and text; originals carry no such field.
+#[test]
+fn a_copy_names_its_source_and_the_source_its_copy() {
+    use crate::probe::path::STEP_FIRST;
+    let f0 = flow("10.9.0.1", 4000, "10.9.0.2", 9999);
+    let mut cloned = step(7, 20, "skb_clone", Role::Function, f0.clone());
+    cloned.clone = Some(8);
+    let orig = vec![
+        step(7, 10, "netif_receive_skb", Role::Receive, f0.clone()),
+        cloned,
+        step(7, 30, "net_dev_xmit", Role::Transmitted, f0.clone()),
+    ];
+    let mut made = step(8, 20, "skb_clone", Role::Function, f0.clone());
+    made.clone_of = Some(7);
+    made.flags = STEP_FIRST;
+    let mut drop = step(8, 40, "kfree_skb", Role::Free, f0.clone());
+    drop.clone_of = Some(7);
+    drop.reason = Some("OTHERHOST".into());
+    drop.location = Some(loc("ip_rcv_core"));
+    let copy = vec![made, drop];
+
+    let f = classify(8, &copy);
+    assert_eq!(f.fate, "dropped");
+    assert_eq!(f.clone_of, Some(7));
+    assert_eq!(f.clone_via.as_deref(), Some("skb_clone"));
+    let j = serde_json::to_value(&f).unwrap();
+    assert_eq!(
+        (j["clone_of"].as_u64(), j["clone_via"].as_str()),
+        (Some(7), Some("skb_clone"))
+    );
+    let j = serde_json::to_value(&copy[1]).unwrap();
+    assert_eq!(j["clone_of"], 7);
+    assert!(j.get("clone").is_none(), "{j}");
+
+    let of = classify(7, &orig);
+    assert_eq!((of.clone_of, of.clone_via.as_deref()), (None, None));
+    let j = serde_json::to_value(&of).unwrap();
+    assert!(
+        j.get("clone_of").is_none() && j.get("clone_via").is_none(),
+        "{j}"
+    );
+    let j = serde_json::to_value(&orig[1]).unwrap();
+    assert_eq!(j["clone"], 8);
+    assert!(j.get("clone_of").is_none(), "{j}");
+
+    let mut tl = Timeline::default();
+    let now = Instant::now();
+    for s in orig.into_iter().chain(copy) {
+        let flags = if s.role == Some(Role::Free) {
+            STEP_FATE
+        } else {
+            s.flags
+        };
+        tl.push(s, flags, now);
+    }
+    let p = tl.drain();
+    let text: Vec<String> = p.iter().map(render::packet_block).collect();
+    assert!(text[0].starts_with("packet 7  "), "{}", text[0]);
+    assert!(text[0].contains("skb_clone"), "{}", text[0]);
+    assert!(text[0].contains("  cloned -> packet 8\n"), "{}", text[0]);
+    assert!(
+        text[1].starts_with("packet 8 (clone of 7 via skb_clone)  10.9.0.1"),
+        "{}",
+        text[1]
+    );
+    assert!(text[1].contains("made here from packet 7"), "{}", text[1]);
+    // pcapng comments say it too.
+    assert_eq!(
+        render::pcap_comment(&p[0], 1),
+        "packet 7 step 2/3: skb_clone netns=ns(7) dev=eth0 cloned->packet 8"
+    );
+    assert_eq!(
+        render::pcap_comment(&p[1], 1),
+        "packet 8 step 2/2: kfree_skb netns=ns(7) dev=eth0 clone_of=7 fate=dropped \
+         reason=OTHERHOST at ip_rcv_core+0x10"
+    );
+    assert!(
+        text[1].contains("fate: dropped OTHERHOST at ip_rcv_core"),
+        "{}",
+        text[1]
+    );
+    // The copy's first step lost (ring buffer full): still a copy of 7.
+    let mut later = step(9, 40, "kfree_skb", Role::Free, f0);
+    later.clone_of = Some(7);
+    let f = classify(9, &[later]);
+    assert_eq!((f.clone_of, f.clone_via), (Some(7), None));
+}
+
+/// `--count 1` on a flooded datagram: the original and its clone print,
+/// the next original does not; done once no copy is open (or after the
+/// grace period).
+#[test]
+fn count_limits_originals_and_copies_come_along() {
+    let f0 = flow("10.9.0.1", 4000, "10.9.0.2", 9999);
+    let packet = |id: u64, clone_of: Option<u64>| {
+        let mut s = step(id, 10, "kfree_skb", Role::Free, f0.clone());
+        s.clone_of = clone_of;
+        let fate = Some(classify(id, std::slice::from_ref(&s)));
+        Packet {
+            id,
+            steps: vec![s],
+            fate,
+            last_event: Instant::now(),
+        }
+    };
+    let t0 = Instant::now();
+    let grace = Duration::from_secs(1);
+    let mut l = Limit::new(1);
+    let mut tl = Timeline::default();
+    assert!(!l.done(&tl, t0, grace));
+    assert!(l.admit(&packet(1, None), t0));
+    // The clone is still on its way: not done.
+    let mut open = step(2, 10, "net_dev_queue", Role::Transmit, f0.clone());
+    open.clone_of = Some(1);
+    tl.push(open, 0, t0);
+    assert_eq!(tl.open_copies(), 1);
+    assert!(!l.done(&tl, t0, grace));
+    assert!(l.done(&tl, t0 + grace, grace), "grace bounds the wait");
+    assert!(l.admit(&packet(2, Some(1)), t0));
+    assert!(!l.admit(&packet(3, None), t0), "a second original");
+    tl.drain();
+    assert!(l.done(&tl, t0, grace));
 }

@@ -25,7 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-#[allow(unused_imports)] // each test crate uses the kernels it needs
+#[allow(unused_imports)] // each test binary uses some
 pub use image::{KernelSpec, DEBIAN_6_1, DEBIAN_6_12};
 
 /// Modules every scenario may need: veth pairs, nftables with NAT and
@@ -112,7 +112,7 @@ impl Guest {
         }
     }
 
-    /// Load one more module (with its dependencies) at boot.
+    /// Also load this kernel module (with its dependencies), e.g. `bridge`.
     pub fn module(mut self, name: &'static str) -> Self {
         self.modules.push(name);
         self

@@ -12,7 +12,7 @@ use std::time::Duration;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject};
 
-use super::backend::{drop_hooks, ensure_tracefs, unmount_tracefs, Hook};
+use super::backend::{drop_hooks, ensure_tracefs, Hook, TracefsMount};
 use super::{have_privilege, ProbeError};
 
 #[allow(clippy::all, non_camel_case_types, dead_code, unused_imports)]
@@ -117,16 +117,17 @@ pub struct Counters {
 pub struct DropProbe {
     skel: DropSkel<'static>,
     hook: Hook,
-    /// We mounted tracefs for the classic tracepoint: unmount on drop.
-    mounted_tracefs: bool,
+    /// tracefs we mounted for the classic tracepoint: unmounted on drop,
+    /// after the program is detached.
+    tracefs: Option<TracefsMount>,
 }
 
 impl Drop for DropProbe {
     fn drop(&mut self) {
-        if self.mounted_tracefs {
+        if let Some(m) = self.tracefs.take() {
             // Detach the program first so nothing holds the event open.
             self.skel.links.nw_drop_tp = None;
-            unmount_tracefs();
+            drop(m);
         }
     }
 }
@@ -156,28 +157,22 @@ impl DropProbe {
     }
 
     fn start_on(opts: &DropOptions, hook: Hook) -> Result<Self, ProbeError> {
-        let mut mounted_tracefs = false;
+        let mut tracefs = None;
         if hook == Hook::Tracepoint && !opts.bench_empty {
             let (visible, mounted) = ensure_tracefs();
-            mounted_tracefs = mounted;
             if !visible {
-                if mounted {
-                    unmount_tracefs();
-                }
                 return Err(ProbeError::NoHook);
             }
+            tracefs = mounted;
         }
-        let r = Self::load_attach(opts, hook, mounted_tracefs);
-        if r.is_err() && mounted_tracefs {
-            unmount_tracefs();
-        }
-        r
+        // On error the mount (if any) is dropped here: unmounted.
+        Self::load_attach(opts, hook, tracefs)
     }
 
     fn load_attach(
         opts: &DropOptions,
         hook: Hook,
-        mounted_tracefs: bool,
+        tracefs: Option<TracefsMount>,
     ) -> Result<Self, ProbeError> {
         // The skeleton borrows its object storage for its whole life; a probe
         // lives about as long as the process, so the few bytes are leaked.
@@ -191,7 +186,7 @@ impl DropProbe {
         let mut probe = DropProbe {
             skel,
             hook,
-            mounted_tracefs,
+            tracefs,
         };
         probe.fill_maps(&opts.filter)?;
         let prog = match hook {
@@ -353,24 +348,7 @@ fn configure(
     ro.cfg_reason_include = !f.reasons_include.is_empty();
     ro.cfg_reason_exclude = !f.reasons_exclude.is_empty();
     ro.cfg_netns_filter = !f.netns.is_empty();
-    match &f.dev {
-        Some(DevMatch::Index(i)) => {
-            ro.cfg_ifindex_filter = true;
-            ro.cfg_ifindex = *i;
-        }
-        Some(DevMatch::Name(n)) => {
-            ro.cfg_ifname_filter = true;
-            for (dst, src) in ro.cfg_ifname.iter_mut().zip(n.bytes().take(15)) {
-                *dst = src as i8;
-            }
-        }
-        None => {}
-    }
-    if let Some((v, m)) = f.mark {
-        ro.cfg_mark_filter = true;
-        ro.cfg_mark = v & m;
-        ro.cfg_mark_mask = m;
-    }
+    set_dev_mark_filters!(&mut *ro, &f.dev, f.mark);
     ro.cfg_ethertype = f.ethertype.unwrap_or(0);
     ro.cfg_l4proto = f.l4proto.map(i16::from).unwrap_or(-1);
     match f.host {

@@ -130,13 +130,15 @@ enum nw_path_counter {
 	NW_PCNT_LOST = 2,       /* ring buffer reservation failures */
 	NW_PCNT_TRACK_FULL = 3, /* tracked-skb map insert failures */
 	NW_PCNT_STALE = 4,      /* tracked entries found reused by another packet */
-	NW_PCNT_MAX = 5,
+	NW_PCNT_CLONES = 5,     /* tracked copies of tracked packets (function backends) */
+	NW_PCNT_MAX = 6,
 };
 
 /* What the kernel remembers about a tracked skb. */
 struct nw_track {
 	__u64 packet;   /* packet id */
 	__u64 start_ns;
+	__u64 clone_of; /* a copy (skb_clone, skb_copy...) of this packet id; 0: none */
 	__u32 ipid;     /* IPv4 id when tracking started, 0xffffffff if none */
 	__u32 _pad;
 };
@@ -148,6 +150,9 @@ struct nw_path_event {
 	__u64 packet;   /* packet id, shared by every step of one packet */
 	__u64 location; /* kfree_skb / consume_skb: caller address */
 	__u64 sock_ino; /* hooks with a sock: inode of its socket (0 if none) */
+	__u64 clone_of; /* every step of a copy: the packet it was copied from */
+	__u64 clone;    /* a cloning function's step on the source packet: the
+			 * id of the copy it made (0 on every other step) */
 	__u32 reason;   /* kfree_skb: raw drop reason */
 	__u32 netns;
 	__u32 ifindex;

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{PathBackend, PathCounters, PathProbe, RawStep, Role, FUNC_HOOK_BASE};
-use crate::probe::skbfunc::{Backend, SkbFuncOptions, SkbFuncProbe};
+use super::{PathBackend, PathCounters, PathProbe, RawStep, Role, CLONE_HOOK_BASE, FUNC_HOOK_BASE};
+use crate::probe::skbfunc::{clone, Backend, SkbFuncOptions, SkbFuncProbe};
 use crate::probe::ProbeError;
 
 /// Tracepoints plus function steps; the functions detach on drop.
@@ -93,9 +93,23 @@ impl WithFunctions {
         }
     }
 
+    /// Milliseconds spent finding the functions (BTF, ftrace) and
+    /// attaching them; zeros without a function backend.
+    pub fn timings(&self) -> (f64, f64) {
+        self.funcs
+            .as_ref()
+            .map_or((0.0, 0.0), |f| (f.report.discovery_ms, f.report.attach_ms))
+    }
+
     /// Functions hooked (0 without a function backend).
     pub fn functions(&self) -> usize {
         self.funcs.as_ref().map_or(0, |f| f.report.functions)
+    }
+
+    /// Cloning functions whose copies of tracked packets become packets of
+    /// their own (none without a function backend).
+    pub fn clone_funcs(&self) -> &[String] {
+        self.funcs.as_ref().map_or(&[], |f| &f.report.clones)
     }
 }
 
@@ -113,9 +127,13 @@ impl PathBackend for WithFunctions {
     }
 
     fn hook(&self, id: u16) -> (&str, Role) {
-        match id.checked_sub(FUNC_HOOK_BASE) {
-            Some(f) => (
-                self.names.get(usize::from(f)).map_or("?", |n| n.as_str()),
+        if let Some(f) = id.checked_sub(FUNC_HOOK_BASE) {
+            let name = self.names.get(usize::from(f)).map_or("?", |n| n.as_str());
+            return (name, Role::Function);
+        }
+        match id.checked_sub(CLONE_HOOK_BASE) {
+            Some(c) => (
+                clone::FUNCS.get(usize::from(c)).unwrap_or(&"?"),
                 Role::Function,
             ),
             None => self.path.hook(id),
@@ -128,6 +146,16 @@ impl PathBackend for WithFunctions {
 
     fn counters(&self) -> Result<PathCounters, ProbeError> {
         self.path.counters()
+    }
+
+    fn release_functions(&mut self) -> Option<String> {
+        let f = self.funcs.take()?;
+        let (n, backend) = (f.report.functions, f.report.backend.as_str());
+        let d = f.detach();
+        Some(format!(
+            "netwhy: detached {n} kernel functions ({backend}) in {} ms",
+            d.as_millis()
+        ))
     }
 }
 

@@ -114,6 +114,11 @@ const fn hook(tp: &'static str, skb_arg: u8, role: Role) -> PathHook {
 /// Step hooks from this value on are skb functions (id = hook - base),
 /// written by the skb function probe into this probe's ring buffer.
 pub const FUNC_HOOK_BASE: u16 = 1024;
+/// Step hooks from this value on are the cloning functions (skb_clone...,
+/// [`crate::probe::skbfunc::clone::FUNCS`] order), whose steps make a
+/// tracked packet's copy a packet of its own. Below [`FUNC_HOOK_BASE`],
+/// far above the tracepoints.
+pub const CLONE_HOOK_BASE: u16 = 512;
 
 pub const HOOK_KFREE_SKB: u16 = 16;
 pub const HOOK_CONSUME_SKB: u16 = 17;
@@ -178,6 +183,9 @@ pub struct PathCounters {
     pub track_full: u64,
     /// Tracked addresses found reused by another packet, or too old.
     pub stale: u64,
+    /// Copies of tracked packets followed as packets of their own
+    /// (function backends only).
+    pub clones: u64,
 }
 
 /// A source of path steps. The tracepoint probe here; kprobe/fentry
@@ -192,6 +200,12 @@ pub trait PathBackend {
     /// Steps queued so far, waiting up to `timeout` for more.
     fn next_batch(&mut self, timeout: Duration) -> Result<Vec<RawStep>, ProbeError>;
     fn counters(&self) -> Result<PathCounters, ProbeError>;
+    /// Detaches the kernel function hooks now (dropping does it too) and
+    /// says how long that took: detaching thousands of functions is the
+    /// slow half on some backends, so the user sees where the time goes.
+    fn release_functions(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// What to trace.
@@ -313,7 +327,10 @@ impl PathProbe {
         Ok(crate::probe::skbfunc::SharedMaps {
             tracked: dup(&self.skel.maps.tracked, "tracked")?,
             events: dup(&self.skel.maps.events, "events")?,
+            next_id: dup(&self.skel.maps.next_id, "next_id")?,
+            counters: dup(&self.skel.maps.counters, "counters")?,
             hook_base: FUNC_HOOK_BASE,
+            clone_hook_base: CLONE_HOOK_BASE,
             track_ns: self.track_ns,
         })
     }
@@ -364,6 +381,7 @@ impl PathBackend for PathProbe {
             lost: sum(2)?,
             track_full: sum(3)?,
             stale: sum(4)?,
+            clones: sum(5)?,
         })
     }
 }
@@ -387,24 +405,7 @@ fn configure(open: &mut OpenPathSkel<'static>, opts: &PathOptions) -> libbpf_rs:
     ro.cfg_consumed = opts.consumed;
     ro.cfg_consume_location = opts.consume_location;
     ro.cfg_netns_filter = !opts.netns.is_empty();
-    match &opts.dev {
-        Some(DevMatch::Index(i)) => {
-            ro.cfg_ifindex_filter = true;
-            ro.cfg_ifindex = *i;
-        }
-        Some(DevMatch::Name(n)) => {
-            ro.cfg_ifname_filter = true;
-            for (dst, src) in ro.cfg_ifname.iter_mut().zip(n.bytes().take(15)) {
-                *dst = src as i8;
-            }
-        }
-        None => {}
-    }
-    if let Some((v, m)) = opts.mark {
-        ro.cfg_mark_filter = true;
-        ro.cfg_mark = v & m;
-        ro.cfg_mark_mask = m;
-    }
+    set_dev_mark_filters!(&mut *ro, &opts.dev, opts.mark);
     ro.cfg_track_ns = opts.track_ns;
     ro.cfg_cgroup = opts.cgroup;
     ro.cfg_cbpf_len = opts.cbpf.len() as u32;
@@ -437,7 +438,7 @@ fn decode<T: Copy + Default>(data: &[u8]) -> Option<T> {
     Some(unsafe { std::ptr::read_unaligned(data.as_ptr().cast::<T>()) })
 }
 
-const _: () = assert!(std::mem::size_of::<RawStep>() == 80 + 32 + 128);
+const _: () = assert!(std::mem::size_of::<RawStep>() == 96 + 32 + 128);
 
 #[cfg(test)]
 mod tests;

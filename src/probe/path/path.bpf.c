@@ -59,7 +59,8 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* Packet ids: one shared counter (atomic add). */
+/* Packet ids: one counter (atomic add), shared with the skb function
+ * probe, which gives copies of tracked packets their own ids. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -217,7 +218,7 @@ static __always_inline bool may_start(__u16 hook, __u32 reason)
 static __always_inline int step(struct sk_buff *skb, __u16 hook, __u64 location, __u32 reason,
 				__u32 aux, struct net_device *xdev, struct sock *xsk, __u64 sock_ino)
 {
-	__u64 key = (__u64)skb, id, now = bpf_ktime_get_ns();
+	__u64 key = (__u64)skb, id, clone_of = 0, now = bpf_ktime_get_ns();
 	struct nw_track *t;
 	struct net_device *dev;
 	unsigned char *l3 = 0;
@@ -265,6 +266,7 @@ static __always_inline int step(struct sk_buff *skb, __u16 hook, __u64 location,
 		netns = xsk->__sk_common.skc_net.net->ns.inum;
 	if (t) {
 		id = t->packet;
+		clone_of = t->clone_of;
 	} else {
 		if (!may_start(hook, reason) || !l3)
 			return 0;
@@ -302,6 +304,8 @@ static __always_inline int step(struct sk_buff *skb, __u16 hook, __u64 location,
 	e->packet = id;
 	e->location = location;
 	e->sock_ino = sock_ino;
+	e->clone_of = clone_of;
+	e->clone = 0;
 	e->reason = reason;
 	e->netns = netns;
 	e->ifindex = dev ? dev->ifindex : 0;

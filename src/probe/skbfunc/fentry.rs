@@ -128,7 +128,24 @@ fn errno(what: &str, rc: i32) -> String {
     format!("{what}: {e}")
 }
 
-/// Loads `insns` as an fentry program on BTF function `btf_id` (of the
+/// Where a tracing program runs: on entry, or on return (fexit, which
+/// also sees the return value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Fentry,
+    Fexit,
+}
+
+impl Kind {
+    fn attach_type(self) -> sys::bpf_attach_type {
+        match self {
+            Kind::Fentry => sys::BPF_TRACE_FENTRY,
+            Kind::Fexit => sys::BPF_TRACE_FEXIT,
+        }
+    }
+}
+
+/// Loads `insns` as a `kind` program on BTF function `btf_id` (of the
 /// module BTF object `module`, else vmlinux) and links it with `cookie`.
 /// Fails for that one function only.
 pub fn attach(
@@ -136,10 +153,11 @@ pub fn attach(
     btf_id: u32,
     module: Option<BorrowedFd<'_>>,
     cookie: u64,
+    kind: Kind,
 ) -> Result<Clone, String> {
     let opts = sys::bpf_prog_load_opts {
         sz: std::mem::size_of::<sys::bpf_prog_load_opts>() as _,
-        expected_attach_type: sys::BPF_TRACE_FENTRY,
+        expected_attach_type: kind.attach_type(),
         attach_btf_id: btf_id,
         attach_btf_obj_fd: module.map_or(0, |f| f.as_raw_fd() as u32),
         ..Default::default()
@@ -150,7 +168,10 @@ pub fn attach(
     let fd = unsafe {
         sys::bpf_prog_load(
             sys::BPF_PROG_TYPE_TRACING,
-            c"nw_skb_fentry".as_ptr(),
+            match kind {
+                Kind::Fentry => c"nw_skb_fentry".as_ptr(),
+                Kind::Fexit => c"nw_clone_fexit".as_ptr(),
+            },
             c"GPL".as_ptr(),
             insns.as_ptr(),
             insns.len() as _,
@@ -169,7 +190,7 @@ pub fn attach(
     lopts.__bindgen_anon_1.tracing =
         sys::bpf_link_create_opts__bindgen_ty_1__bindgen_ty_4 { cookie };
     // SAFETY: prog is a loaded tracing program; lopts is initialised.
-    let lfd = unsafe { sys::bpf_link_create(fd, 0, sys::BPF_TRACE_FENTRY, &lopts) };
+    let lfd = unsafe { sys::bpf_link_create(fd, 0, kind.attach_type(), &lopts) };
     if lfd < 0 {
         return Err(errno("link", lfd));
     }

@@ -6,6 +6,8 @@
 //! `netwhy skbfuncs` counts hits per function; `netwhy trace` hands over the
 //! path probe's maps ([`SharedMaps`]) and gets a step per function a
 //! tracked packet enters, in the path probe's timeline.
+mod attach;
+pub mod clone;
 mod fentry;
 mod parallel;
 mod probes;
@@ -17,12 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{KprobeMultiOpts, KprobeOpts, Link, MapCore, MapFlags, OpenObject};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
 use serde::Serialize;
 
 pub use select::{Backend, ProbeResult, Target};
 
-use super::backend::unmount_tracefs;
 use super::{have_privilege, ProbeError};
 
 #[allow(clippy::all, non_camel_case_types, dead_code, unused_imports)]
@@ -70,8 +71,15 @@ pub struct SharedMaps {
     pub tracked: OwnedFd,
     /// The step ring buffer (`events`).
     pub events: OwnedFd,
+    /// The packet id counter (`next_id`): copies of tracked packets get
+    /// their ids from it too.
+    pub next_id: OwnedFd,
+    /// Per-CPU counters (`counters`): copies followed, lost steps.
+    pub counters: OwnedFd,
     /// Step hook ids of functions start here (function id added).
     pub hook_base: u16,
+    /// Step hook ids of the cloning functions ([`clone::FUNCS`]) start here.
+    pub clone_hook_base: u16,
     /// The path probe's age limit of a tracked skb address.
     pub track_ns: u64,
 }
@@ -83,6 +91,10 @@ pub struct AttachReport {
     pub probes: Vec<ProbeResult>,
     /// Functions the backend hooked (0 for tracepoints only).
     pub functions: usize,
+    /// Cloning functions whose copies of tracked packets are followed
+    /// (`netwhy trace` with a function backend; [`clone`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clones: Vec<String>,
     /// Candidates the kernel refused one by one (name, error), first few.
     pub skipped: Vec<(String, String)>,
     pub skipped_count: usize,
@@ -111,7 +123,6 @@ pub struct SkbFuncProbe {
     links: Vec<Link>,
     clones: Vec<fentry::Clone>,
     names: Vec<String>,
-    mounted_tracefs: bool,
     pub report: AttachReport,
 }
 
@@ -131,16 +142,56 @@ fn open_skel(opts: &SkbFuncOptions, tp_base: u32) -> Result<OpenSkbfuncSkel<'sta
         ro.cfg_steps = true;
         ro.cfg_hook_base = sh.hook_base.into();
         ro.cfg_track_ns = sh.track_ns;
-        open.maps
-            .tracked
-            .reuse_fd(sh.tracked.as_fd())
-            .map_err(|e| load_err(&e))?;
-        open.maps
-            .events
-            .reuse_fd(sh.events.as_fd())
-            .map_err(|e| load_err(&e))?;
+        ro.cfg_clone_hook_base = sh.clone_hook_base.into();
+        let m = &mut open.maps;
+        for (map, fd) in [
+            (&mut m.tracked, &sh.tracked),
+            (&mut m.events, &sh.events),
+            (&mut m.next_id, &sh.next_id),
+            (&mut m.counters, &sh.counters),
+        ] {
+            map.reuse_fd(fd.as_fd()).map_err(|e| load_err(&e))?;
+        }
     }
+    // Copies are followed only for trace; fexit needs its target first
+    // (probes::load_fentry).
+    let follow = opts.share.is_some();
+    for p in clone::progs_mut(&mut open) {
+        p.set_autoload(follow);
+    }
+    open.progs.nw_clone_fexit.set_autoload(false);
     Ok(open)
+}
+
+/// Loads the main object, leaving out what this kernel refuses to load:
+/// first the clone programs (copies are then not followed, the function
+/// steps still work), then every kprobe program (a kernel that cannot even
+/// load those: tracepoints only).
+fn load_main(opts: &SkbFuncOptions, tp_base: u32) -> Result<SkbfuncSkel<'static>, ProbeError> {
+    let mut err = None;
+    for without in [0, 1, 2] {
+        if without == 1 && opts.share.is_none() {
+            continue; // no clone programs to leave out
+        }
+        let mut open = open_skel(opts, tp_base)?;
+        for p in probes::fentry_progs_mut(&mut open) {
+            p.set_autoload(false);
+        }
+        if without >= 1 {
+            for p in clone::progs_mut(&mut open) {
+                p.set_autoload(false);
+            }
+        }
+        if without == 2 {
+            open.progs.nw_skb_kmulti.set_autoload(false);
+            open.progs.nw_skb_kprobe.set_autoload(false);
+        }
+        match open.load() {
+            Ok(s) => return Ok(s),
+            Err(e) => err = Some(e),
+        }
+    }
+    Err(load_err(&err.expect("tried at least once")))
 }
 
 fn load_err(e: &libbpf_rs::Error) -> ProbeError {
@@ -156,30 +207,18 @@ impl SkbFuncProbe {
             return Err(ProbeError::Privilege);
         }
         let t0 = Instant::now();
-        let (mut targets, probe_fallback, mounted_tracefs) = probes::discover(opts)?;
+        let probes::Discovered {
+            mut targets,
+            fallback: probe_fallback,
+            clones: clone_targets,
+        } = probes::discover(opts)?;
         targets.truncate(MAX_SLOTS - TRACEPOINTS.len());
         let tp_base = targets.len() as u32;
         let discovery_ms = ms(t0.elapsed());
 
         // The main object: tracepoints and both kprobe flavours. fentry
         // programs need a target at load and live in their own object.
-        let mut open = open_skel(opts, tp_base)?;
-        for p in probes::fentry_progs_mut(&mut open) {
-            p.set_autoload(false);
-        }
-        let skel = match open.load() {
-            Ok(s) => s,
-            Err(_) => {
-                // A kernel that cannot even load kprobe programs.
-                let mut open = open_skel(opts, tp_base)?;
-                for p in probes::fentry_progs_mut(&mut open) {
-                    p.set_autoload(false);
-                }
-                open.progs.nw_skb_kmulti.set_autoload(false);
-                open.progs.nw_skb_kprobe.set_autoload(false);
-                open.load().map_err(|e| load_err(&e))?
-            }
-        };
+        let skel = load_main(opts, tp_base)?;
         let mut links = Vec::new();
         let tps = [
             &skel.progs.nw_tp_netif_receive_skb,
@@ -216,13 +255,10 @@ impl SkbFuncProbe {
             targets,
             probe_fallback,
             tp_base,
+            &clone_targets,
         );
         libbpf_rs::set_print(prev_print);
-        if r.is_err() && mounted_tracefs {
-            unmount_tracefs();
-        }
         let (mut probe, report) = r?;
-        probe.mounted_tracefs = mounted_tracefs;
         probe.report = AttachReport {
             discovery_ms,
             ..report
@@ -240,6 +276,7 @@ impl SkbFuncProbe {
         targets: Vec<Target>,
         probe_fallback: Option<Target>,
         tp_base: u32,
+        clone_targets: &[clone::CloneTarget],
     ) -> Result<(Self, AttachReport), ProbeError> {
         let probe_target = ["ip_rcv", "__netif_receive_skb", "kfree_skb_reason"]
             .iter()
@@ -260,7 +297,17 @@ impl SkbFuncProbe {
             Some(t) => {
                 probes.push(probes::probe_kmulti(&skel, t));
                 probes.push(probes::probe_kprobe(&skel, t));
-                match probes::load_fentry(opts, tp_base, &skel, &targets) {
+                // A kernel refusing the clone fexit program still gets
+                // fentry function steps (copies then not followed).
+                let fentry = probes::load_fentry(opts, tp_base, &skel, &targets, clone_targets)
+                    .or_else(|e| {
+                        if clone_targets.is_empty() || e.contains("Operation not permitted") {
+                            Err(e)
+                        } else {
+                            probes::load_fentry(opts, tp_base, &skel, &targets, &[])
+                        }
+                    });
+                match fentry {
                     Ok((fs, btf)) => {
                         probes.push(probes::probe_fentry(&fs, &btf, t));
                         fentry_skel = Some(fs);
@@ -277,96 +324,23 @@ impl SkbFuncProbe {
         }
 
         let t1 = Instant::now();
-        let mut clones = Vec::new();
-        let mut refused = Vec::new();
-        let mut hooked = 0;
-        match backend {
-            Backend::Tracepoint => {}
-            Backend::KprobeMulti => {
-                let link = skel
-                    .progs
-                    .nw_skb_kmulti
-                    .attach_kprobe_multi_with_opts(KprobeMultiOpts {
-                        symbols: targets.iter().map(|t| t.name.clone()).collect(),
-                        cookies: cookies(&targets),
-                        retprobe: false,
-                        ..Default::default()
-                    })
-                    .map_err(|e| ProbeError::Attach {
-                        probe: "skbfunc",
-                        hook: format!("kprobe-multi on {} functions", targets.len()),
-                        detail: e.to_string(),
-                    })?;
-                links.push(link);
-                hooked = targets.len();
-            }
-            Backend::Kprobe => {
-                parallel::raise_fd_limit(targets.len() * 2);
-                let prog = parallel::SharedProg(&skel.progs.nw_skb_kprobe);
-                let results = parallel::map(&targets, parallel::ATTACH_THREADS, |id, t| {
-                    let o = KprobeOpts {
-                        cookie: select::cookie(id as u32, t.arg),
-                        ..Default::default()
-                    };
-                    prog.get()
-                        .attach_kprobe_with_opts(false, &t.name, o)
-                        .map_err(|e| e.to_string())
-                });
-                for (t, r) in targets.iter().zip(results) {
-                    match r {
-                        Ok(l) => {
-                            links.push(l);
-                            hooked += 1;
-                        }
-                        Err(e) => refused.push((t.name.clone(), e)),
-                    }
-                }
-            }
-            Backend::Fentry => {
-                parallel::raise_fd_limit(targets.len() * 2);
-                let fs = fentry_skel.as_ref().expect("fentry probe passed");
-                let btf = btf_ids.as_ref().expect("fentry probe passed");
-                let mut mods = std::collections::HashMap::new();
-                for m in targets.iter().filter_map(|t| t.module.as_deref()) {
-                    if !mods.contains_key(m) {
-                        mods.insert(m.to_string(), fentry::ModuleBtf::load(btf, m));
-                    }
-                }
-                let ids: Vec<Result<(u32, Option<&fentry::ModuleBtf>), String>> = targets
-                    .iter()
-                    .map(|t| match &t.module {
-                        None => btf
-                            .func_id(&t.name)
-                            .map(|i| (i, None))
-                            .ok_or("no BTF id".into()),
-                        Some(m) => match &mods[m] {
-                            Ok(mb) => mb
-                                .func_id(&t.name)
-                                .map(|i| (i, Some(mb)))
-                                .ok_or("no BTF id".into()),
-                            Err(e) => Err(e.clone()),
-                        },
-                    })
-                    .collect();
-                let insns: [&[libbpf_rs::libbpf_sys::bpf_insn]; 5] =
-                    std::array::from_fn(|pos| probes::fentry_insns(fs, pos as u8));
-                let results = parallel::map(&targets, parallel::ATTACH_THREADS, |id, t| {
-                    ids[id].clone().and_then(|(bid, m)| {
-                        let obj = m.map(|m| m.fd.as_fd());
-                        fentry::attach(insns[t.arg.min(4) as usize], bid, obj, id as u64)
-                    })
-                });
-                for (t, r) in targets.iter().zip(results) {
-                    match r {
-                        Ok(c) => {
-                            clones.push(c);
-                            hooked += 1;
-                        }
-                        Err(e) => refused.push((t.name.clone(), e)),
-                    }
-                }
-            }
-        }
+        let fe = fentry_skel.as_ref().zip(btf_ids.as_ref());
+        let attach::Hooked {
+            links: more,
+            fentry: mut clones,
+            count: hooked,
+            mut refused,
+        } = attach::functions(backend, &skel, fe, &targets)?;
+        links.extend(more);
+        let copies = clone::attach(backend, &skel, fe, clone_targets);
+        links.extend(copies.links);
+        clones.extend(copies.fexit);
+        refused.extend(
+            copies
+                .refused
+                .into_iter()
+                .map(|(f, e)| (format!("clone:{f}"), e)),
+        );
         let attach_ms = ms(t1.elapsed());
         let skipped_count = skipped.len() + refused.len();
         skipped.extend(refused);
@@ -377,6 +351,7 @@ impl SkbFuncProbe {
             backend,
             probes,
             functions: hooked,
+            clones: copies.funcs,
             skipped,
             skipped_count,
             tracepoints,
@@ -389,7 +364,6 @@ impl SkbFuncProbe {
             links,
             clones,
             names,
-            mounted_tracefs: false,
             report: report.clone(),
         };
         Ok((probe, report))
@@ -440,22 +414,10 @@ impl SkbFuncProbe {
         let t = Instant::now();
         parallel::drop_all(std::mem::take(&mut self.clones), parallel::DETACH_THREADS);
         parallel::drop_all(std::mem::take(&mut self.links), parallel::DETACH_THREADS);
-        let d = t.elapsed();
-        if self.mounted_tracefs {
-            unmount_tracefs();
-        }
-        d
+        t.elapsed()
     }
 }
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e5).round() / 100.0
-}
-
-fn cookies(targets: &[Target]) -> Vec<u64> {
-    targets
-        .iter()
-        .enumerate()
-        .map(|(id, t)| select::cookie(id as u32, t.arg))
-        .collect()
 }

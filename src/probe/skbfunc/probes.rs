@@ -8,24 +8,34 @@ use libbpf_rs::skel::OpenSkel;
 use libbpf_rs::{KprobeMultiOpts, KprobeOpts};
 
 use super::skel::*;
-use super::{fentry, select, Backend, ProbeResult, SkbFuncOptions, Target, PROBE_SLOT};
+use super::{clone, fentry, select, Backend, ProbeResult, SkbFuncOptions, Target, PROBE_SLOT};
 use crate::kernel::btf::Btf;
 use crate::probe::backend::{ensure_tracefs, TRACEFS};
 use crate::probe::ProbeError;
-/// BTF functions with an skb argument that ftrace lists as traceable, and
-/// `ip_rcv` from BTF alone for the feature probes when ftrace lists nothing
-/// (so they report the kernel's own answer, e.g. no kprobes at all).
-pub(super) fn discover(
-    opts: &SkbFuncOptions,
-) -> Result<(Vec<Target>, Option<Target>, bool), ProbeError> {
+/// What discovery found: the functions to hook, `ip_rcv` from BTF alone
+/// for the feature probes when ftrace lists nothing (so they report the
+/// kernel's own answer, e.g. no kprobes at all), and the cloning
+/// functions (followed only when sharing the path probe's maps).
+pub(super) struct Discovered {
+    pub targets: Vec<Target>,
+    pub fallback: Option<Target>,
+    pub clones: Vec<clone::CloneTarget>,
+}
+
+/// BTF functions with an skb argument that ftrace lists as traceable.
+pub(super) fn discover(opts: &SkbFuncOptions) -> Result<Discovered, ProbeError> {
     let btf = Btf::load_vmlinux().map_err(|e| ProbeError::Load {
         probe: "skbfunc",
         detail: e.to_string(),
     })?;
     let funcs = btf.funcs_with_struct_ptr_param("sk_buff");
-    let (_, mounted) = ensure_tracefs();
+    // tracefs is needed for this one read: the kprobe PMU, kprobe-multi
+    // and fentry attach without it. Unmounting now means no error path
+    // below can leave a mount behind.
+    let (_, mount) = ensure_tracefs();
     let avail = std::fs::read_to_string(format!("{TRACEFS}/available_filter_functions"))
         .unwrap_or_default();
+    drop(mount);
     let traceable: HashSet<String> = select::traceable(&avail);
     let fallback = funcs.iter().find(|f| f.func == "ip_rcv").map(|f| Target {
         name: f.func.clone(),
@@ -40,11 +50,15 @@ pub(super) fn discover(
         })?;
         all.push((Some(m.clone()), mb.funcs_with_struct_ptr_param("sk_buff")));
     }
-    Ok((
-        select::targets(all, &traceable, opts.funcs.as_ref()),
+    let clones = match opts.share {
+        Some(_) => clone::select(&all[0].1, &traceable),
+        None => Vec::new(),
+    };
+    Ok(Discovered {
+        targets: select::targets(all, &traceable, opts.funcs.as_ref()),
         fallback,
-        mounted,
-    ))
+        clones,
+    })
 }
 
 pub(super) fn fentry_progs_mut<'a>(
@@ -75,13 +89,15 @@ pub(super) fn fentry_insns<'a>(
 }
 
 /// The fentry object: each position's program verified against the first
-/// target with its skb there (unused positions are not loaded), sharing
-/// the main object's hits map.
+/// target with its skb there (unused positions are not loaded), and the
+/// clone fexit program against the first cloning function (when copies
+/// are followed), sharing the main object's hits map.
 pub(super) fn load_fentry(
     opts: &SkbFuncOptions,
     tp_base: u32,
     main: &SkbfuncSkel<'static>,
     targets: &[Target],
+    clones: &[clone::CloneTarget],
 ) -> Result<(SkbfuncSkel<'static>, fentry::VmlinuxBtf), String> {
     let btf = fentry::VmlinuxBtf::load()?;
     let mut open = super::open_skel(opts, tp_base).map_err(|e| e.to_string())?;
@@ -96,6 +112,15 @@ pub(super) fn load_fentry(
         &mut p.nw_tp_consume_skb,
     ] {
         prog.set_autoload(false);
+    }
+    for prog in clone::progs_mut(&mut open) {
+        prog.set_autoload(false);
+    }
+    if let Some(c) = clones.first() {
+        let p = &mut open.progs.nw_clone_fexit;
+        p.set_autoload(true);
+        p.set_attach_target(0, Some(c.name.to_string()))
+            .map_err(|e| format!("fexit target {}: {e}", c.name))?;
     }
     for (pos, prog) in fentry_progs_mut(&mut open).into_iter().enumerate() {
         let vmlinux = targets.iter().filter(|t| t.module.is_none());
@@ -149,7 +174,15 @@ pub(super) fn probe_fentry(
     let r = btf
         .func_id(&t.name)
         .ok_or_else(|| format!("no BTF id for {}", t.name))
-        .and_then(|id| fentry::attach(fentry_insns(fs, t.arg), id, None, PROBE_SLOT.into()));
+        .and_then(|id| {
+            fentry::attach(
+                fentry_insns(fs, t.arg),
+                id,
+                None,
+                PROBE_SLOT.into(),
+                fentry::Kind::Fentry,
+            )
+        });
     match r {
         Ok(c) => {
             drop(c);

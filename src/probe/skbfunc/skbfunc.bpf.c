@@ -18,8 +18,9 @@
  * Each hit is counted per function (hits map, with the time of the first
  * hit so the path can be ordered), or, for `netwhy trace` (cfg_steps), a
  * hit on an skb the path probe tracks becomes a step of that packet: user
- * space hands this object the path probe's `tracked` and `events` maps
- * before load, so both probes write one timeline.
+ * space hands this object the path probe's `tracked`, `events`, `next_id`
+ * and `counters` maps before load, so both probes write one timeline; and
+ * copies of tracked packets become tracked packets themselves (clone.h).
  */
 #include "../include/vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -34,6 +35,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* x86-64 argument registers; CO-RE relocates the offsets. */
 struct pt_regs {
+	unsigned long ax;
 	unsigned long r8;
 	unsigned long cx;
 	unsigned long dx;
@@ -59,6 +61,9 @@ const volatile bool cfg_steps = false;
 const volatile __u32 cfg_hook_base = 0;
 /* The path probe's age limit of a tracked entry (its cfg_track_ns). */
 const volatile __u64 cfg_track_ns = 2000000000ULL;
+/* Steps of the cloning functions: hook = base + index in user space's
+ * list of them (the attach cookie). */
+const volatile __u32 cfg_clone_hook_base = 0;
 
 /* The path probe's maps when cfg_steps (reused fds; the sizes here only
  * matter when counting, where they stay unused). */
@@ -73,6 +78,21 @@ struct {
 	__type(key, __u64);
 	__type(value, struct nw_track);
 } tracked SEC(".maps");
+
+/* The path probe's packet id counter and its counters (shared too). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} next_id SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NW_PCNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -129,42 +149,23 @@ static __always_inline bool ipid_at(unsigned char *head, __u16 off, __u32 ipid)
 	return (h[0] >> 4) == 4 && (((__u32)h[4] << 8) | h[5]) == ipid;
 }
 
-/* One step of a packet the path probe tracks. Only its maps decide
- * (filters ran where the packet started); fate stays with the tracepoints.
- * The skb may be a plain number here (kprobes): every read is a probe
- * read. */
-static __always_inline int emit_step(__u32 id, struct sk_buff *skb)
+/* Fills a step of packet `packet` at skb (every read a probe read: the
+ * skb may be a plain number here, as in kprobes). */
+static __always_inline void fill_step(struct nw_path_event *e, struct sk_buff *skb, __u64 packet,
+				      __u32 hook, __u64 now)
 {
-	__u64 key = (__u64)skb;
-	struct nw_track *t = bpf_map_lookup_elem(&tracked, &key);
-	struct nw_path_event *e;
-	struct net_device *dev;
-	unsigned char *head;
-	__u16 nh;
-	__u32 tail, n;
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u32 tail = BPF_CORE_READ(skb, tail), n;
 
-	__u64 now = bpf_ktime_get_ns();
-
-	if (!t || now - t->start_ns > cfg_track_ns)
-		return 0;
-	head = BPF_CORE_READ(skb, head);
-	nh = BPF_CORE_READ(skb, network_header);
-	/* The path probe's reuse check, without its deletion (left to the
-	 * tracepoints): an IPv4 packet keeps its id through NAT, and inside
-	 * a tunnel the inner header keeps it. */
-	if (t->ipid != 0xffffffff && head && !ipid_at(head, nh, t->ipid) &&
-	    !ipid_at(head, BPF_CORE_READ(skb, inner_network_header), t->ipid))
-		return 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e)
-		return 0;
-	dev = BPF_CORE_READ(skb, dev);
-	tail = BPF_CORE_READ(skb, tail);
 	e->time_ns = now;
-	e->skbaddr = key;
-	e->packet = t->packet;
+	e->skbaddr = (__u64)skb;
+	e->packet = packet;
 	e->location = 0;
 	e->sock_ino = 0;
+	e->clone_of = 0;
+	e->clone = 0;
 	e->reason = 0;
 	e->netns = skb_netns(skb, dev, false);
 	e->ifindex = dev ? BPF_CORE_READ(dev, ifindex) : 0;
@@ -172,7 +173,7 @@ static __always_inline int emit_step(__u32 id, struct sk_buff *skb)
 	e->len = BPF_CORE_READ(skb, len);
 	e->pid = bpf_get_current_pid_tgid() >> 32;
 	e->aux = 0;
-	e->hook = (__u16)(cfg_hook_base + id);
+	e->hook = (__u16)hook;
 	e->protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));
 	e->hdr_len = 0;
 	e->flags = 0;
@@ -186,6 +187,44 @@ static __always_inline int emit_step(__u32 id, struct sk_buff *skb)
 		if (bpf_probe_read_kernel(e->hdr, NW_HDR_MAX, head + nh) == 0)
 			e->hdr_len = n < NW_HDR_MAX ? n : NW_HDR_MAX;
 	}
+}
+
+/* The tracked entry of skb, if it is the packet the path probe tracks:
+ * young enough, and (the path probe's reuse check, without its deletion,
+ * left to the tracepoints) an IPv4 packet still carrying its id, which NAT
+ * keeps, or inside a tunnel the inner header keeping it. */
+static __always_inline struct nw_track *tracked_at(struct sk_buff *skb, __u64 now)
+{
+	__u64 key = (__u64)skb;
+	struct nw_track *t = bpf_map_lookup_elem(&tracked, &key);
+	unsigned char *head;
+	__u16 nh;
+
+	if (!t || now - t->start_ns > cfg_track_ns)
+		return 0;
+	head = BPF_CORE_READ(skb, head);
+	nh = BPF_CORE_READ(skb, network_header);
+	if (t->ipid != 0xffffffff && head && !ipid_at(head, nh, t->ipid) &&
+	    !ipid_at(head, BPF_CORE_READ(skb, inner_network_header), t->ipid))
+		return 0;
+	return t;
+}
+
+/* One step of a packet the path probe tracks. Only its maps decide
+ * (filters ran where the packet started); fate stays with the tracepoints. */
+static __always_inline int emit_step(__u32 id, struct sk_buff *skb)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct nw_track *t = tracked_at(skb, now);
+	struct nw_path_event *e;
+
+	if (!t)
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		return 0;
+	fill_step(e, skb, t->packet, cfg_hook_base + id, now);
+	e->clone_of = t->clone_of;
 	/* trace polls every few ms; the path probe forces wake-ups. */
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	return 0;
@@ -297,3 +336,5 @@ int BPF_PROG(nw_tp_consume_skb, struct sk_buff *skb)
 {
 	return on_skb(cfg_tp_base + NW_TP_CONSUME_SKB, skb);
 }
+
+#include "../include/clone.h"

@@ -48,7 +48,7 @@ const VERDICTS: [&str; 10] = [
 
 /// fexit programs on TC programs, writing into the path probe's timeline.
 pub struct TcVerdictProbe {
-    _links: Vec<(TcverdictSkel<'static>, Link)>,
+    links: Vec<(TcverdictSkel<'static>, Link)>,
     /// Per program: "tc-bpf NAME id N on DEV HOOK".
     labels: Vec<String>,
     /// Step names, indexed by hook id - TC_HOOK_BASE.
@@ -62,7 +62,7 @@ impl TcVerdictProbe {
     /// its device and hook). Failures are per program, in `skipped`.
     pub fn attach(progs: &[HookProg], share: &SharedMaps) -> TcVerdictProbe {
         let mut p = TcVerdictProbe {
-            _links: Vec::new(),
+            links: Vec::new(),
             labels: Vec::new(),
             names: Vec::new(),
             skipped: Vec::new(),
@@ -83,7 +83,7 @@ impl TcVerdictProbe {
                         p.names.push(format!("{label} → {verdict}"));
                     }
                     p.labels.push(label);
-                    p._links.push(l);
+                    p.links.push(l);
                 }
                 Err(e) => p.skipped.push(format!("{} id {}: {e}", hp.name, hp.id)),
             }
@@ -171,6 +171,11 @@ impl PathBackend for WithTcVerdicts {
 
     fn counters(&self) -> Result<PathCounters, ProbeError> {
         self.inner.counters()
+    }
+
+    fn release_functions(&mut self) -> Option<String> {
+        self.probe.links.clear();
+        self.inner.release_functions()
     }
 }
 
