@@ -7,7 +7,11 @@ use std::process::Command;
 use libbpf_cargo::SkeletonBuilder;
 
 /// One line per probe: adding a probe is one folder plus one entry here.
-const PROBES: &[&str] = &["drop", "path", "skbfunc"];
+const PROBES: &[&str] = &["drop", "path", "skbfunc", "tcverdict"];
+
+/// Programs the lab plants in its namespaces (src/lab/bpf/<name>.bpf.c):
+/// the breakage of a scenario, not a probe of netwhy's.
+const LAB_PROGS: &[&str] = &["tc_block"];
 
 fn main() {
     let clang = env::var("CLANG").unwrap_or_else(|_| "clang".into());
@@ -19,8 +23,13 @@ fn main() {
     }
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR set by cargo"));
     println!("cargo:rerun-if-changed=src/probe/include");
-    for probe in PROBES {
-        let src = format!("src/probe/{probe}/{probe}.bpf.c");
+    let probes = PROBES
+        .iter()
+        .map(|p| (*p, format!("src/probe/{p}/{p}.bpf.c")));
+    let lab = LAB_PROGS
+        .iter()
+        .map(|p| (*p, format!("src/lab/bpf/{p}.bpf.c")));
+    for (probe, src) in probes.chain(lab) {
         println!("cargo:rerun-if-changed={src}");
         SkeletonBuilder::new()
             .source(&src)

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use netwhy::lab::scenarios::{Scenario, ALL};
+use netwhy::state::tcbpf::Hook::{Ingress, Xdp};
 use serde_json::Value;
 
 /// What the first finding must be about, beyond the cause id.
@@ -63,6 +64,20 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
             has(&|s| s["kind"] == "conntrack") && has(&|s| s["kind"] == "socket")
         }
         "conntrack-lost-dns" => has(&|s| s["kind"] == "socket"),
+        "tc-bpf-drop" | "xdp-drop" | "xdp-generic-drop" => {
+            // The planted program's id, as the device's hook lists it.
+            let hook = if name == "tc-bpf-drop" { Ingress } else { Xdp };
+            let id = netwhy::state::tcbpf::on_device(lab.ns("srv").inode, "eth0", hook)
+                .expect("list the planted program")
+                .first()
+                .map(|p| u64::from(p.id));
+            id.is_some()
+                && has(&|s| {
+                    s["kind"] == "bpf_prog"
+                        && s["id"].as_u64() == id
+                        && s["hook"] == hook.to_string()
+                })
+        }
         _ => true,
     };
     assert!(ok, "{name}: subject missing from the first finding: {f:#}");

@@ -137,6 +137,9 @@ fn every_scenario_passes_its_check_and_leaves_nothing() {
         "udp-bad-checksum",
         "conntrack-nat-mismatch",
         "conntrack-lost-dns",
+        "tc-bpf-drop",
+        "xdp-drop",
+        "xdp-generic-drop",
     ] {
         assert!(
             names.iter().any(|n| n == must),

@@ -7,6 +7,7 @@ pub mod reasons;
 pub mod run;
 pub mod skbfuncs;
 pub mod steps;
+pub mod tcverdicts;
 pub mod trace;
 
 /// `--hook` values.

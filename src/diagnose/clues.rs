@@ -50,6 +50,18 @@ pub enum Subject {
         dev: String,
         state: String,
     },
+    /// A BPF program on the device hook where the packet died: `hook` is
+    /// ingress, egress or xdp; `attach` cls_bpf, tcx or xdp; `priority`
+    /// the cls_bpf filter's.
+    BpfProg {
+        id: u32,
+        name: String,
+        tag: String,
+        dev: String,
+        hook: String,
+        attach: String,
+        priority: Option<u16>,
+    },
 }
 
 /// Evidence for one drop group.

@@ -35,6 +35,7 @@ pub fn gather(e: &DropEvent) -> Clues {
         }
         _ => {}
     }
+    super::tcprog::gather(e, &mut c);
     sysctls(e, &mut c);
     c
 }

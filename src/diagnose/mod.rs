@@ -14,6 +14,7 @@ pub mod kb;
 pub mod refine;
 pub mod rules;
 pub mod session;
+pub mod tcprog;
 pub mod watch;
 
 #[cfg(test)]

@@ -50,6 +50,27 @@ pub fn all() -> &'static [Refinement] {
 static REFINEMENTS: &[Refinement] = &[
     Refinement {
         reason: "NOT_SPECIFIED",
+        functions: &["veth_xdp_rcv_skb", "do_xdp_generic", "netif_receive_generic_xdp"],
+        id: "xdp-path-drop",
+        meaning: Some(
+            "The packet was freed in the XDP receive path of the device (veth's native XDP, \
+             or generic XDP): an XDP program returned XDP_DROP or XDP_ABORTED, or the frame \
+             could not be prepared for it.",
+        ),
+        causes: Some(&[
+            "An XDP firewall, DDoS filter or load balancer on the device dropped it.",
+            "XDP_ABORTED: the program hit an error (see the xdp_exception tracepoint).",
+        ]),
+        checks: Some(&[
+            "ip -d link show <dev>  (xdp mode and prog id)",
+            "bpftool net show dev <dev>; bpftool prog dump xlated id <id>",
+        ]),
+        fixes: Some(&["Fix the XDP program's policy, or detach it: ip link set dev <dev> xdp off"]),
+        hint: Some("dropped in the XDP path: an XDP program's verdict"),
+        verified: true,
+    },
+    Refinement {
+        reason: "NOT_SPECIFIED",
         functions: &["ip_error"],
         id: "route-blackhole-unreachable-prohibit",
         meaning: Some(

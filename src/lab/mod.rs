@@ -6,6 +6,7 @@
 //! documentation of how the incident is reproduced by hand. (Live-state
 //! collectors, by contrast, use netlink.) Addresses are from 198.18.0.0/15
 //! and fd00::/8 and exist only inside the lab's namespaces.
+pub mod bpf;
 pub mod expect;
 pub mod runner;
 pub mod scenarios;

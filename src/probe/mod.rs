@@ -32,6 +32,7 @@ pub mod backend;
 pub mod drop;
 pub mod path;
 pub mod skbfunc;
+pub mod tcverdict;
 
 use std::io;
 

@@ -15,3 +15,4 @@ pub mod ns;
 pub mod route;
 pub mod sockets;
 pub mod sysctl;
+pub mod tcbpf;

@@ -5,7 +5,7 @@ pub(super) const ENTRIES: &[Entry] = &[
     entry!(
         NOT_SPECIFIED,
         "not-specified",
-        false,
+        true,
         "no reason given: the drop location tells the story",
         "The kernel code that freed the packet did not set a reason. Only the dropping \
          function says what happened.",
@@ -14,6 +14,7 @@ pub(super) const ENTRIES: &[Entry] = &[
             "A veth pair with mismatched MTUs (drop at __dev_forward_skb2, sender's netns).",
             "Harmless traffic: IPv6 multicast not joined (ip6_mc_input), local fragmentation \
              (skb_release_data).",
+            "An XDP program's XDP_DROP (veth_xdp_rcv_skb, do_xdp_generic).",
             "Any code path not yet converted to drop reasons (drivers, older protocols).",
         ],
         [

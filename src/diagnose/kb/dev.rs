@@ -135,7 +135,7 @@ pub(super) const ENTRIES: &[Entry] = &[
     entry!(
         TC_INGRESS,
         "tc-ingress-drop",
-        false,
+        true,
         "dropped by a tc ingress filter/BPF program",
         "A tc classifier or action (or a TC BPF program) on the receiving side of the device \
          dropped the packet.",

@@ -253,4 +253,48 @@ pub(super) const ENTRIES: &[Entry] = &[
         ["sysctl net.core.rmem_default net.core.rmem_max", "ss -uamp  (skmem rb column)"],
         ["sysctl -w net.core.rmem_default=212992 net.core.rmem_max=16777216  (then restart the service)"],
     ),
+    entry!(
+        TC_INGRESS,
+        "tc-bpf-drop",
+        true,
+        "a TC BPF program on the device returned TC_ACT_SHOT",
+        "A BPF program attached to the device's tc hook (tcx, or a cls_bpf filter on clsact) \
+         returned a drop verdict for this packet. The kernel reports only TC_INGRESS or \
+         TC_EGRESS; the programs listed in the evidence are the ones on that hook, run in \
+         the order shown until one drops.",
+        [
+            "A CNI's policy program (Cilium, Calico eBPF) denies the flow: a network policy, \
+             a missing identity or endpoint, or the agent's maps not yet synced.",
+            "A custom or leftover TC program (DDoS filter, rate limiter, a debugging hook \
+             someone forgot) matches the traffic.",
+        ],
+        [
+            "bpftool prog show id <id>  (who loaded it, when, its maps)",
+            "bpftool prog dump xlated id <id>  (what it checks)",
+            "bpftool net show dev <dev>",
+        ],
+        [
+            "Fix the policy in whatever manages the program (CNI network policy, the agent's \
+             config); detaching it by hand is a stop-gap the agent may undo.",
+        ],
+    ),
+    entry!(
+        XDP,
+        "xdp-bpf-drop",
+        true,
+        "an XDP program on the device dropped the packet",
+        "The XDP program attached to the receiving device returned XDP_DROP (or XDP_ABORTED) \
+         for this packet before the kernel built its usual socket-buffer path.",
+        [
+            "An XDP firewall, DDoS filter or load balancer (Cilium, Katran, a custom one) \
+             decided to drop.",
+            "XDP_ABORTED from a program error (bounds check failed, helper error).",
+        ],
+        [
+            "bpftool prog show id <id>",
+            "bpftool prog dump xlated id <id>",
+            "ip -d link show <dev>  (xdp mode and prog id)",
+        ],
+        ["Fix the XDP program's policy, or detach it: ip link set dev <dev> xdp off"],
+    ),
 ];

@@ -7,6 +7,7 @@ mod nft_forward_drop;
 mod nft_reject;
 mod routing;
 mod rp_filter;
+mod tc_bpf_drop;
 mod tcp_closed_port;
 mod udp_closed_port;
 mod udp_rcvbuf_full;
@@ -89,6 +90,9 @@ pub static ALL: &[&dyn Scenario] = &[
     &firewall_checksum::FirewallChecksum { firewall: false },
     &nat_mismatch::NatMismatch { lost_ct: false },
     &nat_mismatch::NatMismatch { lost_ct: true },
+    &tc_bpf_drop::TcBpfDrop(crate::lab::bpf::How::ClsBpf),
+    &tc_bpf_drop::TcBpfDrop(crate::lab::bpf::How::Xdp { generic: false }),
+    &tc_bpf_drop::TcBpfDrop(crate::lab::bpf::How::Xdp { generic: true }),
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Scenario> {
