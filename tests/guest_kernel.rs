@@ -117,7 +117,11 @@ fn drops_names_no_socket_on_debian_6_1() {
 #[test]
 fn lab_scenarios_pass_on_debian_6_12() {
     let test = "lab_scenarios_pass_on_debian_6_12";
-    let g = Guest::new(DEBIAN_6_12).with_netwhy();
+    // tc-bpf-drop needs the clsact qdisc and cls_bpf: modules on Debian.
+    let g = Guest::new(DEBIAN_6_12)
+        .with_netwhy()
+        .module("sch_ingress")
+        .module("cls_bpf");
     let script = "netwhy lab run --all --check -o json";
     let Some(o) = guest::or_skip(test, g.run(script, Duration::from_secs(600))) else {
         return;

@@ -75,8 +75,10 @@ pub fn plant_udp_deny(ns: &str, dev: &str, port: u16, how: How) -> Result<Plante
                     .handle(HANDLE)
                     .priority(PRIORITY)
                     .hook(TC_INGRESS);
-                hook.create().map_err(|e| bpf("create clsact", e))?;
-                hook.attach().map_err(|e| bpf("attach cls_bpf", e))?;
+                hook.create()
+                    .map_err(|e| bpf("create clsact (no clsact qdisc? modprobe sch_ingress)", e))?;
+                hook.attach()
+                    .map_err(|e| bpf("attach cls_bpf (no cls_bpf? modprobe cls_bpf)", e))?;
             }
             How::Tcx => {
                 // SAFETY: a valid program fd; no options.
