@@ -238,3 +238,41 @@ fn tcx_and_cls_bpf_programs_are_listed_in_run_order() {
         "{f:#}"
     );
 }
+
+/// `netwhy trace` on the same drop, on this host (no fexit): one line says
+/// the program's verdict steps are refused (no libbpf noise), each datagram
+/// still ends TC_INGRESS, and trace's closing finding names the program.
+#[test]
+fn trace_on_a_tc_drop_names_the_program_without_fexit() {
+    if !root_or_skip("trace_on_a_tc_drop_names_the_program_without_fexit") {
+        return;
+    }
+    let s = netwhy::lab::scenarios::find("tc-bpf-drop").expect("scenario in the catalog");
+    let mut lab = Lab::new().expect("lab");
+    s.build(&mut lab).expect("build");
+    let srv = lab.ns("srv").name.clone();
+    let (id, _, _) = tc_filters(&srv, "eth0")[0].clone();
+    let r = start(&["trace", "udp port 5300", "-o", "json", "--duration", "9"]);
+    s.trigger(&mut lab).expect("trigger");
+    std::thread::sleep(Duration::from_millis(300));
+    r.signal(libc::SIGINT);
+    let (st, out, err) = r.finish();
+    assert!(st.success(), "trace failed: {err:?}");
+    let refused: Vec<&String> = err.iter().filter(|l| l.contains("TC program")).collect();
+    assert_eq!(refused.len(), 1, "{err:?}");
+    assert!(
+        refused[0].starts_with("netwhy: no TC program verdict steps: fexit refused for all 1 ("),
+        "{err:?}"
+    );
+    assert!(!err.iter().any(|l| l.starts_with("libbpf:")), "{err:?}");
+    let v = json_lines(&out);
+    let fates = of_type(&v, "fate");
+    assert_eq!(fates.len(), 3, "{out}");
+    assert!(fates.iter().all(|f| f["reason"] == "TC_INGRESS"), "{out}");
+    let f = of_type(&v, "finding")
+        .into_iter()
+        .find(|f| f["reason"] == "TC_INGRESS")
+        .unwrap_or_else(|| panic!("no TC_INGRESS finding: {out}"));
+    assert_eq!(f["cause"], "tc-bpf-drop", "{f:#}");
+    assert_eq!(bpf_progs(f)[0]["id"].as_u64(), Some(id), "{f:#}");
+}

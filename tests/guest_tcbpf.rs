@@ -1,64 +1,90 @@
-//! `netwhy trace --backend fentry` names the TC BPF program that dropped a
-//! tracked packet: an fexit on the program (planted by the `tc-bpf-drop`
+//! `netwhy trace` with function steps names the TC BPF program that dropped
+//! a tracked packet: an fexit on the program (planted by the `tc-bpf-drop`
 //! lab scenario) adds "tc-bpf NAME id N on eth0 ingress → TC_ACT_SHOT" to
 //! the packet's timeline before its TC_INGRESS fate. fentry/fexit are
 //! refused on the host kernel, so this runs in a Debian 6.12 qemu guest
 //! (harness: tests/guest/mod.rs).
 mod guest;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use guest::report::{json_lines, sections, show};
-use guest::{Guest, DEBIAN_6_12};
+use guest::{Guest, Outcome, DEBIAN_6_12};
 use serde_json::Value;
 
 /// The lab builds the network and plants the program, then pauses while
 /// trace starts (trace only fexits programs present at its start), then
 /// sends its datagrams.
-const SCRIPT: &str = r#"
-echo "=== uname"; uname -r
-NETWHY_TEST_PAUSE_MS=40000 netwhy lab run tc-bpf-drop --check -o json > /tmp/lab.json 2> /tmp/lab.err &
+fn script(run: &str, steps: &str) -> String {
+    format!(
+        r#"
+NETWHY_TEST_PAUSE_MS=40000 netwhy lab run tc-bpf-drop --check -o json > /tmp/{run}-lab.json 2> /tmp/{run}-lab.err &
 lab=$!
-i=0; until grep -q "lab built" /tmp/lab.err; do
-  i=$((i+1)); if [ $i -gt 3000 ] || ! kill -0 $lab 2>/dev/null; then cat /tmp/lab.err; exit 20; fi; sleep 0.1
+i=0; until grep -q "lab built" /tmp/{run}-lab.err; do
+  i=$((i+1)); if [ $i -gt 3000 ] || ! kill -0 $lab 2>/dev/null; then cat /tmp/{run}-lab.err; exit 20; fi; sleep 0.1
 done
-netwhy trace 'udp port 5300' --backend fentry --funcs '^(ip_rcv|sk_skb_reason_drop)$' -o json --count 3 --duration 120 > /tmp/tc.json 2> /tmp/tc.err &
+netwhy trace 'udp port 5300' {steps} -o json --count 3 --duration 120 > /tmp/{run}.json 2> /tmp/{run}.err &
 pid=$!
-i=0; until grep -q attached /tmp/tc.err; do
-  i=$((i+1)); if [ $i -gt 3000 ] || ! kill -0 $pid 2>/dev/null; then cat /tmp/tc.err; exit 21; fi; sleep 0.1
+i=0; until grep -q attached /tmp/{run}.err; do
+  i=$((i+1)); if [ $i -gt 3000 ] || ! kill -0 $pid 2>/dev/null; then cat /tmp/{run}.err; exit 21; fi; sleep 0.1
 done
 echo "trace attached" >&2
-wait $lab || { cat /tmp/lab.json /tmp/lab.err; exit 22; }
-wait $pid || { cat /tmp/tc.err; exit 23; }
-echo "=== tc"; cat /tmp/tc.json
-echo "=== tc-stderr"; cat /tmp/tc.err
-echo "=== lab"; cat /tmp/lab.json
-"#;
+wait $lab || {{ cat /tmp/{run}-lab.json /tmp/{run}-lab.err; exit 22; }}
+wait $pid || {{ cat /tmp/{run}.err; exit 23; }}
+echo "=== {run}"; cat /tmp/{run}.json
+echo "=== {run}-stderr"; cat /tmp/{run}.err
+echo "=== {run}-lab"; cat /tmp/{run}-lab.json
+"#
+    )
+}
 
+/// On fentry (two path functions) and on the default backend (kprobe-multi
+/// on every skb function: the program's fexit comes with any function
+/// backend where the kernel allows fexit).
 #[test]
 fn fexit_on_the_tc_program_shows_its_verdict_before_the_drop() {
     let test = "fexit_on_the_tc_program_shows_its_verdict_before_the_drop";
+    let runs = [
+        (
+            "fe",
+            "--backend fentry --funcs '^(ip_rcv|sk_skb_reason_drop)$'",
+        ),
+        ("km", ""),
+    ];
+    let mut all = String::from("echo \"=== uname\"; uname -r\n");
+    for (run, steps) in runs {
+        all += &script(run, steps);
+    }
     let g = Guest::new(DEBIAN_6_12)
         .module("sch_ingress")
         .module("cls_bpf")
         .with_netwhy();
-    let Some(o) = guest::or_skip(test, g.run(SCRIPT, Duration::from_secs(600))) else {
+    let Some(o) = guest::or_skip(test, g.run(&all, Duration::from_secs(600))) else {
         return;
     };
     eprintln!("{test}: guest ran in {:?}", o.elapsed);
     assert_eq!(o.code, 0, "{test}: {}", show(&o));
     let s = sections(&o.output);
-    let err = &s["tc-stderr"];
-    eprintln!("{test}: {}", err.trim());
+    for (run, _) in runs {
+        check(test, run, &s, &o);
+    }
+}
+
+/// Three datagrams, each dropped TC_INGRESS with the program's verdict
+/// step between its receive and the drop.
+fn check(test: &str, run: &str, s: &BTreeMap<String, String>, o: &Outcome) {
+    let err = &s[&format!("{run}-stderr")];
+    eprintln!("{test}: {run}: {}", err.trim());
     assert!(
         err.contains("fexit on 1 TC BPF program(s): tc-bpf nwlab_udp_deny id "),
         "{err}"
     );
-    let lab = json_lines(&s["lab"]);
-    assert_eq!(lab[0]["pass"], true, "{}", s["lab"]);
+    let lab = json_lines(&s[&format!("{run}-lab")]);
+    assert_eq!(lab[0]["pass"], true, "{:?}", lab);
     let mut packets = 0;
     let mut steps: Vec<Value> = Vec::new();
-    for x in json_lines(&s["tc"]) {
+    for x in json_lines(&s[run]) {
         match x["type"].as_str() {
             Some("step") => steps.push(x),
             Some("fate") => {
@@ -66,7 +92,7 @@ fn fexit_on_the_tc_program_shows_its_verdict_before_the_drop() {
                 let id = &x["packet"];
                 let mine: Vec<&Value> = steps.iter().filter(|st| &st["packet"] == id).collect();
                 let hooks: Vec<&str> = mine.iter().filter_map(|st| st["hook"].as_str()).collect();
-                eprintln!("{test}: packet {id}: {hooks:?} -> {}", x["reason"]);
+                eprintln!("{test}: {run}: packet {id}: {hooks:?} -> {}", x["reason"]);
                 assert_eq!(x["fate"], "dropped", "{x}");
                 assert_eq!(x["reason"], "TC_INGRESS", "{x}");
                 let verdict = hooks
@@ -98,5 +124,5 @@ fn fexit_on_the_tc_program_shows_its_verdict_before_the_drop() {
             _ => {}
         }
     }
-    assert_eq!(packets, 3, "{}", show(&o));
+    assert_eq!(packets, 3, "{run}: {}", show(o));
 }

@@ -107,7 +107,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         track_ns: 2_000_000_000,
         cgroup,
     };
-    let mut backend = super::steps::attach(PathProbe::start(&opts)?, &args.steps)?;
+    let mut backend = super::steps::attach(PathProbe::start(&opts)?, &args.steps, &[])?;
     eprintln!(
         "netwhy: attached to {} tracepoints via {} in {} ms; tracing {} in cgroup {}",
         backend.hooks().len(),

@@ -28,11 +28,15 @@ pub struct StepArgs {
 
 /// `probe` alone, or with the function steps `args` ask for; prints the
 /// backend chosen, the discovery and attach times, or why there are none.
-pub fn attach(probe: PathProbe, args: &StepArgs) -> Result<Box<dyn PathBackend>> {
+/// Unless function steps are off, the TC BPF programs of `netns` (every
+/// namespace when empty) also get an fexit each where the kernel allows
+/// it, so their verdicts join the timelines whatever backend was chosen.
+pub fn attach(probe: PathProbe, args: &StepArgs, netns: &[u32]) -> Result<Box<dyn PathBackend>> {
     let funcs = parse_funcs(args.funcs.as_deref())?;
     if let Some(BackendArg::Tracepoint) = args.backend {
         return Ok(Box::new(WithFunctions::alone(probe)));
     }
+    let share = probe.shared_maps()?;
     // Nothing asked for: kprobe-multi or nothing. Per-function kprobes and
     // fentry take seconds to minutes for the ~1.5k skb functions
     // (BENCHMARKS.md): only with --backend or --funcs.
@@ -63,5 +67,5 @@ pub fn attach(probe: PathProbe, args: &StepArgs) -> Result<Box<dyn PathBackend>>
             );
         }
     }
-    Ok(Box::new(w))
+    Ok(super::tcverdicts::wrap(Box::new(w), &share, netns))
 }

@@ -1,5 +1,6 @@
-//! `trace --backend fentry`: TC BPF programs on the devices in scope get an
-//! fexit each, so their verdicts join the packets' timelines.
+//! `trace` and `run` with function steps: TC BPF programs on the devices in
+//! scope get an fexit each (where the kernel allows fexit), so their
+//! verdicts join the packets' timelines.
 use crate::kernel::netns::NetnsNames;
 use crate::probe::path::PathBackend;
 use crate::probe::skbfunc::SharedMaps;
@@ -35,8 +36,17 @@ pub fn wrap(
         return backend;
     }
     let probe = TcVerdictProbe::attach(&progs, share);
-    for s in &probe.skipped {
-        eprintln!("netwhy: not tracing TC program {s}");
+    if probe.labels().is_empty() {
+        // Typically a kernel without fentry (this project's host): one line.
+        let why = probe.skipped.first().map_or("", String::as_str);
+        eprintln!(
+            "netwhy: no TC program verdict steps: fexit refused for all {} ({why})",
+            progs.len()
+        );
+    } else {
+        for s in &probe.skipped {
+            eprintln!("netwhy: not tracing TC program {s}");
+        }
     }
     if !probe.labels().is_empty() {
         eprintln!(

@@ -123,14 +123,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
         cgroup,
     };
     let probe = PathProbe::start(&opts)?;
-    // fexit on TC BPF programs comes with the fentry backend only.
-    let tc_share = (args.steps.backend == Some(super::skbfuncs::BackendArg::Fentry))
-        .then(|| probe.shared_maps())
-        .transpose()?;
-    let mut backend = super::steps::attach(probe, &args.steps)?;
-    if let Some(share) = tc_share {
-        backend = super::tcverdicts::wrap(backend, &share, &opts.netns);
-    }
+    let mut backend = super::steps::attach(probe, &args.steps, &opts.netns)?;
     let names: Vec<String> = backend.hooks().iter().map(|s| s.to_string()).collect();
     for (tp, why) in &skipped {
         eprintln!("netwhy: hook {tp} not used: {why}");

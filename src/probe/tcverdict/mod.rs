@@ -68,6 +68,9 @@ impl TcVerdictProbe {
             skipped: Vec::new(),
         };
         let mut seen = Vec::new();
+        // libbpf's own warnings are muted: a refusal is reported once, by
+        // the caller, from `skipped`.
+        let prev_print = libbpf_rs::set_print(None);
         for hp in progs {
             if seen.contains(&hp.id) || p.labels.len() >= MAX_PROGS {
                 continue;
@@ -88,6 +91,7 @@ impl TcVerdictProbe {
                 Err(e) => p.skipped.push(format!("{} id {}: {e}", hp.name, hp.id)),
             }
         }
+        libbpf_rs::set_print(prev_print);
         p
     }
 
