@@ -48,6 +48,34 @@ pub struct Task {
     pub context: &'static str,
 }
 
+/// Where and why the kernel dropped: what a drop event and an aggregate
+/// row share (flattened into both JSON objects).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct DropSite {
+    pub reason: String,
+    pub reason_code: u32,
+    pub location: Location,
+    pub netns: u32,
+    pub netns_name: Option<String>,
+    pub dev: Option<String>,
+    pub ifindex: u32,
+}
+
+// The site's fields read as the event's and the row's own (`e.reason`).
+impl std::ops::Deref for DropEvent {
+    type Target = DropSite;
+    fn deref(&self) -> &DropSite {
+        &self.site
+    }
+}
+
+impl std::ops::Deref for DropGroup {
+    type Target = DropSite;
+    fn deref(&self) -> &DropSite {
+        &self.site
+    }
+}
+
 /// One dropped packet.
 #[derive(Debug, Clone, Serialize)]
 pub struct DropEvent {
@@ -56,13 +84,8 @@ pub struct DropEvent {
     pub v: u32,
     /// Wall-clock time of the drop, ns since the Unix epoch.
     pub time_ns: u64,
-    pub reason: String,
-    pub reason_code: u32,
-    pub location: Location,
-    pub netns: u32,
-    pub netns_name: Option<String>,
-    pub dev: Option<String>,
-    pub ifindex: u32,
+    #[serde(flatten)]
+    pub site: DropSite,
     pub mark: u32,
     pub flow: Flow,
     pub len: u32,
@@ -77,13 +100,8 @@ pub struct DropGroup {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub v: u32,
-    pub reason: String,
-    pub reason_code: u32,
-    pub location: Location,
-    pub netns: u32,
-    pub netns_name: Option<String>,
-    pub dev: Option<String>,
-    pub ifindex: u32,
+    #[serde(flatten)]
+    pub site: DropSite,
     pub count: u64,
     pub bytes: u64,
     /// Drops per second over the last interval.
@@ -169,13 +187,15 @@ impl Enricher {
             kind: "drop",
             v: JSON_VERSION,
             time_ns,
-            reason: self.reasons.name(raw.reason),
-            reason_code: raw.reason,
-            location: self.location(raw.location),
-            netns: raw.netns,
-            netns_name: self.netns_name(raw.netns),
-            dev: cstr(&raw.ifname),
-            ifindex: raw.ifindex,
+            site: DropSite {
+                reason: self.reasons.name(raw.reason),
+                reason_code: raw.reason,
+                location: self.location(raw.location),
+                netns: raw.netns,
+                netns_name: self.netns_name(raw.netns),
+                dev: cstr(&raw.ifname),
+                ifindex: raw.ifindex,
+            },
             mark: raw.mark,
             flow,
             len: raw.len,
@@ -201,13 +221,15 @@ impl Enricher {
         DropGroup {
             kind: "group",
             v: JSON_VERSION,
-            reason: self.reasons.name(key.reason),
-            reason_code: key.reason,
-            location,
-            netns: key.netns,
-            netns_name: self.netns_name(key.netns),
-            dev,
-            ifindex: key.ifindex,
+            site: DropSite {
+                reason: self.reasons.name(key.reason),
+                reason_code: key.reason,
+                location,
+                netns: key.netns,
+                netns_name: self.netns_name(key.netns),
+                dev,
+                ifindex: key.ifindex,
+            },
             count,
             bytes,
             rate,

@@ -61,24 +61,26 @@ fn truncate(s: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Location;
+    use crate::event::{DropSite, Location};
 
     fn group(reason: &str, rate: f64, count: u64) -> DropGroup {
         DropGroup {
             kind: "group",
             v: 1,
-            reason: reason.into(),
-            reason_code: 3,
-            location: Location {
-                symbol: "__udp4_lib_rcv".into(),
-                offset: 0x1a,
-                module: None,
-                address: "0x0".into(),
+            site: DropSite {
+                reason: reason.into(),
+                reason_code: 3,
+                location: Location {
+                    symbol: "__udp4_lib_rcv".into(),
+                    offset: 0x1a,
+                    module: None,
+                    address: "0x0".into(),
+                },
+                netns: 4026531840,
+                netns_name: Some("init".into()),
+                dev: Some("lo".into()),
+                ifindex: 1,
             },
-            netns: 4026531840,
-            netns_name: Some("init".into()),
-            dev: Some("lo".into()),
-            ifindex: 1,
             count,
             bytes: 0,
             rate,

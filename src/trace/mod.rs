@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::event::{cstr, DropEvent, Enricher, Location, Task, JSON_VERSION};
+use crate::event::{cstr, DropEvent, DropSite, Enricher, Location, Task, JSON_VERSION};
 use crate::packet::{self, Flow, HdrKind};
 use crate::probe::path::{RawStep, Role, STEP_FATE, STEP_FIRST};
 use crate::state::sockets::{owners, Owner};
@@ -82,13 +82,15 @@ impl Step {
             kind: "drop",
             v: JSON_VERSION,
             time_ns: self.time_ns,
-            reason: self.reason.clone()?,
-            reason_code: 0,
-            location: self.location.clone()?,
-            netns: self.netns,
-            netns_name: self.netns_name.clone(),
-            dev: self.dev.clone(),
-            ifindex: self.ifindex,
+            site: DropSite {
+                reason: self.reason.clone()?,
+                reason_code: 0,
+                location: self.location.clone()?,
+                netns: self.netns,
+                netns_name: self.netns_name.clone(),
+                dev: self.dev.clone(),
+                ifindex: self.ifindex,
+            },
             mark: self.mark,
             flow: self.flow.clone(),
             len: self.len,
