@@ -120,6 +120,8 @@ fn check(test: &str, run: &str, s: &BTreeMap<String, String>, o: &Outcome) {
                 let t = |i: usize| mine[i]["time_ns"].as_u64().unwrap();
                 assert!(t(rcv) <= t(verdict) && t(verdict) <= t(free), "{hooks:?}");
                 assert_eq!(mine[verdict]["dev"], "eth0");
+                // An original packet's step: no copy relation.
+                assert!(mine[verdict].get("clone_of").is_none(), "{}", mine[verdict]);
             }
             _ => {}
         }
