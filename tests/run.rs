@@ -57,6 +57,12 @@ fn client(lab: &Lab) -> (std::process::Output, Vec<Value>) {
     // per recv, which on UDP throws the rest of the datagram away).
     let script =
         "exec 3<>/dev/udp/198.18.1.1/53; echo query >&3; timeout 1 head -c 6 <&3 >/dev/null";
+    run_bash_in_cli(lab, script)
+}
+
+/// `netwhy run -o json -- ip netns exec cli bash -c SCRIPT`: its output and
+/// JSON Lines.
+fn run_bash_in_cli(lab: &Lab, script: &str) -> (std::process::Output, Vec<Value>) {
     let out = run(&[
         "run",
         "-o",
@@ -177,21 +183,8 @@ fn refused_tcp_connect_shows_the_dropped_syn_and_the_reset() {
     }
     let lab = pair();
     let script = "exec 3<>/dev/tcp/198.18.0.2/8081";
-    let out = run(&[
-        "run",
-        "-o",
-        "json",
-        "--",
-        "ip",
-        "netns",
-        "exec",
-        &lab.ns("cli").name,
-        "bash",
-        "-c",
-        script,
-    ]);
+    let (out, v) = run_bash_in_cli(&lab, script);
     assert!(!out.status.success(), "connection refused: bash fails");
-    let v = json_lines(&String::from_utf8_lossy(&out.stdout));
     let flows = of_type(&v, "flow");
     assert_eq!(flows.len(), 1, "{v:?}");
     assert_eq!(flows[0]["proto"], "tcp");

@@ -61,6 +61,16 @@ pub enum ProbeError {
     BackendRefused(String),
 }
 
+impl ProbeError {
+    /// A failure reading or setting up BPF map `map`.
+    pub fn map(map: &'static str, e: impl std::fmt::Display) -> Self {
+        ProbeError::Map {
+            map,
+            detail: e.to_string(),
+        }
+    }
+}
+
 /// True when this process may load tracing BPF programs at all. Checked up
 /// front so the user gets one line with the fix instead of a verifier dump.
 pub fn have_privilege() -> bool {

@@ -239,7 +239,7 @@ impl DropProbe {
                 .maps
                 .counters
                 .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
-                .map_err(|e| map_err("counters", &e))?
+                .map_err(|e| ProbeError::map("counters", e))?
                 .unwrap_or_default();
             Ok(per_cpu.iter().map(|b| read_u64(b)).sum())
         };
@@ -258,7 +258,7 @@ impl DropProbe {
         for key in map.keys() {
             let Some(per_cpu) = map
                 .lookup_percpu(&key, MapFlags::ANY)
-                .map_err(|e| map_err("agg", &e))?
+                .map_err(|e| ProbeError::map("agg", e))?
             else {
                 continue; // deleted meanwhile
             };
@@ -292,8 +292,8 @@ impl DropProbe {
             }
             0
         })
-        .map_err(|e| map_err("events", &e))?;
-        let ring = b.build().map_err(|e| map_err("events", &e))?;
+        .map_err(|e| ProbeError::map("events", e))?;
+        let ring = b.build().map_err(|e| ProbeError::map("events", e))?;
         Ok(EventReader { ring, queue })
     }
 }
@@ -312,9 +312,11 @@ impl EventReader<'_> {
     pub fn next_batch(&self, timeout: Duration) -> Result<Vec<RawDrop>, ProbeError> {
         match self.ring.poll(timeout) {
             Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => {}
-            r => r.map_err(|e| map_err("events", &e))?,
+            r => r.map_err(|e| ProbeError::map("events", e))?,
         }
-        self.ring.consume().map_err(|e| map_err("events", &e))?;
+        self.ring
+            .consume()
+            .map_err(|e| ProbeError::map("events", e))?;
         Ok(std::mem::take(&mut *self.queue.borrow_mut()))
     }
 }
@@ -375,7 +377,7 @@ fn configure(
 
 fn update(map: &dyn MapCore, name: &'static str, k: &[u8], v: &[u8]) -> Result<(), ProbeError> {
     map.update(k, v, MapFlags::ANY)
-        .map_err(|e| map_err(name, &e))
+        .map_err(|e| ProbeError::map(name, e))
 }
 
 fn load_err(e: &libbpf_rs::Error) -> ProbeError {
@@ -386,13 +388,6 @@ fn load_err(e: &libbpf_rs::Error) -> ProbeError {
     ProbeError::Load {
         probe: "drop",
         detail,
-    }
-}
-
-fn map_err(map: &'static str, e: &libbpf_rs::Error) -> ProbeError {
-    ProbeError::Map {
-        map,
-        detail: e.to_string(),
     }
 }
 

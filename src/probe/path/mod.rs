@@ -269,13 +269,13 @@ impl PathProbe {
         skel.maps
             .cbpf_prog
             .update(&0u32.to_ne_bytes(), &prog, MapFlags::ANY)
-            .map_err(|e| map_err("cbpf_prog", &e))?;
+            .map_err(|e| ProbeError::map("cbpf_prog", e))?;
         let one = [1u8];
         for ns in &opts.netns {
             skel.maps
                 .netns_set
                 .update(&ns.to_ne_bytes(), &one, MapFlags::ANY)
-                .map_err(|e| map_err("netns_set", &e))?;
+                .map_err(|e| ProbeError::map("netns_set", e))?;
         }
         let mut links = Vec::new();
         for prog in skel.object().progs_mut() {
@@ -299,8 +299,8 @@ impl PathProbe {
             }
             0
         })
-        .map_err(|e| map_err("events", &e))?;
-        let ring = b.build().map_err(|e| map_err("events", &e))?;
+        .map_err(|e| ProbeError::map("events", e))?;
+        let ring = b.build().map_err(|e| ProbeError::map("events", e))?;
         Ok(PathProbe {
             skel,
             _links: links,
@@ -319,10 +319,9 @@ impl PathProbe {
     pub fn shared_maps(&self) -> Result<crate::probe::skbfunc::SharedMaps, ProbeError> {
         use std::os::fd::AsFd;
         let dup = |m: &libbpf_rs::Map, name| {
-            m.as_fd().try_clone_to_owned().map_err(|e| ProbeError::Map {
-                map: name,
-                detail: e.to_string(),
-            })
+            m.as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| ProbeError::map(name, e))
         };
         Ok(crate::probe::skbfunc::SharedMaps {
             tracked: dup(&self.skel.maps.tracked, "tracked")?,
@@ -355,9 +354,11 @@ impl PathBackend for PathProbe {
     fn next_batch(&mut self, timeout: Duration) -> Result<Vec<RawStep>, ProbeError> {
         match self.ring.poll(timeout) {
             Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => {}
-            r => r.map_err(|e| map_err("events", &e))?,
+            r => r.map_err(|e| ProbeError::map("events", e))?,
         }
-        self.ring.consume().map_err(|e| map_err("events", &e))?;
+        self.ring
+            .consume()
+            .map_err(|e| ProbeError::map("events", e))?;
         Ok(std::mem::take(&mut *self.queue.borrow_mut()))
     }
 
@@ -368,7 +369,7 @@ impl PathBackend for PathProbe {
                 .maps
                 .counters
                 .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
-                .map_err(|e| map_err("counters", &e))?
+                .map_err(|e| ProbeError::map("counters", e))?
                 .unwrap_or_default();
             Ok(per_cpu
                 .iter()
@@ -419,13 +420,6 @@ fn load_err(detail: String) -> ProbeError {
     ProbeError::Load {
         probe: "path",
         detail,
-    }
-}
-
-fn map_err(map: &'static str, e: &libbpf_rs::Error) -> ProbeError {
-    ProbeError::Map {
-        map,
-        detail: e.to_string(),
     }
 }
 

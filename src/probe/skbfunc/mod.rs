@@ -386,10 +386,7 @@ impl SkbFuncProbe {
                 .maps
                 .hits
                 .lookup(&key, MapFlags::ANY)
-                .map_err(|e| ProbeError::Map {
-                    map: "hits",
-                    detail: e.to_string(),
-                })?;
+                .map_err(|e| ProbeError::map("hits", e))?;
             let Some(b) = val.filter(|b| b.len() >= 16) else {
                 continue;
             };
