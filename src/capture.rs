@@ -22,12 +22,18 @@ pub struct CaptureSpec {
     pub hook: Option<Hook>,
     /// Ring buffer bytes; 0 = default.
     pub ring_bytes: u32,
+    /// Report drops netwhy's own syscalls cause too. Only the lab wants
+    /// this: its own traffic is what it watches.
+    pub include_own: bool,
 }
 
 /// Kernel facts every capture needs to name what it sees.
 pub struct Facts {
     pub reasons: DropReasons,
     pub kallsyms: Kallsyms,
+    /// kfree_skb passes rx_sk (6.11+), read from the tracepoint's BTF
+    /// prototype: a tp_btf program may not read an argument that is not there.
+    pub kfree_skb_has_rx_sk: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,9 +49,14 @@ impl Facts {
         if !crate::probe::have_privilege() {
             return Err(ProbeError::Privilege.into());
         }
+        let kfree_skb_has_rx_sk = crate::kernel::btf::Btf::load_vmlinux()
+            .ok()
+            .and_then(|b| b.raw_tracepoint_arg_count("kfree_skb"))
+            .is_some_and(|n| n >= 4);
         Ok(Facts {
             reasons: DropReasons::load()?,
             kallsyms: Kallsyms::load()?,
+            kfree_skb_has_rx_sk,
         })
     }
 }
@@ -70,6 +81,8 @@ impl Capture {
             aggregate: spec.aggregate,
             events: spec.events,
             has_reason: facts.reasons.has_reasons(),
+            has_rx_sk: facts.kfree_skb_has_rx_sk,
+            self_tgid: (!spec.include_own).then(std::process::id),
             consumed: facts.reasons.consumed(),
             hook: spec.hook,
             ..DropOptions::default()

@@ -48,6 +48,38 @@ pub struct Task {
     pub context: &'static str,
 }
 
+/// Where the probe read a drop's network namespace from (event.h's
+/// `nw_netns_src`), most specific first. `task` is the current task's
+/// namespace: right for a drop inside a syscall, a guess in a softirq.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetnsSource {
+    /// The socket kfree_skb says it was delivering to (6.11+).
+    RxSk,
+    /// The skb's own socket.
+    SkbSk,
+    /// The skb's device.
+    Dev,
+    /// The device of the skb's route.
+    DstDev,
+    /// The task that was current.
+    Task,
+    Unknown,
+}
+
+impl NetnsSource {
+    pub fn from_wire(v: u8) -> Self {
+        match v {
+            1 => NetnsSource::RxSk,
+            2 => NetnsSource::SkbSk,
+            3 => NetnsSource::Dev,
+            4 => NetnsSource::DstDev,
+            5 => NetnsSource::Task,
+            _ => NetnsSource::Unknown,
+        }
+    }
+}
+
 /// Where and why the kernel dropped: what a drop event and an aggregate
 /// row share (flattened into both JSON objects).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -86,6 +118,7 @@ pub struct DropEvent {
     pub time_ns: u64,
     #[serde(flatten)]
     pub site: DropSite,
+    pub netns_source: NetnsSource,
     pub mark: u32,
     pub flow: Flow,
     pub len: u32,
@@ -102,6 +135,7 @@ pub struct DropGroup {
     pub v: u32,
     #[serde(flatten)]
     pub site: DropSite,
+    pub netns_source: NetnsSource,
     pub count: u64,
     pub bytes: u64,
     /// Drops per second over the last interval.
@@ -196,6 +230,7 @@ impl Enricher {
                 dev: cstr(&raw.ifname),
                 ifindex: raw.ifindex,
             },
+            netns_source: NetnsSource::from_wire(raw.netns_src),
             mark: raw.mark,
             flow,
             len: raw.len,
@@ -211,6 +246,7 @@ impl Enricher {
     pub fn group(
         &mut self,
         key: &RawAggKey,
+        netns_src: u8,
         dev: Option<String>,
         count: u64,
         bytes: u64,
@@ -230,6 +266,7 @@ impl Enricher {
                 dev,
                 ifindex: key.ifindex,
             },
+            netns_source: NetnsSource::from_wire(netns_src),
             count,
             bytes,
             rate,

@@ -59,6 +59,7 @@ pub fn run(args: DropsArgs) -> Result<()> {
         aggregate: !args.events,
         hook: args.hook.map(Into::into),
         ring_bytes: ring_bytes(args.ring_kib)?,
+        include_own: false,
     };
     let cap = Capture::start(&spec, facts)?;
     // Tools and tests wait for this line before generating traffic.
@@ -176,7 +177,7 @@ fn run_table(mut cap: Capture, args: &DropsArgs, done: impl Fn() -> bool) -> Res
                     let rate = v.count.saturating_sub(before) as f64 / secs;
                     prev.insert(key, v.count);
                     cap.enricher
-                        .group(k, cstr(&v.ifname), v.count, v.bytes, rate)
+                        .group(k, v.netns_src, cstr(&v.ifname), v.count, v.bytes, rate)
                 })
                 .collect();
             table::sort(&mut groups);

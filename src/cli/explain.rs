@@ -49,6 +49,7 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         aggregate: false,
         hook: args.hook.map(Into::into),
         ring_bytes: 0,
+        include_own: false,
     };
     let mut cap = Capture::start(&spec, facts)?;
     eprintln!(

@@ -84,6 +84,7 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
         aggregate: false,
         hook,
         ring_bytes: 0,
+        include_own: true,
     };
     let mut cap = Capture::start(&spec, facts)?;
     let reader = cap.probe.events().map_err(CaptureError::from)?;

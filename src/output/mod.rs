@@ -36,6 +36,9 @@ pub struct Summary {
     pub lost: u64,
     /// Drops not grouped because the aggregate map was full.
     pub agg_full: u64,
+    /// Drops netwhy's own syscalls caused (its netlink lookups...): never
+    /// reported as findings, counted so nothing disappears silently.
+    pub own: u64,
     pub groups: usize,
 }
 
@@ -57,6 +60,7 @@ impl Summary {
             hidden: c.hidden,
             lost: c.lost,
             agg_full: c.agg_full,
+            own: c.own,
             groups,
         }
     }
@@ -69,6 +73,9 @@ impl Summary {
         );
         if self.agg_full > 0 {
             s.push_str(&format!("  ungrouped (map full): {}", self.agg_full));
+        }
+        if self.own > 0 {
+            s.push_str(&format!("  netwhy's own: {}", self.own));
         }
         s
     }

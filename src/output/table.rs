@@ -81,6 +81,7 @@ mod tests {
                 dev: Some("lo".into()),
                 ifindex: 1,
             },
+            netns_source: crate::event::NetnsSource::Dev,
             count,
             bytes: 0,
             rate,

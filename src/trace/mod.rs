@@ -91,6 +91,12 @@ impl Step {
                 dev: self.dev.clone(),
                 ifindex: self.ifindex,
             },
+            // The path probe reads the device's namespace, else the socket's.
+            netns_source: if self.dev.is_some() {
+                crate::event::NetnsSource::Dev
+            } else {
+                crate::event::NetnsSource::SkbSk
+            },
             mark: self.mark,
             flow: self.flow.clone(),
             len: self.len,

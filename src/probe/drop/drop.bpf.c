@@ -20,6 +20,10 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* ---- configuration, frozen before load (rodata) ---- */
 const volatile bool cfg_has_reason = true;    /* kernel passes a drop reason */
+const volatile bool cfg_has_rx_sk = false;    /* kfree_skb passes rx_sk (6.11+) */
+/* netwhy's own process: drops its syscalls cause (netlink route lookups,
+ * nft trace arming, probe sockets) are counted apart, never reported. */
+const volatile __u32 cfg_self_tgid = 0;
 const volatile __u32 cfg_consumed = 1;        /* SKB_CONSUMED, from BTF */
 const volatile bool cfg_aggregate = true;     /* count in agg map */
 const volatile bool cfg_events = false;       /* stream to ring buffer */
@@ -247,11 +251,12 @@ static __always_inline bool need_flow_filter(void)
 }
 
 static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u32 reason,
-				       __u8 ctx_flags, bool btf)
+				       struct sock *rx_sk, __u8 ctx_flags, bool btf)
 {
 	struct net_device *dev;
 	struct nw_drop_event *e;
 	__u32 zero = 0, netns, ifindex = 0, mark;
+	__u8 netns_src = NW_NS_NONE;
 
 	/* Not a drop: consumed or not-dropped-yet. Kernels without
 	 * SKB_CONSUMED (6.1) get ~0 here: their kfree_skb only sees drops. */
@@ -266,8 +271,20 @@ static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u3
 			return 0;
 	}
 
+	/* Our own work: the drop happened in one of netwhy's threads and the
+	 * skb never came in from a device (skb_iif 0: built by a syscall,
+	 * like a route lookup's or a socket's). A packet received from a
+	 * device in a softirq that merely ran on our thread is not ours; the
+	 * classic tracepoint's irq flags say so too. */
+	if (cfg_self_tgid && (bpf_get_current_pid_tgid() >> 32) == cfg_self_tgid &&
+	    RD(btf, skb, skb_iif) == 0 &&
+	    (!(ctx_flags & NW_CTX_KNOWN) || (ctx_flags & NW_CTX_TASK))) {
+		count(NW_CNT_SELF);
+		return 0;
+	}
+
 	dev = RD(btf, skb, dev);
-	netns = skb_netns(skb, dev, btf);
+	netns = drop_netns(skb, dev, rx_sk, btf, &netns_src);
 	if (cfg_netns_filter && !bpf_map_lookup_elem(&netns_set, &netns))
 		return 0;
 	if (dev)
@@ -334,7 +351,7 @@ static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u3
 			v->count += 1;
 			v->bytes += len;
 		} else {
-			struct nw_agg_val init = { .count = 1, .bytes = len };
+			struct nw_agg_val init = { .count = 1, .bytes = len, .netns_src = netns_src };
 			if (have_name && e)
 				__builtin_memcpy(init.ifname, e->ifname, NW_IFNAMSIZ);
 			else
@@ -358,6 +375,7 @@ static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u3
 		e->location = location;
 		e->reason = reason;
 		e->netns = netns;
+		e->netns_src = netns_src;
 		e->ifindex = ifindex;
 		e->mark = mark;
 		e->len = len;
@@ -381,9 +399,12 @@ int nw_drop_btf(unsigned long long *ctx)
 	struct sk_buff *skb = (struct sk_buff *)ctx[0];
 	__u64 location = ctx[1];
 	__u32 reason = 0;
+	struct sock *rx_sk = 0;
 	if (cfg_has_reason)
 		reason = (__u32)ctx[2];
-	return handle_drop(skb, location, reason, 0, true);
+	if (cfg_has_rx_sk)
+		rx_sk = (struct sock *)ctx[3];
+	return handle_drop(skb, location, reason, rx_sk, 0, true);
 }
 
 SEC("tracepoint/skb/kfree_skb")
@@ -394,11 +415,14 @@ int nw_drop_tp(struct trace_event_raw_kfree_skb *ctx)
 	__u32 reason = 0;
 	if (cfg_has_reason && bpf_core_field_exists(ctx->reason))
 		reason = BPF_CORE_READ(ctx, reason);
+	struct sock *rx_sk = 0;
+	if (bpf_core_field_exists(ctx->rx_sk))
+		rx_sk = (struct sock *)BPF_CORE_READ(ctx, rx_sk);
 	__u8 tf = BPF_CORE_READ(ctx, ent.flags);
 	__u8 cf = NW_CTX_KNOWN;
 	if (!(tf & (TRACE_FLAG_HARDIRQ | TRACE_FLAG_SOFTIRQ | TRACE_FLAG_NMI)))
 		cf |= NW_CTX_TASK;
-	return handle_drop(skb, location, reason, cf, false);
+	return handle_drop(skb, location, reason, rx_sk, cf, false);
 }
 
 /* Benchmark baseline only (examples/emptyprobe): the same hook doing no

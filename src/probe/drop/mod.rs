@@ -31,6 +31,7 @@ const CNT_SEEN: u32 = 0;
 const CNT_LOST: u32 = 1;
 const CNT_HIDDEN: u32 = 2;
 const CNT_AGG_FULL: u32 = 3;
+const CNT_SELF: u32 = 4;
 
 /// Device filter: an ifindex is only unique inside one netns, a name is what
 /// people type; both are compared in the kernel.
@@ -73,6 +74,13 @@ pub struct DropOptions {
     pub events: bool,
     /// The kernel passes a drop reason (>= 5.17).
     pub has_reason: bool,
+    /// kfree_skb passes the socket it was delivering to (>= 6.11): the
+    /// namespace of socket-layer drops whose skb lost its dev and sk.
+    pub has_rx_sk: bool,
+    /// Drops caused by this process's own syscalls are counted apart and
+    /// never reported (netwhy's netlink lookups, trace arming, probes).
+    /// None: report them (the lab, whose own traffic is the subject).
+    pub self_tgid: Option<u32>,
     /// Value of SKB_CONSUMED in this kernel's enum.
     pub consumed: u32,
     /// Force a hook instead of the best available.
@@ -92,6 +100,8 @@ impl Default for DropOptions {
             aggregate: true,
             events: false,
             has_reason: true,
+            has_rx_sk: false,
+            self_tgid: Some(std::process::id()),
             consumed: 1,
             hook: None,
             ringbuf_bytes: 8 << 20,
@@ -111,6 +121,9 @@ pub struct Counters {
     pub hidden: u64,
     /// Drops not counted because the aggregate map was full.
     pub agg_full: u64,
+    /// Drops netwhy's own syscalls caused (not reported).
+    #[serde(rename = "own")]
+    pub own: u64,
 }
 
 /// A loaded and attached drop probe. Dropping it detaches every link.
@@ -248,6 +261,7 @@ impl DropProbe {
             lost: sum(CNT_LOST)?,
             hidden: sum(CNT_HIDDEN)?,
             agg_full: sum(CNT_AGG_FULL)?,
+            own: sum(CNT_SELF)?,
         })
     }
 
@@ -272,6 +286,9 @@ impl DropProbe {
                 total.bytes += v.bytes;
                 if v.ifname[0] != 0 {
                     total.ifname = v.ifname;
+                }
+                if v.netns_src != 0 {
+                    total.netns_src = v.netns_src;
                 }
             }
             if let Some(k) = decode::<RawAggKey>(&key) {
@@ -344,6 +361,8 @@ fn configure(
         .expect("drop.bpf.c has rodata");
     let f = &opts.filter;
     ro.cfg_has_reason = opts.has_reason;
+    ro.cfg_has_rx_sk = opts.has_rx_sk;
+    ro.cfg_self_tgid = opts.self_tgid.unwrap_or(0);
     ro.cfg_consumed = opts.consumed;
     ro.cfg_aggregate = opts.aggregate;
     ro.cfg_events = opts.events;

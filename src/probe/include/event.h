@@ -35,7 +35,19 @@ enum nw_counter {
 	NW_CNT_LOST = 1,     /* ring buffer reservation failures */
 	NW_CNT_HIDDEN = 2,   /* matched a noise rule and were not reported */
 	NW_CNT_AGG_FULL = 3, /* aggregate map full: group not recorded */
-	NW_CNT_MAX = 4,
+	NW_CNT_SELF = 4,     /* caused by netwhy's own syscalls: never reported */
+	NW_CNT_MAX = 5,
+};
+
+/* Where a drop's network namespace was read from (nw_drop_event.netns_src),
+ * (skb.h's drop_netns says in which order and why). */
+enum nw_netns_src {
+	NW_NS_NONE = 0,
+	NW_NS_RX_SK = 1,
+	NW_NS_SKB_SK = 2,
+	NW_NS_DEV = 3,
+	NW_NS_DST_DEV = 4,
+	NW_NS_TASK = 5,
 };
 
 /* One dropped packet, as sent through the ring buffer (--events mode). */
@@ -55,7 +67,8 @@ struct nw_drop_event {
 	__u8 hdr_kind;  /* enum nw_hdr_kind */
 	__u8 ctx_flags; /* NW_CTX_* */
 	__u16 hdr_len;  /* valid bytes in hdr[] */
-	__u16 _pad0;
+	__u8 netns_src; /* enum nw_netns_src */
+	__u8 _pad0;
 	__u32 _pad1;
 	char ifname[NW_IFNAMSIZ];
 	char comm[NW_COMM_LEN];
@@ -77,6 +90,8 @@ struct nw_agg_val {
 	/* Device name when the group was created: an ifindex alone cannot be
 	 * named from user space without entering the right netns. */
 	char ifname[NW_IFNAMSIZ];
+	__u8 netns_src; /* enum nw_netns_src of the group's first drop */
+	__u8 _pad[7];
 };
 
 /* ---- path probe (netwhy trace) ---- */

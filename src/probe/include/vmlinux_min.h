@@ -110,9 +110,23 @@ struct sock {
 	__u16 sk_protocol;
 } __attribute__((preserve_access_index));
 
+struct dst_entry {
+	struct net_device *dev;
+} __attribute__((preserve_access_index));
+
+struct nsproxy {
+	struct net *net_ns;
+} __attribute__((preserve_access_index));
+
+struct task_struct {
+	struct nsproxy *nsproxy;
+} __attribute__((preserve_access_index));
+
 struct sk_buff {
 	struct net_device *dev;
 	struct sock *sk;
+	unsigned long _skb_refdst; /* struct dst_entry *, low bit: no refcount */
+	int skb_iif; /* ifindex the packet arrived on; 0: built locally */
 	unsigned int len;
 	__u32 mark;
 	__be16 vlan_proto;
@@ -145,6 +159,7 @@ struct trace_event_raw_kfree_skb {
 	struct trace_entry ent;
 	void *skbaddr;
 	void *location;
+	void *rx_sk; /* 6.11+ */
 	unsigned short protocol;
 	enum skb_drop_reason reason;
 } __attribute__((preserve_access_index));
