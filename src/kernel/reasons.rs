@@ -49,6 +49,11 @@ impl DropReasons {
     /// normal case (`has_reasons() == false`).
     pub fn load() -> Result<Self, KernelError> {
         if let Ok(btf) = Btf::load_vmlinux() {
+            if let Some(i) = btf.incomplete() {
+                // A kind from a kernel newer than netwhy: the enum may still
+                // be before it; if not, tracefs below names the reasons.
+                eprintln!("netwhy: warning: {i}");
+            }
             let modules = load_modules(&btf);
             if let Ok(r) = Self::from_btf(&btf, &modules) {
                 return Ok(r);
