@@ -140,8 +140,9 @@ pub struct DropGroup {
     pub bytes: u64,
     /// Drops per second over the last interval.
     pub rate: f64,
-    /// One-line hint from the knowledge base (`netwhy explain` has the rest).
-    pub hint: &'static str,
+    /// One-line hint from the knowledge base (`netwhy explain` has the rest);
+    /// built from the name for a reason the knowledge base lacks.
+    pub hint: std::borrow::Cow<'static, str>,
 }
 
 /// Names raw kernel values. Holds the kernel facts loaded once at start.
@@ -253,7 +254,7 @@ impl Enricher {
         rate: f64,
     ) -> DropGroup {
         let location = self.location(key.location);
-        let hint = crate::diagnose::hint(&self.reasons.name(key.reason), &location.symbol);
+        let hint = crate::diagnose::hint_text(&self.reasons.name(key.reason), &location.symbol);
         DropGroup {
             kind: "group",
             v: JSON_VERSION,

@@ -22,7 +22,15 @@ pub fn run(a: ReasonsArgs) -> Result<()> {
     match a.name {
         None => list(),
         Some(n) => {
-            print!("{}", describe(&n, a.at.as_deref().unwrap_or(""))?);
+            // The running kernel's names only sharpen the text for a reason
+            // netwhy has no notes on; reading them may fail without harm.
+            let kernel = DropReasons::load().ok().filter(DropReasons::has_reasons);
+            let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok();
+            let k = Kernel {
+                reasons: kernel.as_ref(),
+                release: release.as_deref().map(str::trim),
+            };
+            print!("{}", describe(&n, a.at.as_deref().unwrap_or(""), &k)?);
             Ok(())
         }
     }
@@ -41,8 +49,29 @@ fn list() -> Result<()> {
     Ok(())
 }
 
-/// The full text for a reason (at a function) or a diagnosis id.
-pub fn describe(name: &str, at: &str) -> Result<String> {
+/// What is known about the running kernel, for reasons without notes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Kernel<'a> {
+    /// Its reason names, when they could be read.
+    pub reasons: Option<&'a DropReasons>,
+    /// `uname -r`.
+    pub release: Option<&'a str>,
+}
+
+/// A diagnosis id is kebab-case; anything else is taken as a reason name
+/// (`NO_SOCKET`, `skb_drop_reason_no_socket`, `OPENVSWITCH:0x3`,
+/// `UNKNOWN(130)`), which always gets an answer.
+fn looks_like_id(name: &str) -> bool {
+    name.contains('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// The full text for a reason (at a function) or a diagnosis id. Only an
+/// unknown diagnosis id is an error: a reason netwhy has no notes on is
+/// described from its name and location.
+pub fn describe(name: &str, at: &str, kernel: &Kernel<'_>) -> Result<String> {
     let by_id = kb::all()
         .chain(kb::specifics())
         .find(|e| e.id == name)
@@ -67,6 +96,7 @@ pub fn describe(name: &str, at: &str) -> Result<String> {
             hint: e.hint,
             known: true,
             refined_by: None,
+            unknown: None,
         },
         Some((reason, _)) => {
             let func = crate::diagnose::refine::all()
@@ -78,10 +108,8 @@ pub fn describe(name: &str, at: &str) -> Result<String> {
         }
         None => {
             let x = lookup(name, at);
-            if !x.known {
-                bail!(
-                    "no reason or diagnosis named '{name}' (netwhy reasons lists this kernel's reasons)"
-                );
+            if !x.known && looks_like_id(name) {
+                bail!("no diagnosis named '{name}' (netwhy reasons lists this kernel's reasons)");
             }
             x
         }
@@ -91,8 +119,23 @@ pub fn describe(name: &str, at: &str) -> Result<String> {
         s += &format!("  at:     {}\n", x.function);
     }
     s += &format!("  what:   {}\n", x.meaning);
+    if let Some(u) = &x.unknown {
+        for l in u.lines(kernel.release) {
+            s += &format!("  seen:   {l}\n");
+        }
+        if let Some(r) = kernel.reasons.filter(|r| r.value(&x.reason).is_none()) {
+            s += &format!(
+                "  note:   this kernel ({:?} names) has no reason called {} either\n",
+                r.source(),
+                x.reason
+            );
+        }
+    }
     for c in x.causes {
         s += &format!("  why:    {c}\n");
+    }
+    for c in x.unknown.iter().flat_map(|u| u.checks()) {
+        s += &format!("  check:  {c}\n");
     }
     for c in x.checks {
         s += &format!("  check:  {c}\n");
@@ -100,7 +143,7 @@ pub fn describe(name: &str, at: &str) -> Result<String> {
     for f in x.fixes {
         s += &format!("  fix:    {f}\n");
     }
-    if let Some(c) = x.caveat() {
+    if let Some(c) = x.caveat().filter(|_| x.unknown.is_none()) {
         s += &format!("  note:   {c}\n");
     }
     Ok(s)
@@ -110,18 +153,103 @@ pub fn describe(name: &str, at: &str) -> Result<String> {
 mod tests {
     use super::*;
 
+    const NO_KERNEL: Kernel<'static> = Kernel {
+        reasons: None,
+        release: None,
+    };
+
     #[test]
     fn reasons_ids_and_locations() {
-        let s = describe("NO_SOCKET", "").unwrap();
+        let s = describe("NO_SOCKET", "", &NO_KERNEL).unwrap();
         assert!(s.starts_with("NO_SOCKET (no-socket)"), "{s}");
-        let s = describe("skb_drop_reason_netfilter_drop", "nft_do_chain+0x3e8/0x5a0").unwrap();
+        let s = describe(
+            "skb_drop_reason_netfilter_drop",
+            "nft_do_chain+0x3e8/0x5a0",
+            &NO_KERNEL,
+        )
+        .unwrap();
         assert!(s.contains("(nftables-rule-drop)"), "{s}");
         assert!(s.contains("at:     nft_do_chain"), "{s}");
-        let s = describe("nat-tuple-mismatch", "").unwrap();
+        let s = describe("nat-tuple-mismatch", "", &NO_KERNEL).unwrap();
         assert!(s.starts_with("NO_SOCKET (nat-tuple-mismatch)"), "{s}");
         assert!(s.contains("fix:"));
-        let s = describe("ttl-expired", "").unwrap();
+        let s = describe("ttl-expired", "", &NO_KERNEL).unwrap();
         assert!(s.contains("at:     ip_forward"), "{s}");
-        assert!(describe("NOT_A_REASON_EVER", "").is_err());
+        // A misspelt diagnosis id is the only error.
+        assert!(describe("nat-tuple-mismatchh", "", &NO_KERNEL).is_err());
+    }
+
+    /// A reason no kernel has: answered from its name and location, with
+    /// the honest "not in the knowledge base" line, never an error.
+    #[test]
+    fn unknown_reason_is_described_not_refused() {
+        let k = Kernel {
+            reasons: None,
+            release: Some("9.9.9-test"),
+        };
+        let s = describe("NW_TEST_TCP_WINDOW_WOBBLE", "tcp_v4_rcv+0x1c/0x2a0", &k).unwrap();
+        assert!(
+            s.starts_with("NW_TEST_TCP_WINDOW_WOBBLE (unknown-reason)"),
+            "{s}"
+        );
+        assert!(s.contains("at:     tcp_v4_rcv\n"), "{s}");
+        assert!(s.contains("not in netwhy's knowledge base yet"), "{s}");
+        assert!(
+            s.contains("the name says \"nw test tcp window wobble\""),
+            "{s}"
+        );
+        assert!(s.contains("tcp_v4_rcv, a function of TCP"), "{s}");
+        assert!(
+            s.contains("include/net/dropreason-core.h of Linux 9.9.9-test"),
+            "{s}"
+        );
+        assert!(
+            s.contains("SKB_DROP_REASON_NW_TEST_TCP_WINDOW_WOBBLE"),
+            "{s}"
+        );
+        assert!(
+            s.contains("check:  nstat -az | grep -i -E '^Tcp|TcpExt'"),
+            "{s}"
+        );
+        assert!(!s.contains("unverified"), "{s}");
+    }
+
+    /// A kernel that lacks the name too is said so (a typo shows).
+    #[test]
+    fn unknown_reason_absent_from_the_kernel_says_so() {
+        let r = DropReasons::from_tracefs_format(include_str!(
+            "../../tests/fixtures/kernel/kfree_skb_format_6.18.txt"
+        ))
+        .unwrap();
+        let k = Kernel {
+            reasons: Some(&r),
+            release: None,
+        };
+        let s = describe("NO_SOCKETT", "", &k).unwrap();
+        assert!(s.contains("has no reason called NO_SOCKETT either"), "{s}");
+        let s = describe("NO_SOCKET", "", &k).unwrap();
+        assert!(!s.contains("has no reason called"), "{s}");
+    }
+
+    /// Every reason of the running kernel (the 6.18 fixture without root)
+    /// renders, at a location and without, with non-empty text.
+    #[test]
+    fn every_live_reason_describes() {
+        let r = crate::diagnose::tests::kernel_reason_table();
+        let k = Kernel {
+            reasons: Some(&r),
+            release: Some("live"),
+        };
+        for (_, name) in r.iter() {
+            for at in ["", "skb_release_data+0x12/0x40"] {
+                let s = describe(name, at, &k).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert!(s.starts_with(name), "{name}: {s}");
+                assert!(
+                    s.contains("  what:   ") && s.lines().count() >= 3,
+                    "{name}: {s}"
+                );
+                assert!(!s.contains("has no reason called"), "{name}: {s}");
+            }
+        }
     }
 }

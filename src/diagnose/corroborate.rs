@@ -76,6 +76,61 @@ pub fn line(names: &[String], before: &Counters, after: &Counters) -> Option<Str
     (!moved.is_empty()).then(|| format!("kernel counters during the capture: {}", moved.join(", ")))
 }
 
+/// At most this many counters are cited for a reason netwhy has no notes on.
+pub const UNKNOWN_CAP: usize = 8;
+
+/// Words in counter names that count losses or errors (`Udp:NoPorts`,
+/// `TcpExt:ListenDrops`, `dev:eth0:rx_dropped`, `Ip:InAddrErrors`...).
+const LOSS_WORDS: [&str; 11] = [
+    "drop", "err", "fail", "discard", "overflow", "prune", "noport", "noroute", "timeout",
+    "toobig", "reject",
+];
+
+fn is_loss_counter(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    LOSS_WORDS.iter().any(|w| n.contains(w))
+}
+
+/// For a reason without notes netwhy cannot tell which counter it moves,
+/// so it cites every loss counter that moved in the namespace during the
+/// capture, biggest change first, at most `cap`, and says how many other
+/// counters moved (traffic counters like `Ip:InReceives` are not cited:
+/// they move on every healthy box).
+pub fn unknown_line(before: &Counters, after: &Counters, cap: usize) -> Option<String> {
+    let mut deltas = Counters::delta(before, after);
+    let others = deltas.iter().filter(|d| !is_loss_counter(&d.name)).count();
+    deltas.retain(|d| is_loss_counter(&d.name));
+    if deltas.is_empty() {
+        return None;
+    }
+    deltas.sort_by(|a, b| {
+        b.change
+            .abs()
+            .cmp(&a.change.abs())
+            .then(a.name.cmp(&b.name))
+    });
+    let total = deltas.len();
+    let cited: Vec<String> = deltas
+        .iter()
+        .take(cap)
+        .map(|d| format!("{} {:+}", d.name, d.change))
+        .collect();
+    let mut line = format!(
+        "loss counters that moved in this namespace during the capture (netwhy cannot tell \
+         which belong to this reason): {}",
+        cited.join(", ")
+    );
+    if total > cap {
+        line += &format!(" and {} more", total - cap);
+    }
+    match others {
+        0 => {}
+        1 => line += "; 1 other counter moved",
+        n => line += &format!("; {n} other counters moved"),
+    }
+    Some(line)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +159,35 @@ mod tests {
             Some("kernel counters during the capture: Udp:InCsumErrors +3")
         );
         assert_eq!(line(&names, &b, &b), None);
+    }
+
+    #[test]
+    fn unknown_reasons_cite_moved_loss_counters_capped() {
+        let b = c(&[
+            ("Ip:InReceives", 10),
+            ("Udp:NoPorts", 1),
+            ("TcpExt:ListenDrops", 0),
+            ("dev:eth0:rx_dropped", 5),
+            ("Ip6:InDiscards", 2),
+        ]);
+        let a = c(&[
+            ("Ip:InReceives", 90),
+            ("Udp:NoPorts", 2),
+            ("TcpExt:ListenDrops", 7),
+            ("dev:eth0:rx_dropped", 5),
+            ("Ip6:InDiscards", 2),
+        ]);
+        let l = unknown_line(&b, &a, 8).unwrap();
+        assert!(
+            l.ends_with("TcpExt:ListenDrops +7, Udp:NoPorts +1; 1 other counter moved"),
+            "{l}"
+        );
+        assert!(!l.contains("InReceives"), "{l}");
+        let l = unknown_line(&b, &a, 1).unwrap();
+        assert!(l.contains("TcpExt:ListenDrops +7 and 1 more"), "{l}");
+        assert_eq!(unknown_line(&b, &b, 8), None);
+        // Only traffic moved: nothing to cite.
+        let t = c(&[("Ip:InReceives", 11)]);
+        assert_eq!(unknown_line(&c(&[("Ip:InReceives", 10)]), &t, 8), None);
     }
 }

@@ -1,5 +1,6 @@
 //! Drops grouped and explained: the `finding` every explaining output
 //! renders (`netwhy explain`, the lab's diagnosis check).
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -30,7 +31,9 @@ pub struct Finding {
     pub evidence: Vec<String>,
     /// What the diagnosis is about (port, sysctl, rule...), as fields.
     pub subjects: Vec<Subject>,
-    pub checks: &'static [&'static str],
+    /// What to look at; for a reason without an entry, the commands of the
+    /// stack area its name and location point to come first.
+    pub checks: Vec<Cow<'static, str>>,
     /// Concrete commands from the evidence first, then the generic ones.
     pub fix: Vec<String>,
     /// high: reproduced in the lab and pinned by location; medium: reproduced;
@@ -47,8 +50,9 @@ pub struct Finding {
 type Key = (String, String, u32, Option<String>);
 
 /// Group events by (reason, function, netns, dev) and explain each group,
-/// biggest first.
-pub fn explain(events: &[DropEvent]) -> Vec<Finding> {
+/// biggest first. `kernel` is the running kernel's release (`uname -r`),
+/// named where a reason without an entry sends the reader to the sources.
+pub fn explain(events: &[DropEvent], kernel: Option<&str>) -> Vec<Finding> {
     let mut groups: BTreeMap<Key, Vec<&DropEvent>> = BTreeMap::new();
     for e in events {
         groups
@@ -61,12 +65,15 @@ pub fn explain(events: &[DropEvent]) -> Vec<Finding> {
             .or_default()
             .push(e);
     }
-    let mut findings: Vec<Finding> = groups.into_values().map(|evs| finding(&evs)).collect();
+    let mut findings: Vec<Finding> = groups
+        .into_values()
+        .map(|evs| finding(&evs, kernel))
+        .collect();
     findings.sort_by_key(|f| std::cmp::Reverse(f.count));
     findings
 }
 
-fn finding(evs: &[&DropEvent]) -> Finding {
+fn finding(evs: &[&DropEvent], kernel: Option<&str>) -> Finding {
     let first = evs[0];
     let x: Explanation = lookup(&first.reason, &first.location.symbol);
     let mut flows: Vec<String> = Vec::new();
@@ -85,9 +92,14 @@ fn finding(evs: &[&DropEvent]) -> Finding {
         first.reason,
         first.location
     )];
-    if let Some(c) = x.caveat() {
+    let mut checks: Vec<Cow<'static, str>> = Vec::new();
+    if let Some(u) = &x.unknown {
+        evidence.extend(u.lines(kernel));
+        checks.extend(u.checks().into_iter().map(Cow::Owned));
+    } else if let Some(c) = x.caveat() {
         evidence.push(c.to_string());
     }
+    checks.extend(x.checks.iter().map(|c| Cow::Borrowed(*c)));
     let confidence = match (x.verified, x.refined_by.is_some()) {
         (true, true) => "high",
         (true, false) => "medium",
@@ -108,7 +120,7 @@ fn finding(evs: &[&DropEvent]) -> Finding {
         causes: x.causes,
         evidence,
         subjects: Vec::new(),
-        checks: x.checks,
+        checks,
         fix: x.fixes.iter().map(|f| f.to_string()).collect(),
         confidence,
         source: "drop",
@@ -128,7 +140,7 @@ impl Finding {
             self.cause = e.id;
             self.meaning = e.meaning;
             self.causes = e.causes;
-            self.checks = e.checks;
+            self.checks = e.checks.iter().map(|c| Cow::Borrowed(*c)).collect();
             self.confidence = if e.verified { "high" } else { "medium" };
             // The generic "unverified" caveat was about the reason's entry.
             self.evidence.retain(|l| l != super::UNVERIFIED_NOTE);
@@ -164,7 +176,7 @@ pub fn state_finding(netns: u32, netns_name: Option<String>, c: Clues) -> Option
         causes: e.causes,
         evidence: Vec::new(),
         subjects: Vec::new(),
-        checks: e.checks,
+        checks: e.checks.iter().map(|c| Cow::Borrowed(*c)).collect(),
         fix: Vec::new(),
         confidence: "medium",
         source: "state",
@@ -172,4 +184,85 @@ pub fn state_finding(netns: u32, netns_name: Option<String>, c: Clues) -> Option
     };
     f.absorb(c);
     Some(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{DropSite, Task};
+    use crate::packet::{self, HdrKind};
+
+    fn event(reason: &str, symbol: &str) -> DropEvent {
+        DropEvent {
+            kind: "drop",
+            v: JSON_VERSION,
+            time_ns: 0,
+            site: DropSite {
+                reason: reason.into(),
+                reason_code: 4242,
+                location: Location {
+                    symbol: symbol.into(),
+                    offset: 0x10,
+                    module: None,
+                    address: "0x1".into(),
+                },
+                netns: 4026531840,
+                netns_name: Some("init".into()),
+                dev: Some("eth0".into()),
+                ifindex: 2,
+            },
+            mark: 0,
+            flow: packet::parse(HdrKind::None, &[], None),
+            len: 60,
+            task: Task {
+                pid: 0,
+                comm: String::new(),
+                context: "unknown",
+            },
+            skb: "0x2".into(),
+        }
+    }
+
+    /// A reason no kernel has still gets a finding with the stable
+    /// `unknown-reason` cause, what its name and function suggest, the
+    /// honest "not in the knowledge base" line, and JSON like any other.
+    #[test]
+    fn unknown_reason_finding() {
+        let evs = [
+            event("NW_FUTURE_GRE_THING", "gre_rcv"),
+            event("NW_FUTURE_GRE_THING", "gre_rcv"),
+        ];
+        let f = explain(&evs, Some("9.1.0"));
+        assert_eq!(f.len(), 1);
+        let f = &f[0];
+        assert_eq!(f.cause, "unknown-reason");
+        assert_eq!(f.count, 2);
+        assert_eq!(f.confidence, "low");
+        let ev = f.evidence.join("\n");
+        assert!(
+            ev.contains("NW_FUTURE_GRE_THING is not in netwhy's knowledge base yet"),
+            "{ev}"
+        );
+        assert!(ev.contains("gre_rcv, a function of tunnels"), "{ev}");
+        assert!(ev.contains("of Linux 9.1.0"), "{ev}");
+        assert!(!ev.contains("unverified"), "{ev}");
+        assert_eq!(f.checks[0], "ip -d link show <tunnel-dev>");
+        let j = serde_json::to_value(f).unwrap();
+        assert_eq!(j["cause"], "unknown-reason");
+        assert_eq!(j["reason"], "NW_FUTURE_GRE_THING");
+        assert!(j["checks"].as_array().is_some_and(|c| c.len() >= 2));
+        let text = crate::output::finding::finding_text(1, f);
+        assert!(
+            text.contains("diagnosis: unknown-reason (confidence low)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn known_reason_finding_is_unchanged() {
+        let f = &explain(&[event("NO_SOCKET", "__udp4_lib_rcv")], None)[0];
+        assert_eq!(f.cause, "no-socket");
+        assert!(f.evidence.iter().all(|l| !l.contains("knowledge base")));
+        assert_eq!(f.checks.len(), kb::entry("NO_SOCKET").checks.len());
+    }
 }

@@ -5,7 +5,11 @@
 //! - [`kb`]: one [`kb::Entry`] per drop reason name.
 //! - [`refine`]: a more precise story when the reason alone is ambiguous and
 //!   the dropping function tells more (NOT_SPECIFIED at `ip_error`...).
-//! - [`lookup`] / [`hint`]: both combined.
+//! - [`unknown`]: what can still be said about a reason without an entry
+//!   (a kernel newer than netwhy): never an error.
+//! - [`lookup`] / [`hint`]: all of these combined.
+use std::borrow::Cow;
+
 pub mod clues;
 pub mod corroborate;
 pub mod evidence;
@@ -15,13 +19,17 @@ pub mod refine;
 pub mod rules;
 pub mod session;
 pub mod tcprog;
+pub mod unknown;
 pub mod watch;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
+#[cfg(test)]
+mod upstream;
 
 pub use kb::{Entry, FALLBACK, HINT_MAX};
 pub use refine::Refinement;
+pub use unknown::Unknown;
 
 /// Shown next to an entry that was not reproduced in netwhy's lab.
 pub const UNVERIFIED_NOTE: &str =
@@ -53,6 +61,9 @@ pub struct Explanation {
     pub known: bool,
     /// The refinement's id when the location changed the diagnosis.
     pub refined_by: Option<&'static str>,
+    /// For a reason without an entry: what its name and location suggest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<Unknown>,
 }
 
 impl Explanation {
@@ -81,6 +92,7 @@ pub fn lookup(reason: &str, function: &str) -> Explanation {
         hint: base.hint,
         known: entry.is_some(),
         refined_by: None,
+        unknown: entry.is_none().then(|| Unknown::new(&r, func)),
     };
     if let Some(rf) = refine::refine(&r, func) {
         x.id = rf.id;
@@ -95,11 +107,24 @@ pub fn lookup(reason: &str, function: &str) -> Explanation {
     x
 }
 
-/// The short text for the `drops` table row of (reason, function).
+/// The short text for the `drops` table row of (reason, function); the
+/// static [`FALLBACK`] hint for a reason without an entry (see
+/// [`hint_text`] for one that names it).
 pub fn hint(reason: &str, function: &str) -> &'static str {
     let r = kb::normalize(reason);
     match refine::refine(&r, refine::normalize_function(function)).and_then(|rf| rf.hint) {
         Some(h) => h,
         None => kb::entry(&r).hint,
     }
+}
+
+/// Like [`hint`], but a reason without an entry gets a line built from its
+/// name and the dropping function (`rx headroom (skb): not in netwhy's
+/// notes yet`) instead of the generic fallback.
+pub fn hint_text(reason: &str, function: &str) -> Cow<'static, str> {
+    let r = kb::normalize(reason);
+    if kb::find(&r).is_some() {
+        return Cow::Borrowed(hint(&r, function));
+    }
+    Cow::Owned(Unknown::new(&r, refine::normalize_function(function)).hint())
 }

@@ -67,7 +67,8 @@ impl Session {
     /// Findings for `events` (biggest group first), then live-state traps.
     /// Ends the rule tracers.
     pub fn finish(mut self, events: &[DropEvent]) -> Vec<Finding> {
-        let mut findings = explain(events);
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok();
+        let mut findings = explain(events, release.as_deref().map(str::trim));
         let mut rule_clues = self.rules.finish();
         let counters = self.counters.finish();
         for f in &mut findings {
@@ -78,10 +79,13 @@ impl Session {
                 f.absorb(c);
             }
             if let Some((before, after)) = counters.get(&f.netns) {
-                let names = corroborate::relevant(&f.reason, key_proto(f), f.dev.as_deref());
-                if let Some(l) = corroborate::line(&names, before, after) {
-                    f.evidence.push(l);
-                }
+                let l = if f.cause == super::unknown::ID {
+                    corroborate::unknown_line(before, after, corroborate::UNKNOWN_CAP)
+                } else {
+                    let names = corroborate::relevant(&f.reason, key_proto(f), f.dev.as_deref());
+                    corroborate::line(&names, before, after)
+                };
+                f.evidence.extend(l);
             }
             let netns = f.netns;
             if f.reason == "NETFILTER_DROP" {

@@ -13,6 +13,16 @@
 //!
 //! Split BTF (modules, `/sys/kernel/btf/<module>`) continues the base's type
 //! ids and string offsets; a module `Btf` keeps a cheap clone of its base.
+//!
+//! Kernels newer than netwhy may add type kinds. Since 2026 the header may
+//! carry a layout section (`layout_off`/`layout_len`: per kind, the size of
+//! the record's single trailing element and of each of its vlen elements),
+//! and then an unknown kind is skipped by its size. Without one an unknown
+//! kind's size cannot be known: parsing stops there, the types before it
+//! stay usable, and [`Btf::incomplete`] says so — a warning, not an error,
+//! so a new kernel does not push netwhy onto its tracefs fallback. The same
+//! UAPI change widened `info`: kind is bits 24-30, vlen bits 0-23 (older
+//! kernels rejected BTF with those bits set, so reading them wide is safe).
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +36,10 @@ pub const BTF_DIR: &str = "/sys/kernel/btf";
 
 const MAGIC: u16 = 0xeb9f;
 const HDR_MIN: usize = 24;
+/// Header length from which `layout_off` and `layout_len` are present.
+const HDR_LAYOUT: u64 = 32;
+/// Bytes per layout entry: info_sz (u8), elem_sz (u8), flags (u16).
+const LAYOUT_ENTRY: usize = 4;
 /// Modifier/typedef chains longer than this are treated as cycles.
 const MAX_CHAIN: usize = 32;
 /// pwru-style tracing reads the skb from one of the first five arguments.
@@ -75,6 +89,28 @@ pub enum BtfError {
     Type { id: u32, detail: String },
 }
 
+/// Where parsing stopped on a type kind this reader cannot size (no layout
+/// section describes it). Types with smaller ids are all there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Incomplete {
+    /// Id of the first type not read.
+    pub at_id: u32,
+    pub kind: u8,
+    /// Types left unread (an estimate: bytes left / 12 at most).
+    pub bytes_left: usize,
+}
+
+impl std::fmt::Display for Incomplete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "BTF type {} has kind {}, unknown to netwhy and not described by a layout \
+             section: the {} bytes of types from there on were not read",
+            self.at_id, self.kind, self.bytes_left
+        )
+    }
+}
+
 /// A function that takes a pointer to the wanted struct.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FuncParam {
@@ -99,6 +135,9 @@ struct Inner {
     start_id: u32,
     /// String offsets below this belong to the base.
     start_str: u32,
+    /// The layout section (4 bytes per kind), empty when absent.
+    layout: std::ops::Range<usize>,
+    incomplete: Option<Incomplete>,
     base: Option<Btf>,
 }
 
@@ -107,7 +146,7 @@ struct Inner {
 struct Ty<'a> {
     name_off: u32,
     kind: u8,
-    vlen: u16,
+    vlen: usize,
     kflag: bool,
     /// `size` or `type`, depending on kind.
     size_type: u32,
@@ -131,7 +170,13 @@ fn rd32(b: &[u8], off: usize, be: bool) -> Option<u32> {
     })
 }
 
-/// Bytes of trailing data after the 12-byte record, per kind.
+/// Kind (bits 24-30) and vlen (bits 0-23) of a record's `info` word.
+fn kind_vlen(info: u32) -> (u8, usize) {
+    (((info >> 24) & 0x7f) as u8, (info & 0x00ff_ffff) as usize)
+}
+
+/// Bytes of trailing data after the 12-byte record, for the kinds this
+/// reader knows.
 fn extra_len(kind: u8, vlen: usize) -> Option<usize> {
     Some(match kind {
         KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
@@ -200,6 +245,16 @@ impl Btf {
         if hdr_len < HDR_MIN as u64 || hdr_len > data.len() as u64 {
             return Err(BtfError::Header("header length out of range"));
         }
+        let (layout_off, layout_len) = if hdr_len >= HDR_LAYOUT {
+            (h(24), h(28))
+        } else {
+            (0, 0)
+        };
+        if layout_len % LAYOUT_ENTRY as u64 != 0 || layout_off % 4 != 0 {
+            return Err(BtfError::Header(
+                "layout section is not a whole number of aligned entries",
+            ));
+        }
         if type_off % 4 != 0 {
             return Err(BtfError::Header("type section is not 4-byte aligned"));
         }
@@ -217,8 +272,12 @@ impl Btf {
         };
         let types = section("type", type_off, type_len)?;
         let strs = section("string", str_off, str_len)?;
-        if types.start < strs.end && strs.start < types.end {
-            return Err(BtfError::Header("type and string sections overlap"));
+        let layout = section("layout", layout_off, layout_len)?;
+        let overlap = |a: &std::ops::Range<usize>, b: &std::ops::Range<usize>| {
+            !a.is_empty() && !b.is_empty() && a.start < b.end && b.start < a.end
+        };
+        if overlap(&types, &strs) || overlap(&layout, &types) || overlap(&layout, &strs) {
+            return Err(BtfError::Header("type, layout and string sections overlap"));
         }
         let s = &data[strs.clone()];
         match (s.first(), s.last()) {
@@ -238,7 +297,15 @@ impl Btf {
             return Err(BtfError::Strings("offsets overflow 32 bits"));
         }
 
+        // Split BTF shares its base's layout when it has none of its own.
+        let layout_of = |d: &[u8], r: &std::ops::Range<usize>| d[r.clone()].to_vec();
+        let layout_bytes = match (layout.is_empty(), base) {
+            (false, _) => layout_of(&data, &layout),
+            (true, Some(b)) => layout_of(&b.inner.data, &b.inner.layout),
+            (true, None) => Vec::new(),
+        };
         let mut offsets = Vec::with_capacity(type_len as usize / 24);
+        let mut incomplete = None;
         let mut pos = types.start;
         while pos < types.end {
             let id = start_id.saturating_add(offsets.len() as u32);
@@ -248,9 +315,17 @@ impl Btf {
             }
             let name_off = rd32(&data, pos, big_endian).unwrap_or(0);
             let info = rd32(&data, pos + 4, big_endian).unwrap_or(0);
-            let kind = ((info >> 24) & 0x1f) as u8;
-            let vlen = (info & 0xffff) as usize;
-            let extra = extra_len(kind, vlen).ok_or_else(|| bad(format!("unknown kind {kind}")))?;
+            let (kind, vlen) = kind_vlen(info);
+            let Some(extra) =
+                extra_len(kind, vlen).or_else(|| layout_len_of(&layout_bytes, kind, vlen))
+            else {
+                incomplete = Some(Incomplete {
+                    at_id: id,
+                    kind,
+                    bytes_left: types.end - pos,
+                });
+                break;
+            };
             if pos + 12 + extra > types.end {
                 return Err(bad("trailing data runs past the type section".into()));
             }
@@ -271,6 +346,8 @@ impl Btf {
                 strs,
                 start_id,
                 start_str,
+                layout,
+                incomplete,
                 base: base.cloned(),
             }),
         })
@@ -296,6 +373,17 @@ impl Btf {
         self.inner.base.is_some()
     }
 
+    /// `Some` when parsing stopped at a kind it could not size: the types
+    /// read are usable, later ones are missing.
+    pub fn incomplete(&self) -> Option<Incomplete> {
+        self.inner.incomplete
+    }
+
+    /// True when the header carries a layout section.
+    pub fn has_layout(&self) -> bool {
+        !self.inner.layout.is_empty()
+    }
+
     /// The string at `off`, looking in the base for low offsets. `None` when
     /// out of range or not UTF-8.
     fn str_at(&self, off: u32) -> Option<&str> {
@@ -318,9 +406,9 @@ impl Btf {
         let be = inner.big_endian;
         let d = &inner.data;
         let info = rd32(d, pos + 4, be)?;
-        let kind = ((info >> 24) & 0x1f) as u8;
-        let vlen = (info & 0xffff) as u16;
-        let extra = extra_len(kind, vlen as usize)?;
+        let (kind, vlen) = kind_vlen(info);
+        // Unknown kinds (sized by the layout at parse) are never followed.
+        let extra = extra_len(kind, vlen)?;
         Some(Ty {
             name_off: rd32(d, pos, be)?,
             kind,
@@ -339,7 +427,7 @@ impl Btf {
     }
 
     fn enum_variants(&self, t: &Ty<'_>) -> Vec<(&str, i64)> {
-        let n = t.vlen as usize;
+        let n = t.vlen;
         let mut v = Vec::with_capacity(n);
         for i in 0..n {
             let (name_off, val) = if t.kind == KIND_ENUM {
@@ -432,7 +520,7 @@ impl Btf {
             if proto.kind != KIND_FUNC_PROTO {
                 continue;
             }
-            let nargs = (proto.vlen as usize).min(MAX_ARG);
+            let nargs = proto.vlen.min(MAX_ARG);
             let hit = (0..nargs).find(|&i| self.is_struct_ptr(proto.word(i * 2 + 1), struct_name));
             let (Some(i), Some(name)) = (hit, self.str_at(f.name_off)) else {
                 continue;
@@ -475,7 +563,7 @@ impl Btf {
             if proto.kind != KIND_FUNC_PROTO || proto.vlen < 2 {
                 continue;
             }
-            let nargs = (proto.vlen as usize).min(MAX_ARG + 1);
+            let nargs = proto.vlen.min(MAX_ARG + 1);
             let hit = (1..nargs).find(|&i| self.is_struct_ptr(proto.word(i * 2 + 1), struct_name));
             if let Some(i) = hit {
                 out.push(FuncParam {
@@ -503,8 +591,20 @@ impl Btf {
             return None;
         }
         let (_, proto) = self.skip_mods(ptr.size_type)?;
-        (proto.kind == KIND_FUNC_PROTO).then(|| (proto.vlen as usize).saturating_sub(1))
+        (proto.kind == KIND_FUNC_PROTO).then(|| proto.vlen.saturating_sub(1))
     }
+}
+
+/// Trailing bytes of an unknown `kind` from a layout section (entries of
+/// info_sz, elem_sz, flags); None if the layout does not cover the kind.
+fn layout_len_of(layout: &[u8], kind: u8, vlen: usize) -> Option<usize> {
+    let e = layout.get(kind as usize * LAYOUT_ENTRY..(kind as usize + 1) * LAYOUT_ENTRY)?;
+    let (info_sz, elem_sz) = (e[0] as usize, e[1] as usize);
+    // libbpf refuses sizes that would misalign the next record; so do we.
+    if info_sz % 4 != 0 || elem_sz % 4 != 0 {
+        return None;
+    }
+    info_sz.checked_add(elem_sz.checked_mul(vlen)?)
 }
 
 fn is_enum(t: &Ty<'_>) -> bool {

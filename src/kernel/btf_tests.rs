@@ -9,6 +9,8 @@ pub(crate) struct Builder {
     types: Vec<u8>,
     pub(crate) strs: Vec<u8>,
     str_base: u32,
+    /// (info_sz, elem_sz) per kind: a 32-byte header and a layout section.
+    layout: Option<Vec<(u8, u8)>>,
 }
 
 impl Builder {
@@ -17,6 +19,7 @@ impl Builder {
             types: Vec::new(),
             strs: vec![0],
             str_base: 0,
+            layout: None,
         }
     }
 
@@ -26,6 +29,7 @@ impl Builder {
             types: Vec::new(),
             strs: Vec::new(),
             str_base: base_str_len,
+            layout: None,
         }
     }
 
@@ -60,10 +64,24 @@ impl Builder {
         v.extend_from_slice(&MAGIC.to_le_bytes());
         v.extend_from_slice(&[1, 0]);
         let tl = self.types.len() as u32;
-        for w in [24u32, 0, tl, tl, self.strs.len() as u32] {
+        let sl = self.strs.len() as u32;
+        // As libbpf writes it: types, then the layout, then strings.
+        let layout: Vec<u8> = self
+            .layout
+            .iter()
+            .flatten()
+            .flat_map(|&(i, e)| [i, e, 0, 0])
+            .collect();
+        let ll = layout.len() as u32;
+        let hdr: Vec<u32> = match self.layout {
+            None => vec![24, 0, tl, tl, sl],
+            Some(_) => vec![32, 0, tl, tl + ll, sl, tl, ll],
+        };
+        for w in hdr {
             v.extend_from_slice(&w.to_le_bytes());
         }
         v.extend_from_slice(&self.types);
+        v.extend_from_slice(&layout);
         v.extend_from_slice(&self.strs);
         v
     }
@@ -351,3 +369,7 @@ fn vmlinux_skb_tracepoints() {
     // fib and neighbour tracepoints carry no skb.
     assert_eq!(arg("fib_table_lookup"), None);
 }
+
+/// Kernels newer than the reader: layout sections and unknown kinds.
+#[path = "btf_layout_tests.rs"]
+mod layout;

@@ -49,6 +49,11 @@ impl DropReasons {
     /// normal case (`has_reasons() == false`).
     pub fn load() -> Result<Self, KernelError> {
         if let Ok(btf) = Btf::load_vmlinux() {
+            if let Some(i) = btf.incomplete() {
+                // A kind from a kernel newer than netwhy: the enum may still
+                // be before it; if not, tracefs below names the reasons.
+                eprintln!("netwhy: warning: {i}");
+            }
             let modules = load_modules(&btf);
             if let Ok(r) = Self::from_btf(&btf, &modules) {
                 return Ok(r);
@@ -71,10 +76,11 @@ impl DropReasons {
     }
 
     /// From `enum skb_drop_reason` in `btf` and, for subsystem reasons,
-    /// enums named `*drop_reason*` in `modules` whose values carry a known
-    /// subsystem id in the high bits (`ovs_drop_reason`,
-    /// `mac80211_drop_reason`). The name filter keeps unrelated module enums
-    /// with large values from posing as reasons.
+    /// enums named `*drop_reason*` in `btf` itself and in `modules` whose
+    /// values carry a known subsystem id in the high bits (`ovs_drop_reason`,
+    /// `mac80211_drop_reason`, and `qdisc_drop_reason`, which newer kernels
+    /// build into vmlinux). The name filter keeps unrelated enums with large
+    /// values from posing as reasons.
     pub fn from_btf(btf: &Btf, modules: &[Btf]) -> Result<Self, KernelError> {
         let core = btf
             .enum_by_name("skb_drop_reason")
@@ -107,12 +113,18 @@ impl DropReasons {
                 _ => {}
             }
         }
-        for m in modules {
+        for m in std::iter::once(btf).chain(modules) {
             for (ename, variants) in m.enums() {
-                if !ename.contains("drop_reason") {
+                let core = matches!(ename, "skb_drop_reason" | "skb_drop_reason_subsys");
+                if core || !ename.contains("drop_reason") {
                     continue;
                 }
                 for (vname, val) in variants {
+                    // `__QDISC_DROP_REASON` (the subsystem base) and
+                    // `OVS_DROP_MAX` mark ranges; no drop carries them.
+                    if vname.starts_with("__") || vname.ends_with("_MAX") {
+                        continue;
+                    }
                     let Ok(v) = u32::try_from(val) else { continue };
                     let sub = (v >> SUBSYS_SHIFT) as u16;
                     if sub != 0 && r.subsystems.contains_key(&sub) {

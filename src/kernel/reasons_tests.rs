@@ -128,6 +128,43 @@ fn btf_core_and_subsystem_reasons() {
     assert_eq!(r.name(0x30001), "OPENVSWITCH:0x1");
 }
 
+/// Newer kernels keep the qdisc reasons in a subsystem enum built into
+/// vmlinux (`qdisc_drop_reason`), not in a module: they are named too.
+#[test]
+fn btf_subsystem_enum_in_vmlinux() {
+    let mut b = Builder::new();
+    let core = [
+        ("SKB_CONSUMED", 1u32),
+        ("SKB_DROP_REASON_QDISC_DROP", 2),
+        ("SKB_DROP_REASON_SUBSYS_MASK", 0xffff_0000),
+    ];
+    let subsys = [
+        ("SKB_DROP_REASON_SUBSYS_CORE", 0u32),
+        ("SKB_DROP_REASON_SUBSYS_QDISC", 5),
+    ];
+    let qdisc = [
+        ("QDISC_DROP_UNSPEC", 0u32),
+        ("__QDISC_DROP_REASON", 0x50000),
+        ("QDISC_DROP_GENERIC", 0x50001),
+        ("QDISC_DROP_OVERLIMIT", 0x50002),
+    ];
+    add_enum(&mut b, "skb_drop_reason", &core);
+    add_enum(&mut b, "skb_drop_reason_subsys", &subsys);
+    add_enum(&mut b, "qdisc_drop_reason", &qdisc);
+    let btf = Btf::from_bytes(b.bytes(), None).unwrap();
+    let r = DropReasons::from_btf(&btf, &[]).unwrap();
+    assert_eq!(r.name(0x50002), "QDISC_DROP_OVERLIMIT");
+    assert_eq!(r.value("qdisc_drop_generic"), Some(0x50001));
+    assert_eq!(r.name(2), "QDISC_DROP", "core names are untouched");
+    assert_eq!(r.name(0), "UNKNOWN(0)", "subsystem 0 values are not taken");
+    assert_eq!(r.name(0x50009), "QDISC:0x9");
+    assert_eq!(
+        r.name(0x50000),
+        "QDISC:0x0",
+        "the subsystem base is no reason"
+    );
+}
+
 #[test]
 fn btf_without_enum_is_an_error() {
     let b = Builder::new();

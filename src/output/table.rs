@@ -85,7 +85,7 @@ mod tests {
             count,
             bytes: 0,
             rate,
-            hint: "no listener on the destination port",
+            hint: "no listener on the destination port".into(),
         }
     }
 
@@ -104,5 +104,18 @@ mod tests {
         assert!(out.contains("no listener on the destination port"));
         assert!(out.contains("1 more groups"));
         assert!(out.trim_end().ends_with("lost: 0"));
+    }
+
+    /// A reason the knowledge base lacks gets a hint built from its name,
+    /// not a blank or an error.
+    #[test]
+    fn unknown_reason_row_has_a_hint() {
+        let mut g = group("NW_FUTURE_UDP_THING", 1.0, 3);
+        g.hint = crate::diagnose::hint_text(&g.reason, &g.location.symbol);
+        let out = render(&[g], 5, "");
+        assert!(
+            out.contains("future udp thing (udp): not in netwhy's notes yet"),
+            "{out}"
+        );
     }
 }

@@ -25,6 +25,7 @@ macro_rules! entry {
 mod core;
 mod dev;
 mod ip;
+mod next;
 mod specific;
 mod tcp;
 
@@ -53,27 +54,37 @@ pub struct Entry {
 pub const HINT_MAX: usize = 60;
 
 /// The entry used for a reason the table does not know (a newer kernel, a
-/// subsystem reason such as `OPENVSWITCH:0x3`, or `UNKNOWN(n)`).
+/// vendor patch, a subsystem reason such as `OPENVSWITCH:0x3`, or
+/// `UNKNOWN(n)`). Its texts are the part that holds for any such reason;
+/// `diagnose::unknown` adds what the name and the location suggest.
 pub static FALLBACK: Entry = Entry {
     reason: "",
-    id: "unknown-reason",
-    meaning: "netwhy has no notes for this drop reason: it is newer than this \
-              table or belongs to a kernel subsystem (driver, module) netwhy does \
-              not describe.",
-    causes: &["A reason added by a newer kernel or by a module's own reason subsystem."],
+    id: super::unknown::ID,
+    meaning: "This drop reason is not in netwhy's knowledge base yet: it is newer than \
+              netwhy, comes from a vendor kernel, or belongs to a subsystem (driver, module) \
+              netwhy does not describe. The kernel still said where it dropped the packet.",
+    causes: &[
+        "A reason added by a newer kernel, a vendor patch, or a module's own reason subsystem.",
+    ],
     checks: &[
-        "Search the reason name in the kernel's include/net/dropreason-core.h (or the \
-         subsystem's dropreason header) for your kernel version.",
-        "The drop location (function) shown by netwhy usually names the subsystem.",
+        "Read the reason's comment in the kernel's include/net/dropreason-core.h (or the \
+         subsystem's drop-reason header) for your kernel version (uname -r).",
+        "Read the dropping function (the LOCATION column) in the same kernel's sources.",
         "nstat -az | grep -i -E 'drop|err'",
     ],
     fixes: &["No generic fix: follow the kernel function that dropped the packet."],
     verified: false,
-    hint: "reason unknown to netwhy: see the drop location",
+    hint: "not in netwhy's notes yet: netwhy reasons <REASON>",
 };
 
 /// Every table, in kernel enum order within each file.
-const TABLES: [&[Entry]; 4] = [core::ENTRIES, ip::ENTRIES, tcp::ENTRIES, dev::ENTRIES];
+const TABLES: [&[Entry]; 5] = [
+    core::ENTRIES,
+    ip::ENTRIES,
+    tcp::ENTRIES,
+    dev::ENTRIES,
+    next::ENTRIES,
+];
 
 /// All specific entries (not the fallback).
 pub fn all() -> impl Iterator<Item = &'static Entry> {
