@@ -18,5 +18,6 @@ pub mod packet;
 pub mod probe;
 pub mod signals;
 pub mod state;
+pub mod sys;
 pub mod trace;
 pub mod undo;

@@ -22,7 +22,17 @@ pub enum Action {
     RestoreSysctl { path: String, value: String },
     /// Remove a cgroup directory netwhy created (`netwhy run`), killing
     /// what is still inside first: an empty cgroup is the only removable one.
+    /// A filesystem path: what journals written before `RemoveCgroup2`
+    /// existed hold.
     RemoveCgroup { path: String },
+    /// The same for a cgroup named by its path in the v2 hierarchy, as
+    /// /proc/PID/cgroup shows it from cgroup namespace `cgroupns` (inode).
+    /// Undoing finds the hierarchy again, mounted or privately mounted
+    /// (src/sys/cgroup.rs), so a run that had no mounted hierarchy (under
+    /// `ip netns exec`, in a container) is undone too, from anywhere in the
+    /// same cgroup namespace; from another one the same path names another
+    /// cgroup, so it is refused.
+    RemoveCgroup2 { cgroup: String, cgroupns: u64 },
     /// Unmount the tracefs netwhy mounted at /sys/kernel/tracing for the
     /// classic tracepoints (it was not mounted before).
     UnmountTracefs,
@@ -34,6 +44,7 @@ impl Action {
             Action::DeleteNetns { name } => format!("delete netns {name}"),
             Action::RestoreSysctl { path, value } => format!("restore {path} = {value}"),
             Action::RemoveCgroup { path } => format!("remove cgroup {path}"),
+            Action::RemoveCgroup2 { cgroup, .. } => format!("remove cgroup {cgroup}"),
             Action::UnmountTracefs => "unmount /sys/kernel/tracing".into(),
         }
     }
@@ -59,6 +70,17 @@ impl Action {
                 Ok(())
             }
             Action::RestoreSysctl { path, value } => fs::write(path, value),
+            Action::RemoveCgroup2 { cgroup, cgroupns } => {
+                let here = crate::sys::cgroup::namespace();
+                if here != *cgroupns {
+                    return Err(io::Error::other(format!(
+                        "it was made in cgroup namespace {cgroupns}, this is {here}"
+                    )));
+                }
+                crate::sys::cgroup::Hierarchy::find(true)
+                    .map_err(|e| io::Error::other(format!("{e:#}")))?
+                    .remove(cgroup)
+            }
             Action::RemoveCgroup { path } => {
                 let dir = Path::new(path);
                 if !dir.exists() {
@@ -220,6 +242,17 @@ mod tests {
         let s = serde_json::to_string(&a).unwrap();
         assert!(s.contains("\"undo\":\"restore_sysctl\""));
         assert_eq!(serde_json::from_str::<Action>(&s).unwrap(), a);
+    }
+
+    #[test]
+    fn a_cgroup_of_another_cgroup_namespace_is_left_alone() {
+        // The same hierarchy path names another cgroup there.
+        let a = Action::RemoveCgroup2 {
+            cgroup: "/netwhy-run-1-00000000".into(),
+            cgroupns: 1,
+        };
+        let e = a.apply().unwrap_err().to_string();
+        assert!(e.contains("made in cgroup namespace 1"), "{e}");
     }
 
     #[test]

@@ -4,60 +4,16 @@
 //! connect, and `netwhy trace --pid`.
 mod common;
 
-use std::net::UdpSocket;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
+use common::dns::{self, dns_lab, server};
 use common::*;
 use serde_json::Value;
-
-/// cli → rtr (DNAT 198.18.1.1:53 → `target`:53) → srv.
-fn dns_lab(target: &str) -> Lab {
-    let mut lab = Lab::new().unwrap();
-    lab.routed().unwrap();
-    if target != "198.18.2.2" {
-        lab.ip(
-            "srv",
-            &["addr", "add", &format!("{target}/24"), "dev", "eth0"],
-        )
-        .unwrap();
-    }
-    let rules = format!(
-        "table ip nwrun_nat {{
-  chain prerouting {{
-    type nat hook prerouting priority dstnat; policy accept;
-    ip daddr 198.18.1.1 udp dport 53 dnat to {target}
-  }}
-}}
-"
-    );
-    lab.nft("rtr", &rules).unwrap();
-    lab
-}
-
-/// Answers one query; a socket on 0.0.0.0 answers from the primary address.
-fn server(lab: &Lab) -> JoinHandle<()> {
-    let s: UdpSocket =
-        traffic::udp_socket(&lab.ns("srv").name, "0.0.0.0:53".parse().unwrap()).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 64];
-        if let Ok((_, from)) = s.recv_from(&mut buf) {
-            s.send_to(b"answer\n", from).unwrap();
-            // Keep the socket open until the report names its owner.
-            std::thread::sleep(Duration::from_millis(800));
-        }
-    })
-}
 
 /// `netwhy run -o json -- ip netns exec cli bash` sending one query to the
 /// VIP on a connected UDP socket and waiting 1 s for the answer.
 fn client(lab: &Lab) -> (std::process::Output, Vec<Value>) {
-    // head reads the whole datagram at once (bash's `read` takes one byte
-    // per recv, which on UDP throws the rest of the datagram away).
-    let script =
-        "exec 3<>/dev/udp/198.18.1.1/53; echo query >&3; timeout 1 head -c 6 <&3 >/dev/null";
-    run_bash_in_cli(lab, script)
+    run_bash_in_cli(lab, dns::QUERY)
 }
 
 /// `netwhy run -o json -- ip netns exec cli bash -c SCRIPT`: its output and
@@ -226,12 +182,31 @@ fn trace_pid_follows_only_that_process_cgroup() {
     if !root_or_skip("trace_pid") {
         return;
     }
+    trace_pid(&[], "host");
+}
+
+/// `ip netns exec NS netwhy trace --pid`: no cgroup hierarchy is mounted
+/// in netwhy's mount namespace there (issue #12).
+#[test]
+fn trace_pid_under_ip_netns_exec() {
+    if !root_or_skip("trace_pid_ip_netns_exec") {
+        return;
+    }
+    let mut lab = Lab::new().unwrap();
+    let ns = lab.add_ns("netwhy").unwrap().name;
+    trace_pid(&["ip", "netns", "exec", &ns], "netns");
+}
+
+/// netwhy (run by `wrapper`) traces the packets of one process by its
+/// cgroup, and not the same flow sent from another cgroup.
+fn trace_pid(wrapper: &[&str], tag: &str) {
     let lab = pair();
-    let mount = netwhy::cli::run::cgroup2_mount().expect("cgroup v2 mounted");
-    let cg = TestCgroup(mount.join(format!("netwhy-test-{}", std::process::id())));
+    let h = netwhy::sys::cgroup::Hierarchy::find(true).expect("cgroup v2");
+    let mount = h.mountpoint().expect("cgroup v2 mounted");
+    let cg = TestCgroup(mount.join(format!("netwhy-test-{tag}-{}", std::process::id())));
     std::fs::create_dir(&cg.0).unwrap();
     // The child sends once netwhy is attached (a file the test creates).
-    let go = std::env::temp_dir().join(format!("netwhy-test-go-{}", std::process::id()));
+    let go = std::env::temp_dir().join(format!("netwhy-test-go-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_file(&go);
     let script = format!(
         "for i in $(seq 200); do [ -e {0} ] && break; sleep 0.05; done; echo x > /dev/udp/198.18.0.2/5300",
@@ -243,7 +218,10 @@ fn trace_pid_follows_only_that_process_cgroup() {
         .unwrap();
     std::fs::write(cg.0.join("cgroup.procs"), child.id().to_string()).unwrap();
     let pid = child.id().to_string();
-    let r = start(&["trace", "--pid", &pid, "-o", "json", "--duration", "4"]);
+    let r = start_wrapped(
+        wrapper,
+        &["trace", "--pid", &pid, "-o", "json", "--duration", "4"],
+    );
     std::fs::write(&go, b"").unwrap();
     // The same flow from the test process (another cgroup): not traced.
     let dst = "198.18.0.2:5300".parse().unwrap();

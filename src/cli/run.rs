@@ -3,17 +3,13 @@
 //! cgroup and the packets addressed to their local endpoints (replies,
 //! including ones NAT got wrong), and when CMD exits each flow's packets are
 //! listed with their fate.
-use std::ffi::CString;
-use std::fs;
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::capture::Facts;
 use crate::diagnose::session::Session;
@@ -24,6 +20,7 @@ use crate::output::finding::finding_text;
 use crate::output::{json_line, Format};
 use crate::probe::path::{self, PathOptions, PathProbe};
 use crate::signals;
+use crate::sys::cgroup::{self, Cgroup, Hierarchy};
 use crate::trace::{decode, flows, Owners, Packet, Timeline};
 use crate::undo::{Action, Journal};
 
@@ -44,54 +41,27 @@ pub struct RunArgs {
     pub cmd: Vec<String>,
 }
 
-/// Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or
-/// /sys/fs/cgroup/unified on hybrid systems).
-pub fn cgroup2_mount() -> Option<PathBuf> {
-    let mi = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mi.lines().find_map(|l| {
-        let (pre, post) = l.split_once(" - ")?;
-        if post.split_whitespace().next()? != "cgroup2" {
-            return None;
-        }
-        pre.split_whitespace().nth(4).map(PathBuf::from)
-    })
-}
-
-/// The cgroup v2 id (its directory's inode) of process `pid`.
-pub fn cgroup_of(pid: u32) -> Result<u64> {
-    let text = fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .with_context(|| format!("no process {pid}"))?;
-    let rel = text
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .with_context(|| format!("process {pid} has no cgroup v2 membership"))?;
-    let Some(mount) = cgroup2_mount() else {
-        bail!("the cgroup v2 hierarchy is not mounted: mount -t cgroup2 none /sys/fs/cgroup");
-    };
-    let dir = mount.join(rel.trim_start_matches('/'));
-    Ok(fs::metadata(&dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .ino())
-}
-
 pub fn run(args: RunArgs) -> Result<()> {
     let stop = signals::stop_flag();
     let facts = Facts::load().context("loading kernel facts")?;
     let btf = Btf::load_vmlinux().context(
         "netwhy run needs BTF (/sys/kernel/btf/vmlinux): boot a kernel with CONFIG_DEBUG_INFO_BTF=y",
     )?;
-    let Some(mount) = cgroup2_mount() else {
-        bail!("netwhy run needs the cgroup v2 hierarchy: mount -t cgroup2 none /sys/fs/cgroup");
-    };
-    let dir = mount.join(format!("netwhy-run-{}", std::process::id()));
+    // Found (or privately mounted) before anything is changed, so a
+    // failure leaves nothing behind.
+    let hier = Hierarchy::find(true).context("netwhy run needs the cgroup v2 hierarchy")?;
+    let name = run_cgroup_name();
     let mut journal = Journal::open().context("opening the undo journal in /run/netwhy")?;
     // Recorded before the change, undone on every exit path (and replayed
     // by the next run if this one is killed).
-    journal.record(Action::RemoveCgroup {
-        path: dir.display().to_string(),
+    journal.record(Action::RemoveCgroup2 {
+        cgroup: hier.child(&name),
+        cgroupns: cgroup::namespace(),
     })?;
-    fs::create_dir(&dir).with_context(|| format!("creating cgroup {}", dir.display()))?;
-    let cgroup = fs::metadata(&dir)?.ino();
+    let cg = hier
+        .create(&name)
+        .with_context(|| format!("creating cgroup {}", hier.show(&hier.child(&name))))?;
+    let cgroup = cg.id;
     let (hooks, _) = path::select_hooks(&btf);
     let consumed = facts.reasons.consumed();
     let started = Instant::now();
@@ -114,9 +84,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         backend.name(),
         started.elapsed().as_millis(),
         args.cmd[0],
-        dir.display()
+        hier.show(&cg.path)
     );
-    let mut child = spawn_in(&args.cmd, &dir)?;
+    let mut child = spawn_in(&args.cmd, &cg)?;
     let mut journal = Some(journal);
     let mut en = Enricher::new(facts.reasons, facts.kallsyms, NetnsNames::scan());
     let mut owners = Owners::default();
@@ -230,29 +200,29 @@ fn describe(st: std::process::ExitStatus) -> String {
     }
 }
 
+/// `netwhy-run-PID-RANDOM`: the pid alone is not unique where processes
+/// of several pid namespaces share a cgroup namespace (containers with the
+/// host's), and a killed run's journal must not remove another run's cgroup.
+fn run_cgroup_name() -> String {
+    let mut r = [0u8; 4];
+    // SAFETY: getrandom writes at most r.len() bytes into r (left zero on
+    // failure, which only costs the uniqueness).
+    unsafe { libc::getrandom(r.as_mut_ptr().cast(), r.len(), 0) };
+    format!(
+        "netwhy-run-{}-{:08x}",
+        std::process::id(),
+        u32::from_ne_bytes(r)
+    )
+}
+
 /// Starts `cmd` already inside the cgroup: the child joins it between fork
 /// and exec, so not one of its packets predates the tracing.
-fn spawn_in(cmd: &[String], dir: &Path) -> Result<std::process::Child> {
-    let procs = CString::new(dir.join("cgroup.procs").as_os_str().as_encoded_bytes())?;
+fn spawn_in(cmd: &[String], cg: &Cgroup) -> Result<std::process::Child> {
     let mut c = Command::new(&cmd[0]);
     c.args(&cmd[1..]);
-    // SAFETY: between fork and exec only async-signal-safe calls are made
-    // (open, write, close) on a path prepared before the fork.
-    unsafe {
-        c.pre_exec(move || {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let n = libc::write(fd, b"0".as_ptr().cast(), 1);
-            let err = io::Error::last_os_error();
-            libc::close(fd);
-            if n != 1 {
-                return Err(err);
-            }
-            Ok(())
-        });
-    }
+    // SAFETY: the joiner makes only async-signal-safe calls (openat, write,
+    // close) on the cgroup's directory fd, open until `cg` is dropped.
+    unsafe { c.pre_exec(cg.joiner()) };
     c.spawn()
         .with_context(|| format!("starting {}", cmd.join(" ")))
 }

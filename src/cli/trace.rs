@@ -100,7 +100,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
     let dev = args.dev.as_deref().map(parse_dev).transpose()?;
     let mark = args.mark.as_deref().map(parse_mark).transpose()?;
     let cgroup = match args.pid {
-        Some(pid) => super::run::cgroup_of(pid).with_context(|| format!("bad --pid {pid}"))?,
+        Some(pid) => crate::sys::cgroup::id_of(pid).with_context(|| format!("bad --pid {pid}"))?,
         None => 0,
     };
     let facts = Facts::load().context("loading kernel facts")?;

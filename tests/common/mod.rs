@@ -3,6 +3,8 @@
 //! netwhy's own lab builder, whose drop removes them even on failure).
 #![allow(dead_code)]
 
+pub mod dns;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -38,7 +40,16 @@ pub struct Running {
 
 /// Start netwhy with `args` and wait (up to 10 s) for the "attached" line.
 pub fn start(args: &[&str]) -> Running {
-    let mut child = Command::new(bin())
+    start_wrapped(&[], args)
+}
+
+/// `start` for netwhy run by a wrapper (`ip netns exec NS`, `unshare ...`)
+/// that execs it, so the child's pid is netwhy's.
+pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Running {
+    let mut argv = wrapper.to_vec();
+    argv.push(bin());
+    let mut child = Command::new(argv[0])
+        .args(&argv[1..])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
