@@ -61,6 +61,7 @@ fn main() {
     let mut argv = std::env::args_os();
     if argv.nth(1).is_some_and(|a| a == "vmcore") {
         let v = VmcoreOnly::parse_from(std::iter::once("netwhy vmcore".into()).chain(argv));
+        clean_after_killed_runs();
         if let Err(e) = netwhy_vmcore::cli::run(v.cmd) {
             eprintln!("netwhy: error: {}", netwhy_vmcore::cli::error_line(&e));
             std::process::exit(1);
@@ -68,13 +69,9 @@ fn main() {
         return;
     }
     let args = Cli::parse();
-    // (lab cleans for itself, and `lab clean` reports what it removed.)
-    if !matches!(args.cmd, Cmd::Reasons(_) | Cmd::Vmcore(_) | Cmd::Lab(_)) && is_root() {
-        // Undo what a killed netwhy left behind (namespaces, sysctls,
-        // cgroups, a tracefs mount) before changing anything again.
-        for done in netwhy::undo::clean_stale() {
-            eprintln!("netwhy: cleaned up after a killed run: {done}");
-        }
+    // `lab clean` does the same and reports it on stdout.
+    if !matches!(args.cmd, Cmd::Lab(cli::lab::LabCmd::Clean { .. })) {
+        clean_after_killed_runs();
     }
     let r = match args.cmd {
         Cmd::Drops(a) => cli::drops::run(a),
@@ -90,6 +87,21 @@ fn main() {
     if let Err(e) = r {
         eprintln!("netwhy: error: {}", netwhy_vmcore::cli::error_line(&e));
         std::process::exit(1);
+    }
+}
+
+/// Undo what a SIGKILLed netwhy left behind (namespaces, sysctls, cgroups,
+/// a tracefs mount: its journal; lab namespaces whose creator died before
+/// journalling could cover them) before anything else. Every command does
+/// it, readers too: after a kill, the next netwhy of any kind leaves the
+/// system clean. Without leftovers it costs a stat and a directory read.
+/// Only root can undo those changes (and only root could have made them).
+fn clean_after_killed_runs() {
+    if !is_root() {
+        return;
+    }
+    for done in netwhy::lab::clean(false) {
+        eprintln!("netwhy: cleaned up after a killed run: {done}");
     }
 }
 

@@ -1,8 +1,12 @@
 //! The undo journal: every change netwhy makes to the system is written to
 //! /run/netwhy/undo-*.json *before* it is made, and undone (newest first)
 //! when the owner finishes, fails or is interrupted. A run killed with
-//! SIGKILL leaves its journal behind; the next run (or `netwhy lab clean`)
-//! finds journals whose process is gone and replays them.
+//! SIGKILL leaves its journal behind; the next netwhy of any kind (see
+//! main.rs) finds journals whose process is gone and replays them.
+//!
+//! Replays and brief host changes (`Lab::with_host_sysctl`) take [`lock`]:
+//! otherwise a replay could restore a sysctl in the middle of another run's
+//! brief change, which would then "restore" the killed run's value.
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -199,16 +203,100 @@ fn alive(rec: &Record) -> bool {
     start_time(rec.pid).is_some_and(|s| s == rec.start)
 }
 
+/// An exclusive lock on the journal directory (flock on the directory
+/// itself, so no lock file is left behind); released when dropped, or by
+/// the kernel when the holder dies.
+pub struct Lock {
+    _dir: fs::File,
+}
+
+/// Take the journal lock, waiting for whoever holds it.
+pub fn lock() -> io::Result<Lock> {
+    fs::create_dir_all(DIR)?;
+    let f = fs::File::open(DIR)?;
+    // SAFETY: a valid fd owned by `f`.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Lock { _dir: f })
+}
+
+/// Take the journal lock if it comes free within `wait`.
+fn try_lock(wait: std::time::Duration) -> io::Result<Option<Lock>> {
+    let f = fs::File::open(DIR)?;
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        // SAFETY: a valid fd owned by `f`.
+        let rc = unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        };
+        if rc == 0 {
+            return Ok(Some(Lock { _dir: f }));
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(e);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Replay the journals of processes that are gone. Returns what was done.
 pub fn clean_stale() -> Vec<String> {
+    if !Path::new(DIR).is_dir() {
+        // Nothing was ever journalled on this boot: stay cheap.
+        return Vec::new();
+    }
+    // The lock is held for moments only; a holder that is stopped (^Z)
+    // must not hang every later netwhy: skip, a later run replays.
+    match try_lock(std::time::Duration::from_secs(2)) {
+        Ok(Some(held)) => clean_stale_locked(&held),
+        Ok(None) => {
+            eprintln!(
+                "netwhy: warning: another netwhy holds the lock on {DIR}: journals of killed runs are replayed by a later run"
+            );
+            Vec::new()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+/// [`clean_stale`] for a caller that already holds the [`lock`] (a second
+/// flock on another descriptor would wait for ourselves).
+pub fn clean_stale_locked(_held: &Lock) -> Vec<String> {
     let mut done = Vec::new();
     let Ok(dir) = fs::read_dir(DIR) else {
         return done;
     };
     for ent in dir.flatten() {
         let path = ent.path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => {}
+            // A save killed between writing the temporary file and renaming
+            // it: the change it announced was not made yet (changes follow
+            // the rename), so the file only has to go once its writer is gone.
+            Some("tmp") => {
+                let writer_gone = pid_in_name(&path).is_some_and(|pid| {
+                    match fs::read(&path)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
+                    {
+                        Some(rec) => !alive(&rec),
+                        None => !Path::new(&format!("/proc/{pid}")).exists(),
+                    }
+                });
+                if writer_gone {
+                    let _ = fs::remove_file(&path);
+                }
+                continue;
+            }
+            _ => continue,
         }
         let Ok(bytes) = fs::read(&path) else { continue };
         let Ok(rec) = serde_json::from_slice::<Record>(&bytes) else {
@@ -227,6 +315,12 @@ pub fn clean_stale() -> Vec<String> {
         let _ = fs::remove_file(&path);
     }
     done
+}
+
+/// The pid in a journal file name, `undo-PID-SEQ.json` (or `.tmp`).
+fn pid_in_name(path: &Path) -> Option<u32> {
+    let stem = path.file_stem()?.to_str()?;
+    stem.strip_prefix("undo-")?.split('-').next()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -253,6 +347,19 @@ mod tests {
         };
         let e = a.apply().unwrap_err().to_string();
         assert!(e.contains("made in cgroup namespace 1"), "{e}");
+    }
+
+    #[test]
+    fn pid_is_read_from_journal_and_temporary_names() {
+        assert_eq!(
+            pid_in_name(Path::new("/run/netwhy/undo-4242-3.json")),
+            Some(4242)
+        );
+        assert_eq!(
+            pid_in_name(Path::new("/run/netwhy/undo-4242-3.tmp")),
+            Some(4242)
+        );
+        assert_eq!(pid_in_name(Path::new("/run/netwhy/other.tmp")), None);
     }
 
     #[test]

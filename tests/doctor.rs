@@ -407,7 +407,7 @@ fn clean_pair_reports_nothing() {
 fn unknown_netns_is_a_one_line_error() {
     let out = run(&["doctor", "--netns", "no-such-netns-doctor"]);
     assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = common::stderr_of(&out);
     assert!(err.contains("bad --netns 'no-such-netns-doctor'"), "{err}");
     assert!(err.contains("ip netns list"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");

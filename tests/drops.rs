@@ -384,7 +384,7 @@ fn bad_filters_fail_with_one_line() {
         }
         let out = run(&args);
         assert!(!out.status.success(), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = common::stderr_of(&out);
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }

@@ -221,7 +221,7 @@ fn clean_removes_what_a_killed_run_left() {
 fn unknown_scenario_is_a_one_line_error() {
     let out = run(&["lab", "run", "no-such-scenario"]);
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = common::stderr_of(&out);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("lab list") || err.contains("root"), "{err}");
 }

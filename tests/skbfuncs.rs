@@ -93,7 +93,7 @@ fn a_refused_backend_is_a_one_line_error() {
     }
     let o = run(&["skbfuncs", "--duration", "0", "--funcs", "("]);
     assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = common::stderr_of(&o);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("--funcs"), "{err}");
 }

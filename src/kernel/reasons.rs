@@ -295,7 +295,8 @@ fn load_modules(base: &Btf) -> Vec<Btf> {
 
 /// The kfree_skb format text, mounting tracefs first if needed and allowed.
 /// A mount made here is undone right after reading (netwhy leaves no
-/// changes behind).
+/// changes behind), and journalled like the probes' mount, so a run killed
+/// while reading still has it undone by the next one.
 fn read_format() -> Option<String> {
     if let Some(t) = FORMAT_PATHS.iter().find_map(|p| fs::read_to_string(p).ok()) {
         return Some(t);
@@ -304,23 +305,9 @@ fn read_format() -> Option<String> {
     if unsafe { libc::geteuid() } != 0 || !Path::new("/sys/kernel/tracing").is_dir() {
         return None;
     }
-    let target = c"/sys/kernel/tracing";
-    // SAFETY: valid NUL-terminated strings; NULL data is allowed.
-    let rc = unsafe {
-        libc::mount(
-            c"nodev".as_ptr(),
-            target.as_ptr(),
-            c"tracefs".as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        return None;
-    }
+    let (_, mount) = crate::probe::backend::ensure_tracefs();
     let text = fs::read_to_string(FORMAT_PATHS[0]).ok();
-    // SAFETY: as above.
-    unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    drop(mount);
     text
 }
 

@@ -15,6 +15,7 @@ pub mod traffic;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -176,19 +177,21 @@ impl Lab {
 
     /// Set a host sysctl only while `f` runs (e.g. to create one socket that
     /// inherits it), then restore it at once. Journalled, so a killed run
-    /// still restores it; serialised with other netwhy processes by a lock.
+    /// still restores it; serialised with other netwhy processes (and with
+    /// journal replays) by the journal lock.
     pub fn with_host_sysctl<T>(
         &mut self,
         key: &str,
         value: &str,
         f: impl FnOnce() -> Result<T, LabError>,
     ) -> Result<T, LabError> {
-        let _ = fs::create_dir_all("/run/netwhy");
-        // Lock the journal directory itself: no lock file is left behind.
-        let lock = fs::File::open("/run/netwhy").map_err(LabError::Journal)?;
-        // SAFETY: a valid fd; the lock is released when `lock` closes.
-        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
+        let lock = crate::undo::lock().map_err(LabError::Journal)?;
+        // A run killed inside this window (it held the lock until it died)
+        // left its value in place: restore it before reading the "old"
+        // value, or this run would put the killed run's value back.
+        crate::undo::clean_stale_locked(&lock);
         self.host_sysctl(key, value)?;
+        test_pause("host sysctl set");
         let r = f();
         let restored = self.journal.undo_last().map_err(LabError::Journal);
         drop(lock);
@@ -319,13 +322,46 @@ pub fn clean(all: bool) -> Vec<String> {
     done
 }
 
+/// Test hook: with NETWHY_TEST_PAUSE_MS set, announce `point` on stderr and
+/// sleep there, so a test can act (e.g. SIGKILL netwhy) at a known moment
+/// (tests/lab.rs, tests/kill9.rs). NETWHY_TEST_PAUSE_AT names the point;
+/// unset, it is "lab built".
+pub(crate) fn test_pause(point: &str) {
+    let at = std::env::var("NETWHY_TEST_PAUSE_AT").unwrap_or_else(|_| "lab built".into());
+    if at == point {
+        if let Some(ms) = std::env::var("NETWHY_TEST_PAUSE_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            eprintln!("netwhy: {point}, pausing {ms} ms");
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+    }
+}
+
 pub(crate) fn run(cmd: &[&str]) -> Result<(), LabError> {
     run_stdin(cmd, "").map(|_| ())
 }
 
 fn run_stdin(cmd: &[&str], input: &str) -> Result<String, LabError> {
     let joined = cmd.join(" ");
-    let mut child = Command::new(cmd[0])
+    let mut command = Command::new(cmd[0]);
+    // SAFETY: the closure only calls async-signal-safe functions (prctl,
+    // getppid) between fork and exec.
+    let parent = std::process::id() as libc::pid_t;
+    unsafe {
+        command.pre_exec(move || {
+            // Die with netwhy: an `ip netns add` that outlived a SIGKILLed
+            // run would create its namespace after the next run replayed
+            // the journal, and nothing would remove it.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("netwhy exited"));
+            }
+            Ok(())
+        })
+    };
+    let mut child = command
         .args(&cmd[1..])
         .stdin(if input.is_empty() {
             Stdio::null()

@@ -73,7 +73,7 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
     let facts = Facts::load()?;
     let mut lab = Lab::new()?;
     s.build(&mut lab)?;
-    pause_for_tests();
+    super::test_pause("lab built");
     let spec = CaptureSpec {
         filter: KernelFilter {
             netns: lab.inodes(),
@@ -252,17 +252,4 @@ fn counter_checks(
             }
         })
         .collect()
-}
-
-/// Test hook: with NETWHY_TEST_PAUSE_MS set, announce that the lab is built
-/// and wait, so a test can kill the run at a known point and check that
-/// `netwhy lab clean` removes what it left.
-fn pause_for_tests() {
-    if let Some(ms) = std::env::var("NETWHY_TEST_PAUSE_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        eprintln!("netwhy: lab built, pausing {ms} ms");
-        std::thread::sleep(Duration::from_millis(ms));
-    }
 }

@@ -113,6 +113,17 @@ pub fn run(args: &[&str]) -> Output {
     Command::new(bin()).args(args).output().expect("run netwhy")
 }
 
+/// A run's stderr without the notices of cleaning up after a killed
+/// netwhy: any run as root prints them when another netwhy on the box was
+/// SIGKILLed just before (tests/kill9.rs does that on purpose).
+pub fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.starts_with("netwhy: cleaned up after a killed run: "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// Parse JSON Lines; panics with the offending line on bad JSON.
 pub fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
     stdout
