@@ -11,6 +11,9 @@ pub mod diagnose;
 pub mod doctor;
 pub mod event;
 pub mod filter;
+/// Fuzz target bodies, shared by fuzz/ and tests/fuzz_smoke.rs; not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kernel;
 pub mod lab;
 pub mod output;

@@ -137,7 +137,7 @@ const NDA_DST: u16 = 1;
 const NDA_LLADDR: u16 = 2;
 const NTF_ROUTER: u8 = 0x80;
 
-fn parse(b: &[u8]) -> Option<(u32, Neighbour)> {
+pub(crate) fn parse(b: &[u8]) -> Option<(u32, Neighbour)> {
     if b.len() < 12 {
         return None;
     }

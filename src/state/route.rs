@@ -304,7 +304,7 @@ fn multipath_devs(mut b: &[u8]) -> Vec<String> {
     out
 }
 
-fn parse_route(body: &[u8]) -> Route {
+pub(crate) fn parse_route(body: &[u8]) -> Route {
     let mut r = Route {
         kind: RouteType::Other(0),
         dev: None,

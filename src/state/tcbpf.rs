@@ -229,7 +229,7 @@ fn cls_bpf_filters(index: u32, hook: Hook) -> Result<Vec<Found>, TcBpfError> {
 
 /// One RTM_NEWTFILTER body → (program id, attachment, filter name) when it
 /// is a cls_bpf filter with a program.
-fn parse_filter(b: &[u8]) -> Option<Found> {
+pub(crate) fn parse_filter(b: &[u8]) -> Option<Found> {
     if b.len() < 20 {
         return None;
     }

@@ -1,0 +1,3 @@
+//! netwhy::fuzzing::nft_expr (its doc says what the input bytes mean).
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| netwhy::fuzzing::nft_expr(data));

@@ -1,0 +1,3 @@
+//! netwhy::fuzzing::packet (its doc says what the input bytes mean).
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| netwhy::fuzzing::packet(data));
