@@ -269,8 +269,8 @@ fn netns_filter_shows_exactly_what_the_unfiltered_capture_attributes() {
     }
 
     let in_srv = |d: &&&Value| d["netns"].as_u64() == Some(u64::from(srv.inode));
-    let want = keys(drops_all.iter().filter(in_srv).map(|d| *d));
-    let got = keys(drops_one.iter().map(|d| *d));
+    let want = keys(drops_all.iter().filter(in_srv).copied());
+    let got = keys(drops_one.iter().copied());
     assert!(
         drops_one
             .iter()

@@ -277,7 +277,12 @@ fn rmem_default() -> String {
 }
 
 fn cgroup2() -> PathBuf {
-    netwhy::cli::run::cgroup2_mount().expect("a cgroup v2 mount")
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    netwhy::sys::cgroup::parse_mountinfo(&mi)
+        .into_iter()
+        .find(|m| m.root == "/")
+        .map(|m| m.mountpoint)
+        .expect("a cgroup v2 mount")
 }
 
 /// Processes whose command line is `sleep TOKEN`.

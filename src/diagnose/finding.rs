@@ -211,6 +211,7 @@ mod tests {
                 dev: Some("eth0".into()),
                 ifindex: 2,
             },
+            netns_source: crate::event::NetnsSource::Dev,
             mark: 0,
             flow: packet::parse(HdrKind::None, &[], None),
             len: 60,
