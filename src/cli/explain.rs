@@ -108,8 +108,8 @@ pub fn run(args: ExplainArgs) -> Result<()> {
             }
             writeln!(
                 out,
-                "{} drops, {} hidden as known-harmless (--all shows them), {} lost",
-                counters.seen, counters.hidden, counters.lost
+                "{} drops, {} hidden as known-harmless (--all shows them), {} lost, {} caused by netwhy itself (not reported)",
+                counters.seen, counters.hidden, counters.lost, counters.own
             )?;
         }
     }
