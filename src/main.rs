@@ -68,6 +68,12 @@ fn main() {
         }
         return;
     }
+    // The multi-line version (libbpf, kernel, hook, BTF, libpcap) is for
+    // bug reports; clap's one-line `version` stays for `netwhy help`.
+    if matches!(std::env::args().nth(1).as_deref(), Some("--version" | "-V")) {
+        print!("{}", cli::version::text());
+        return;
+    }
     let args = Cli::parse();
     // `lab clean` does the same and reports it on stdout.
     if !matches!(args.cmd, Cmd::Lab(cli::lab::LabCmd::Clean { .. })) {

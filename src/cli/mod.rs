@@ -9,6 +9,7 @@ pub mod skbfuncs;
 pub mod steps;
 pub mod tcverdicts;
 pub mod trace;
+pub mod version;
 
 /// `--hook` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

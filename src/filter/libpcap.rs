@@ -127,3 +127,22 @@ pub fn compile(expr: &str, linktype: c_int) -> Result<Vec<Insn>, String> {
         out
     }
 }
+
+/// Which libpcap the dynamic loader finds, for `netwhy --version` (None:
+/// not installed, so `trace` cannot compile tcpdump expressions).
+pub fn library_name() -> Option<&'static str> {
+    ["libpcap.so.0.8", "libpcap.so.1", "libpcap.so"]
+        .into_iter()
+        .find(|n| {
+            let c = std::ffi::CString::new(*n).expect("no NUL");
+            // SAFETY: a NUL-terminated name; RTLD_NOLOAD|RTLD_LAZY only
+            // checks, and the handle is closed again at once.
+            let h = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_LAZY) };
+            if h.is_null() {
+                return false;
+            }
+            // SAFETY: h is a live handle from dlopen above.
+            unsafe { libc::dlclose(h) };
+            true
+        })
+}

@@ -6,7 +6,7 @@
 //! into its rodata. Every error names what was wrong and how to fix it.
 pub mod cbpf;
 #[cfg(feature = "pcap-filter")]
-mod libpcap;
+pub mod libpcap;
 pub mod noise;
 pub mod pcap;
 
