@@ -40,8 +40,11 @@ static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *d
 #define NET_INUM(btf, net) ((net) ? RD(btf, net, ns.inum) : 0)
 
 /* A kernel pointer, not the scratch value UDP packs into the same word
- * (skb->dev_scratch) once a datagram is queued on a socket. */
-#define NW_KPTR(p) (((unsigned long)(p) >> 48) == 0xffff)
+ * (skb->dev_scratch) once a datagram is queued on a socket: kernel
+ * addresses have a top byte of 0xff (0xffff... with 4-level paging,
+ * 0xff11... with 5-level: the 6.12 guest), the scratch word's top byte is
+ * a bool. */
+#define NW_KPTR(p) (((unsigned long)(p) >> 56) == 0xff)
 
 /* The namespace a drop belongs to, for the drop probe: every source the
  * kernel offers, most specific first, and which one answered in *src.
