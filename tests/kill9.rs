@@ -12,7 +12,7 @@
 //!
 //! The machine is shared with other test suites, so only what this test
 //! owns or what carries the killed process's pid is compared: its journals
-//! `undo-PID-*`, namespaces `nwlab-PID-*`, cgroup `netwhy-run-PID`, table
+//! `undo-PID-*`, namespaces `nwlab-PID-*`, cgroup `netwhy-run-PID-*`, table
 //! `netwhy_trace_PID`, the BPF programs and links its descriptors held (and
 //! those attached in its namespaces). A test that cannot fail is a defect:
 //! the test also requires that the kills did leave each kind of change
@@ -317,6 +317,15 @@ impl World {
             .unwrap_or_default()
     }
 
+    /// The cgroups `netwhy run` (process `pid`) made: `netwhy-run-PID-RANDOM`.
+    fn run_cgroups(&self, pid: u32) -> Vec<PathBuf> {
+        let dir = self.cg2.display().to_string();
+        self.names_of(pid, &dir, "netwhy-run-")
+            .into_iter()
+            .map(|n| self.cg2.join(n))
+            .collect()
+    }
+
     /// What the dead process `pid` changed and is still there, except BPF
     /// objects.
     fn changes(&self, pid: u32, token: Option<&str>) -> Vec<(Kind, String)> {
@@ -327,8 +336,7 @@ impl World {
         for n in self.names_of(pid, "/run/netns", "nwlab-") {
             v.push((Kind::Netns, n));
         }
-        let cg = self.cg2.join(format!("netwhy-run-{pid}"));
-        if cg.exists() {
+        for cg in self.run_cgroups(pid) {
             v.push((Kind::Cgroup, cg.display().to_string()));
         }
         if let Some(t) = token {
@@ -364,14 +372,14 @@ impl World {
     /// Whether the change `k` of the live process `pid` is visible yet
     /// (cheap: polled every millisecond).
     fn sees(&self, k: Kind, pid: u32) -> bool {
-        let cg = self.cg2.join(format!("netwhy-run-{pid}"));
+        let cgs = self.run_cgroups(pid);
         match k {
             Kind::Journal => !self.names_of(pid, "/run/netwhy", "undo-").is_empty(),
             Kind::Netns => !self.names_of(pid, "/run/netns", "nwlab-").is_empty(),
-            Kind::Cgroup => cg.exists(),
-            Kind::CgroupProcess => {
+            Kind::Cgroup => !cgs.is_empty(),
+            Kind::CgroupProcess => cgs.iter().any(|cg| {
                 std::fs::read_to_string(cg.join("cgroup.procs")).is_ok_and(|s| !s.trim().is_empty())
-            }
+            }),
             Kind::TraceTable => nftrace::tables(self.topo.ns("rtr").inode)
                 .is_ok_and(|ts| ts.iter().any(|t| t.name == nftrace::table_name(pid))),
             Kind::Tracefs => tracefs_mounts() > self.tracefs,
