@@ -1,6 +1,7 @@
 //! Renderers for the Event model: plain text, the live table, JSON Lines.
 pub mod finding;
 pub mod pcapng;
+pub mod sink;
 pub mod table;
 pub mod text;
 
@@ -10,6 +11,7 @@ use serde::Serialize;
 
 use crate::event::JSON_VERSION;
 use crate::probe::drop::Counters;
+use crate::probe::path::PathCounters;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -79,6 +81,21 @@ impl Summary {
         }
         s
     }
+}
+
+/// The closing record of `trace`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceSummary {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub v: u32,
+    pub backend: &'static str,
+    pub hooks: Vec<String>,
+    pub duration_s: f64,
+    /// Packets printed.
+    pub packets: u64,
+    #[serde(flatten)]
+    pub kernel: PathCounters,
 }
 
 /// Write one JSON object as a line.
