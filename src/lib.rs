@@ -16,6 +16,7 @@ pub mod filter;
 pub mod fuzzing;
 pub mod kernel;
 pub mod lab;
+pub mod log;
 pub mod output;
 pub mod packet;
 pub mod probe;

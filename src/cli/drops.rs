@@ -9,7 +9,7 @@ use crate::capture::{Capture, CaptureSpec, Facts};
 use crate::cli::HookArg;
 use crate::event::{cstr, DropGroup};
 use crate::filter::FilterArgs;
-use crate::output::{is_broken_pipe, json_line, table, text, Format, Summary};
+use crate::output::{is_broken_pipe, json_line, table, term, text, Format, Summary};
 use crate::signals;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -63,11 +63,11 @@ pub fn run(args: DropsArgs) -> Result<()> {
     };
     let cap = Capture::start(&spec, facts)?;
     // Tools and tests wait for this line before generating traffic.
-    eprintln!(
-        "netwhy: attached to {}/kfree_skb in {} ms",
+    crate::log::info(format_args!(
+        "attached to {}/kfree_skb in {} ms",
         cap.probe.hook().as_str(),
         cap.started.elapsed().as_millis()
-    );
+    ));
     let deadline = args
         .duration
         .map(|d| cap.started + Duration::from_secs_f64(d.max(0.0)));
@@ -141,7 +141,7 @@ fn run_events(mut cap: Capture, args: &DropsArgs, done: impl Fn() -> bool) -> Re
         // Like tcpdump's capture counts: the trailer goes to stderr so the
         // event lines on stdout stay clean for pipes.
         out.flush().ok();
-        eprintln!("{}", s.line());
+        crate::log::info_line(s.line());
         return Ok(());
     }
     finish(&mut out, args.output, &[], &s, args.top)
@@ -156,6 +156,11 @@ fn run_table(mut cap: Capture, args: &DropsArgs, done: impl Fn() -> bool) -> Res
     let mut last_draw = Instant::now();
     let mut groups: Vec<DropGroup> = Vec::new();
     let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut screen = if tty {
+        Some(term::LiveScreen::enter()?)
+    } else {
+        None
+    };
     loop {
         let finishing = done();
         std::thread::sleep(Duration::from_millis(50));
@@ -192,8 +197,9 @@ fn run_table(mut cap: Capture, args: &DropsArgs, done: impl Fn() -> bool) -> Res
                     groups.len(),
                 )
                 .line();
-                let screen = format!("\x1b[H\x1b[2J{}", table::render(&groups, args.top, &footer));
-                if let Err(e) = out.write_all(screen.as_bytes()).and_then(|_| out.flush()) {
+                let frame = table::render(&groups, args.top, &footer, term::width());
+                let drawn = screen.as_mut().map_or(Ok(()), |s| s.draw(&mut out, &frame));
+                if let Err(e) = drawn {
                     if is_broken_pipe(&e) {
                         return Ok(());
                     }
@@ -213,9 +219,8 @@ fn run_table(mut cap: Capture, args: &DropsArgs, done: impl Fn() -> bool) -> Res
         0,
         groups.len(),
     );
-    if tty {
-        out.write_all(b"\x1b[H\x1b[2J").ok();
-    }
+    // Back to the shell's screen: the final table stays in its scrollback.
+    drop(screen);
     finish(&mut out, args.output, &groups, &s, args.top)
 }
 
@@ -236,7 +241,7 @@ fn finish<W: Write>(
             let body = if groups.is_empty() {
                 format!("{}\n", s.line())
             } else {
-                table::render(groups, top, &s.line())
+                table::render(groups, top, &s.line(), term::width())
             };
             out.write_all(body.as_bytes())
         }

@@ -1,7 +1,9 @@
 //! Renderers for the Event model: plain text, the live table, JSON Lines.
 pub mod finding;
 pub mod pcapng;
+pub mod style;
 pub mod table;
+pub mod term;
 pub mod text;
 
 use std::io::{self, Write};
