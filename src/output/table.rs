@@ -22,18 +22,19 @@ pub fn render(groups: &[DropGroup], top: usize, footer: &str, width: Option<usiz
     let c = Columns::fit(width);
     let mut s = String::new();
     let header = format!(
-        "{:>9} {:>10}  {:<rw$} {:<lw$} {:<nw$} {:<12} {HINT_TITLE}",
+        "{:>9} {:>10}  {:<rw$} {:<lw$} {:<nw$} {:<12}{}",
         "RATE/s",
         "COUNT",
         "REASON",
         "LOCATION",
         "NETNS",
         "DEV",
+        c.hint_cell(HINT_TITLE),
         rw = c.reason,
         lw = c.location,
         nw = c.netns,
     );
-    line(&mut s, &[(&header, None)], width, pal);
+    line(&mut s, &[(header.trim_end(), None)], width, pal);
     for g in groups.iter().take(top) {
         let dev = match &g.dev {
             Some(d) => format!("{d}({})", g.ifindex),
@@ -43,11 +44,11 @@ pub fn render(groups: &[DropGroup], top: usize, footer: &str, width: Option<usiz
         let counts = format!("{:>9.1} {:>10}  ", g.rate, g.count);
         let reason = format!("{:<1$}", truncate(&g.reason, c.reason), c.reason);
         let rest = format!(
-            " {:<lw$} {:<nw$} {:<12} {}",
+            " {:<lw$} {:<nw$} {:<12}{}",
             truncate(&g.location.to_string(), c.location),
             truncate(&netns_label(g.netns, g.netns_name.as_deref()), c.netns),
             dev,
-            g.hint,
+            c.hint_cell(&g.hint),
             lw = c.location,
             nw = c.netns,
         );
@@ -56,7 +57,7 @@ pub fn render(groups: &[DropGroup], top: usize, footer: &str, width: Option<usiz
             &[
                 (&counts, None),
                 (&reason, Some(Role::Reason)),
-                (&rest, None),
+                (if c.hint { &rest } else { rest.trim_end() }, None),
             ],
             width,
             pal,
@@ -85,6 +86,9 @@ struct Columns {
     reason: usize,
     location: usize,
     netns: usize,
+    /// Room for a useful part of HINT; without it the column is left out
+    /// (its first letters would be noise; `netwhy reasons` has the text).
+    hint: bool,
 }
 
 impl Columns {
@@ -92,11 +96,14 @@ impl Columns {
         reason: 24,
         location: 34,
         netns: 26,
+        hint: true,
     };
     /// Everything left of HINT at full widths.
     const FIXED: usize = 9 + 1 + 10 + 2 + 24 + 1 + 34 + 1 + 26 + 1 + 12 + 1;
-    /// A hint shorter than this says nothing.
+    /// The hint width the other columns narrow for.
     const HINT_MIN: usize = 30;
+    /// A hint narrower than this is left out.
+    const HINT_SHOWN: usize = 16;
 
     /// Narrows NETNS, then LOCATION, then REASON (least read first) until
     /// the hint has room, each down to a width that still identifies it.
@@ -113,7 +120,18 @@ impl Columns {
             *col -= cut;
             short -= cut;
         }
+        let before_hint = Self::FIXED - 84 + c.reason + c.location + c.netns;
+        c.hint = w >= before_hint + Self::HINT_SHOWN;
         c
+    }
+
+    /// The HINT cell with the space before it, or nothing.
+    fn hint_cell(&self, hint: &str) -> String {
+        if self.hint {
+            format!(" {hint}")
+        } else {
+            String::new()
+        }
     }
 }
 
@@ -256,8 +274,8 @@ mod tests {
     #[test]
     fn fits_the_terminal_width() {
         let mut g = group("SOCKET_RCVBUFF_TOO_SMALL_FOR_THIS", 12345.6, 9_999_999);
-        g.netns_name = Some("a-very-long-namespace-name".into());
-        g.dev = Some("veth-abcdefghij".into());
+        g.site.netns_name = Some("a-very-long-namespace-name".into());
+        g.site.dev = Some("veth-abcdefghij".into());
         let footer = "99 drops in 1.0s via tp_btf  hidden: 3 (known-harmless, --all shows them)  lost: 7  netwhy's own: 2";
         let out = render(&[g.clone(), g.clone()], 1, footer, Some(60));
         for l in out.lines() {
@@ -265,7 +283,7 @@ mod tests {
         }
         let row = out.lines().nth(1).unwrap();
         assert!(
-            row.starts_with("  12345.6    9999999  SOCKET_RCVBUFF_T"),
+            row.starts_with("  12345.6    9999999  SOCKET_RCVBUFF_… __udp4"),
             "{out}"
         );
         assert!(row.ends_with('…'), "{row}");
@@ -278,6 +296,21 @@ mod tests {
         ] {
             assert!(out.contains(part), "{part} missing: {out}");
         }
+        // 100 columns: every column but HINT, whole, and nothing cut.
+        let out = render(&[g.clone()], 5, "lost: 0", Some(100));
+        assert!(
+            !out.contains("HINT") && !out.contains("no listener"),
+            "{out}"
+        );
+        assert!(
+            !out.contains('…') || out.contains("SOCKET_RCVBUFF_…"),
+            "{out}"
+        );
+        assert!(
+            out.lines().nth(1).unwrap().ends_with("veth-abcdefghij(1)"),
+            "{out}"
+        );
+        assert!(out.lines().all(|l| l.chars().count() <= 100), "{out}");
         // Wide enough: the same table as without a width.
         let wide = render(&[g.clone()], 5, "lost: 0", Some(400));
         assert_eq!(wide, render(&[g], 5, "lost: 0", None));
@@ -297,9 +330,13 @@ mod tests {
             Columns {
                 reason: 16,
                 location: 20,
-                netns: 12
+                netns: 12,
+                hint: false,
             }
         );
+        // 90 columns: the hint would get 4 characters, so it is left out.
+        assert!(!Columns::fit(Some(90)).hint);
+        assert!(Columns::fit(Some(102)).hint);
     }
 
     /// Escapes do not count towards the width.
