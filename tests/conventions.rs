@@ -209,6 +209,41 @@ fn colour_follows_the_environment() {
     assert!(!has_esc(&d.stdout));
 }
 
+/// The panic line of a crash dump's header, by the same rules.
+#[test]
+fn vmcore_panic_line_colour() {
+    let dir = tempdir("vmcore");
+    let dump = dir.join("trimmed.elf");
+    let gz = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crates/vmcore/tests/data/trimmed.elf.gz"
+    );
+    let out = Command::new("zcat").arg(gz).output().expect("zcat");
+    assert!(out.status.success());
+    std::fs::write(&dump, out.stdout).unwrap();
+    let dmesg = |env: &[(&str, &str)]| {
+        let o = netwhy_env(&["vmcore", "dmesg", dump.to_str().unwrap()], env);
+        assert!(o.status.success(), "{}", stderr_of(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let panic_line = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("# panic: "))
+            .map(str::to_owned)
+    };
+    let plain = dmesg(&[]);
+    assert!(!plain.contains('\x1b'));
+    let forced = dmesg(&[("CLICOLOR_FORCE", "1")]);
+    let line = panic_line(&forced).expect("a panic line");
+    assert!(
+        line.contains("\x1b[1;31m") && line.contains("Kernel panic"),
+        "{line:?}"
+    );
+    assert_eq!(strip_ansi(forced.as_bytes()), plain.as_bytes());
+    let off = dmesg(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]);
+    assert!(!off.contains('\x1b'));
+}
+
 /// Runs `cmd` under a pseudo-terminal (util-linux `script`) and returns
 /// what it printed.
 fn netwhy_env_script(cmd: &str, env: &[(&str, &str)]) -> Vec<u8> {
