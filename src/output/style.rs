@@ -81,7 +81,11 @@ pub struct Painted<'a, T: ?Sized> {
 
 impl<T: Display + ?Sized> Display for Painted<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // An empty style renders as nothing at all.
+        // Plain (the common case: pipes, files): the text alone, no calls
+        // per event for escapes that render as nothing.
+        if self.style == Style::new() {
+            return self.text.fmt(f);
+        }
         write!(f, "{}", self.style.render())?;
         self.text.fmt(f)?;
         write!(f, "{}", self.style.render_reset())
