@@ -24,6 +24,12 @@ pub fn width() -> Option<usize> {
         .filter(|&c| c > 0)
 }
 
+/// What [`LiveScreen`]'s `Drop` writes (show the cursor, leave the
+/// alternate screen), as bytes for a signal handler: the second Ctrl-C
+/// exits at once (src/signals.rs) and runs no `Drop`; a handler that
+/// write(2)s this to fd 1 first gives the terminal back there too.
+pub const RESTORE: &[u8] = b"\x1b[?25h\x1b[?1049l";
+
 /// The alternate screen with a hidden cursor, while it lives.
 pub struct LiveScreen {
     _private: (),
@@ -80,5 +86,13 @@ mod tests {
     #[test]
     fn frame_overwrites_in_place() {
         assert_eq!(frame_bytes("a\nbc\n"), "\x1b[Ha\x1b[K\r\nbc\x1b[K\x1b[J");
+    }
+
+    /// The signal-handler bytes are what `Drop` writes.
+    #[test]
+    fn restore_matches_drop() {
+        let mut v = Vec::new();
+        crossterm::queue!(v, cursor::Show, terminal::LeaveAlternateScreen).unwrap();
+        assert_eq!(v, RESTORE);
     }
 }
