@@ -8,11 +8,12 @@ pub mod counters;
 pub mod iptables;
 pub mod neigh;
 pub mod netlink;
-pub mod nft_rule;
-pub mod nftlist;
-pub mod nftrace;
+pub mod nft;
 pub mod ns;
 pub mod route;
 pub mod sockets;
 pub mod sysctl;
 pub mod tcbpf;
+
+/// The paths these modules had before `nft/` gathered them.
+pub use nft::{list as nftlist, rule as nft_rule, trace as nftrace};
