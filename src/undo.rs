@@ -70,7 +70,7 @@ impl Action {
                 fs::remove_file(&file)
             }
             Action::UnmountTracefs => {
-                crate::probe::backend::unmount_tracefs();
+                crate::sys::tracefs::unmount();
                 Ok(())
             }
             Action::RestoreSysctl { path, value } => fs::write(path, value),

@@ -63,7 +63,7 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 impl Lab {
     pub fn new() -> Result<Lab, LabError> {
-        if unsafe { libc::geteuid() } != 0 {
+        if !crate::sys::is_root() {
             return Err(LabError::Privilege);
         }
         crate::undo::clean_stale();

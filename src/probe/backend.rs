@@ -25,7 +25,7 @@ impl Hook {
 }
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
-pub const TRACEFS: &str = "/sys/kernel/tracing";
+pub use crate::sys::tracefs::TRACEFS;
 
 /// tracefs that netwhy mounted: journalled before the mount, so a later
 /// run unmounts it if this one is killed, and unmounted when dropped.
@@ -38,7 +38,7 @@ impl Drop for TracefsMount {
         // The journal's drop replays UnmountTracefs; without one (no
         // /run/netwhy) unmount directly.
         if self.journal.take().is_none() {
-            unmount_tracefs();
+            crate::sys::tracefs::unmount();
         }
     }
 }
@@ -56,20 +56,7 @@ pub fn ensure_tracefs() -> (bool, Option<TracefsMount>) {
         j.record(crate::undo::Action::UnmountTracefs).ok()?;
         Some(j)
     });
-    let src = c"nodev";
-    let target = c"/sys/kernel/tracing";
-    let fstype = c"tracefs";
-    // SAFETY: all pointers are valid NUL-terminated strings; data is NULL.
-    let rc = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    let mount = if rc == 0 {
+    let mount = if crate::sys::tracefs::mount().is_ok() {
         Some(TracefsMount { journal })
     } else {
         // Nothing to undo: forget the record without replaying it.
@@ -79,12 +66,6 @@ pub fn ensure_tracefs() -> (bool, Option<TracefsMount>) {
         None
     };
     (probe.exists(), mount)
-}
-
-/// Undo [`ensure_tracefs`]'s mount.
-pub fn unmount_tracefs() {
-    // SAFETY: a valid NUL-terminated path. MNT_DETACH: never block on users.
-    unsafe { libc::umount2(c"/sys/kernel/tracing".as_ptr(), libc::MNT_DETACH) };
 }
 
 /// Hooks usable for the skb:kfree_skb tracepoint, best first. The classic
