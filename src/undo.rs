@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+pub mod tracefs;
+
 pub const DIR: &str = "/run/netwhy";
 
 /// One change and how to revert it.

@@ -304,7 +304,7 @@ fn read_format() -> Option<String> {
     if !crate::sys::is_root() || !Path::new(crate::sys::tracefs::TRACEFS).is_dir() {
         return None;
     }
-    let (_, mount) = crate::probe::backend::ensure_tracefs();
+    let (_, mount) = crate::undo::tracefs::ensure_tracefs();
     let text = fs::read_to_string(FORMAT_PATHS[0]).ok();
     drop(mount);
     text

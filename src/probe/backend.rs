@@ -25,48 +25,7 @@ impl Hook {
 }
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
-pub use crate::sys::tracefs::TRACEFS;
-
-/// tracefs that netwhy mounted: journalled before the mount, so a later
-/// run unmounts it if this one is killed, and unmounted when dropped.
-pub struct TracefsMount {
-    journal: Option<crate::undo::Journal>,
-}
-
-impl Drop for TracefsMount {
-    fn drop(&mut self) {
-        // The journal's drop replays UnmountTracefs; without one (no
-        // /run/netwhy) unmount directly.
-        if self.journal.take().is_none() {
-            crate::sys::tracefs::unmount();
-        }
-    }
-}
-
-/// Make the skb tracepoints visible, mounting tracefs at its usual place if
-/// needed. Returns whether they are visible, and the mount if netwhy made
-/// it: whoever mounted it unmounts it when done, so netwhy leaves the
-/// system as it found it.
-pub fn ensure_tracefs() -> (bool, Option<TracefsMount>) {
-    let probe = Path::new(TRACEFS).join("events/skb/kfree_skb");
-    if probe.exists() {
-        return (true, None);
-    }
-    let journal = crate::undo::Journal::open().ok().and_then(|mut j| {
-        j.record(crate::undo::Action::UnmountTracefs).ok()?;
-        Some(j)
-    });
-    let mount = if crate::sys::tracefs::mount().is_ok() {
-        Some(TracefsMount { journal })
-    } else {
-        // Nothing to undo: forget the record without replaying it.
-        if let Some(mut j) = journal {
-            j.forget();
-        }
-        None
-    };
-    (probe.exists(), mount)
-}
+use crate::sys::tracefs::TRACEFS;
 
 /// Hooks usable for the skb:kfree_skb tracepoint, best first. The classic
 /// tracepoint is listed whenever tracefs exists or can be mounted at attach.

@@ -4,11 +4,11 @@
 //! walk cost one positioned read (or one decompression) per page.
 
 use crate::error::{Error, Result};
-use crate::flat;
 use std::cell::RefCell;
 use std::fs::File;
 
 pub mod backing;
+pub mod flat;
 pub mod map;
 
 pub use backing::Backing;

@@ -12,12 +12,13 @@ use std::time::Duration;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject};
 
-use super::backend::{drop_hooks, ensure_tracefs, Hook, TracefsMount};
+use super::backend::{drop_hooks, Hook};
 use super::{have_privilege, ProbeError};
 /// The filter types live with the code that builds them; these names are
 /// what `DropOptions` users have always imported from here.
 pub use crate::filter::noise::{NoiseRange, MAX_NOISE};
 pub use crate::filter::{DevMatch, KernelFilter};
+use crate::undo::tracefs::{ensure_tracefs, TracefsMount};
 
 #[allow(clippy::all, non_camel_case_types, dead_code, unused_imports)]
 mod skel {
