@@ -31,3 +31,68 @@ pub fn random_u32() -> u32 {
     unsafe { libc::getrandom(r.as_mut_ptr().cast(), r.len(), 0) };
     u32::from_ne_bytes(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_carry_the_pid_and_differ() {
+        let a = cgroup::unique_name("netwhy-run");
+        let b = cgroup::unique_name("netwhy-run");
+        let pid = std::process::id();
+        let prefix = format!("netwhy-run-{pid}-");
+        assert!(a.starts_with(&prefix), "{a}");
+        let hex = &a[prefix.len()..];
+        assert_eq!(hex.len(), 8, "{a}");
+        assert!(hex.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
+        // 1 in 2^32 to collide when getrandom works; always when it fails.
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn spawn_in_starts_the_command_inside_and_refuses_an_empty_one() {
+        // Without root there is no cgroup to spawn into.
+        if !is_root() {
+            return;
+        }
+        let Ok(h) = cgroup::Hierarchy::find(true) else {
+            return;
+        };
+        let name = cgroup::unique_name("netwhy-test");
+        let cg = h.create(&name).expect("create cgroup");
+        let e = cgroup::spawn_in(&[], &cg).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        let cmd = ["sleep".to_string(), "5".to_string()];
+        let mut child = cgroup::spawn_in(&cmd, &cg).expect("spawn");
+        let seen = cgroup::path_of(child.id());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let path = cg.path.clone();
+        drop(cg);
+        h.remove(&path).expect("remove cgroup");
+        assert_eq!(
+            seen.unwrap(),
+            path,
+            "the child runs in the cgroup from exec on"
+        );
+    }
+
+    #[test]
+    fn a_netns_thread_sees_the_namespace_it_entered() {
+        use std::os::unix::fs::MetadataExt;
+        if !is_root() {
+            return;
+        }
+        let own = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        let file = std::fs::File::open("/proc/self/ns/net").unwrap();
+        let seen = netns::run_in(file, || {
+            std::fs::metadata("/proc/thread-self/ns/net").unwrap().ino()
+        })
+        .unwrap();
+        assert_eq!(seen, own);
+        let file = std::fs::File::open("/proc/self/ns/net").unwrap();
+        let r = netns::run_in(file, || -> () { panic!("inside") });
+        assert!(matches!(r, Err(netns::EnterError::Panicked)));
+    }
+}
