@@ -1,6 +1,8 @@
-//! The undo journal: every change netwhy makes to the system is written to
-//! /run/netwhy/undo-*.json *before* it is made, and undone (newest first)
-//! when the owner finishes, fails or is interrupted. A run killed with
+//! The undo journal: every change netwhy makes to the system that would
+//! outlive it is written to /run/netwhy/undo-*.json *before* it is made,
+//! and undone (newest first) when the owner finishes, fails or is
+//! interrupted. (nftrace tables and private cgroup2 mounts need no entry:
+//! the kernel releases them with the fd that made them.) A run killed with
 //! SIGKILL leaves its journal behind; the next netwhy of any kind (see
 //! main.rs) finds journals whose process is gone and replays them.
 //!

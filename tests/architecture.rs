@@ -343,7 +343,7 @@ fn tree(t: &[String], mut i: usize) -> (Vec<Vec<String>>, usize) {
 
 /// `use` leaves and the name each brings into scope: `use a::b::c;` binds
 /// `c` to `a::b::c`, `use a::b as d;` binds `d`, `use a::{self}` binds `a`.
-fn use_aliases(t: &[String]) -> Vec<(String, Vec<String>)> {
+fn use_aliases(t: &[String]) -> Vec<Alias> {
     let mut out = Vec::new();
     for i in 0..t.len() {
         if t[i] != "use" {
@@ -358,7 +358,7 @@ fn use_aliases(t: &[String]) -> Vec<(String, Vec<String>)> {
     out
 }
 
-fn collect_use(t: &[String], prefix: &[String], out: &mut Vec<(String, Vec<String>)>) {
+fn collect_use(t: &[String], prefix: &[String], out: &mut Vec<Alias>) {
     let mut path = prefix.to_vec();
     let mut i = 0;
     while i < t.len() {
@@ -407,6 +407,9 @@ fn collect_use(t: &[String], prefix: &[String], out: &mut Vec<(String, Vec<Strin
 
 // ---------------------------------------------------------------- graph
 
+/// A name a `use` brings into scope, and the path it stands for.
+type Alias = (String, Vec<String>);
+
 /// A file's place: its crate (a library name, or the file itself for a
 /// binary root) and its module path within that crate.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -425,7 +428,7 @@ impl Graph {
     fn build(files: &[(String, String)], libs: &[(&str, &str)]) -> Graph {
         let places = places(files, libs);
         let by_place: HashMap<&Place, &str> = places.iter().map(|(f, p)| (p, f.as_str())).collect();
-        let lexed: BTreeMap<&str, (Vec<String>, Vec<(String, Vec<String>)>)> = files
+        let lexed: BTreeMap<&str, (Vec<String>, Vec<Alias>)> = files
             .iter()
             .map(|(f, text)| {
                 let toks = tokens(&strip(text));
@@ -433,7 +436,7 @@ impl Graph {
                 (f.as_str(), (toks, aliases))
             })
             .collect();
-        let all_aliases: HashMap<&str, &[(String, Vec<String>)]> =
+        let all_aliases: HashMap<&str, &[Alias]> =
             lexed.iter().map(|(f, (_, a))| (*f, a.as_slice())).collect();
         let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (file, (toks, aliases)) in &lexed {
@@ -459,7 +462,7 @@ impl Graph {
                     }
                     _ => {}
                 }
-                let Some((paths, end)) = paths_at(&toks, i) else {
+                let Some((paths, end)) = paths_at(toks, i) else {
                     i += 1;
                     continue;
                 };
@@ -744,7 +747,7 @@ fn path_mods(text: &str) -> Vec<(String, String)> {
 fn resolve(
     p: &[String],
     here: &Place,
-    aliases: &[(String, Vec<String>)],
+    aliases: &[Alias],
     known: &HashMap<&Place, &str>,
     libs: &[(&str, &str)],
 ) -> Option<Place> {
@@ -806,7 +809,7 @@ fn defining_file<'a>(
     p: &Place,
     places: &BTreeMap<String, Place>,
     known: &HashMap<&Place, &'a str>,
-    aliases: &HashMap<&str, &[(String, Vec<String>)]>,
+    aliases: &HashMap<&str, &[Alias]>,
     libs: &[(&str, &str)],
 ) -> Option<&'a str> {
     let mut p = p.clone();

@@ -4,6 +4,11 @@
 //! module validates them against the running kernel (reason names from BTF,
 //! netns names from /run/netns) into a [`KernelFilter`] the probe freezes
 //! into its rodata. Every error names what was wrong and how to fix it.
+//! Also here: the noise rules hidden by default ([`noise`]) and tcpdump
+//! expressions compiled to classic BPF ([`pcap`], [`cbpf`]).
+//!
+//! No unsafe code: the libpcap compiler is loaded in `sys::libpcap`, and
+//! the types defined here are what the probes import, never the reverse.
 #![forbid(unsafe_code)]
 pub mod cbpf;
 #[cfg(feature = "pcap-filter")]

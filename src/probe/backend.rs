@@ -2,8 +2,9 @@
 //!
 //! `tp_btf` (BTF-typed raw tracepoint) is preferred: it needs no tracefs and
 //! hands the program typed pointers. The classic tracepoint is the fallback
-//! for kernels or setups without usable vmlinux BTF. Kprobe-family backends
-//! (for `trace`) will join this list; this machine's kernel has none.
+//! for kernels or setups without usable vmlinux BTF. The function probes of
+//! `trace` choose among their own backends (fentry, kprobe...) in
+//! `skbfunc::select`.
 use std::path::Path;
 
 use serde::Serialize;
