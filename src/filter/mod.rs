@@ -11,7 +11,6 @@
 //! the types defined here are what the probes import, never the reverse.
 #![forbid(unsafe_code)]
 pub mod cbpf;
-#[cfg(feature = "pcap-filter")]
 pub mod libpcap;
 pub mod noise;
 pub mod pcap;
