@@ -67,10 +67,9 @@ impl Action {
                 if !file.exists() {
                     return Ok(());
                 }
-                let c = std::ffi::CString::new(file.as_os_str().as_encoded_bytes())
-                    .map_err(io::Error::other)?;
-                // SAFETY: a valid NUL-terminated path.
-                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+                // Not mounted (a half-made namespace) is no reason to stop:
+                // the file still goes.
+                let _ = crate::sys::detach_mount(&file);
                 fs::remove_file(&file)
             }
             Action::UnmountTracefs => {

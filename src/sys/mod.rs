@@ -15,6 +15,39 @@ pub mod libpcap;
 pub mod netns;
 pub mod tracefs;
 
+/// Detach the mount at `path` (umount2 with MNT_DETACH: never blocks on
+/// users; the kernel finishes once the last one is gone).
+pub fn detach_mount(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: a valid NUL-terminated path.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Makes `cmd`'s child die with this process (PR_SET_PDEATHSIG), and not
+/// start at all if this process is already gone: a helper that outlived a
+/// SIGKILLed netwhy (an `ip netns add` still running) would change the
+/// system after the next run replayed the journal, and nothing would undo
+/// it.
+pub fn die_with_us(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure only calls async-signal-safe functions (prctl,
+    // getppid) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("netwhy exited"));
+            }
+            Ok(())
+        })
+    };
+}
+
 /// Whether this process runs as (effective) root: what changing namespaces,
 /// sysctls, mounts and cgroups needs.
 pub fn is_root() -> bool {

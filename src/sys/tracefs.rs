@@ -27,9 +27,7 @@ pub fn mount() -> io::Result<()> {
     }
 }
 
-/// Lazily unmount it (MNT_DETACH: never block on users). Errors are
-/// ignored: there is nothing to do about a mount that is already gone.
+/// Lazily unmount it ([`super::detach_mount`]). Errors are ignored: there is nothing to do about a mount that is already gone.
 pub fn unmount() {
-    // SAFETY: a valid NUL-terminated path.
-    unsafe { libc::umount2(c"/sys/kernel/tracing".as_ptr(), libc::MNT_DETACH) };
+    let _ = super::detach_mount(std::path::Path::new(TRACEFS));
 }
