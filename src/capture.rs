@@ -4,11 +4,12 @@ use std::time::Instant;
 
 use crate::event::Enricher;
 use crate::filter::noise;
+use crate::filter::KernelFilter;
 use crate::kernel::kallsyms::Kallsyms;
 use crate::kernel::netns::NetnsNames;
 use crate::kernel::reasons::DropReasons;
 use crate::probe::backend::Hook;
-use crate::probe::drop::{DropOptions, DropProbe, KernelFilter};
+use crate::probe::drop::{DropOptions, DropProbe};
 use crate::probe::ProbeError;
 
 /// What a command wants captured.

@@ -139,15 +139,10 @@ fn main() {
 /// system clean. Without leftovers it costs a stat and a directory read.
 /// Only root can undo those changes (and only root could have made them).
 fn clean_after_killed_runs() {
-    if !is_root() {
+    if !netwhy::sys::is_root() {
         return;
     }
     for done in netwhy::lab::clean(false) {
         netwhy::log::info(format_args!("cleaned up after a killed run: {done}"));
     }
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }

@@ -1,6 +1,8 @@
-//! The undo journal: every change netwhy makes to the system is written to
-//! /run/netwhy/undo-*.json *before* it is made, and undone (newest first)
-//! when the owner finishes, fails or is interrupted. A run killed with
+//! The undo journal: every change netwhy makes to the system that would
+//! outlive it is written to /run/netwhy/undo-*.json *before* it is made,
+//! and undone (newest first) when the owner finishes, fails or is
+//! interrupted. (nftrace tables and private cgroup2 mounts need no entry:
+//! the kernel releases them with the fd that made them.) A run killed with
 //! SIGKILL leaves its journal behind; the next netwhy of any kind (see
 //! main.rs) finds journals whose process is gone and replays them.
 //!
@@ -13,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
+
+pub mod tracefs;
 
 pub const DIR: &str = "/run/netwhy";
 
@@ -63,14 +67,13 @@ impl Action {
                 if !file.exists() {
                     return Ok(());
                 }
-                let c = std::ffi::CString::new(file.as_os_str().as_encoded_bytes())
-                    .map_err(io::Error::other)?;
-                // SAFETY: a valid NUL-terminated path.
-                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+                // Not mounted (a half-made namespace) is no reason to stop:
+                // the file still goes.
+                let _ = crate::sys::detach_mount(&file);
                 fs::remove_file(&file)
             }
             Action::UnmountTracefs => {
-                crate::probe::backend::unmount_tracefs();
+                crate::sys::tracefs::unmount();
                 Ok(())
             }
             Action::RestoreSysctl { path, value } => fs::write(path, value),

@@ -4,8 +4,7 @@
 //! including ones NAT got wrong), and when CMD exits each flow's packets are
 //! listed with their fate.
 use std::io::{self, BufWriter};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::Command;
+use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -19,7 +18,7 @@ use crate::output::{sink, Format};
 use crate::pipeline::packets::PacketStream;
 use crate::pipeline::{drive, finish, Diagnosis, Item, NullSink, Until};
 use crate::probe::path::{self, PathOptions, PathProbe};
-use crate::sys::cgroup::{self, Cgroup, Hierarchy};
+use crate::sys::cgroup::{self, Hierarchy};
 use crate::trace::flows;
 use crate::undo::{Action, Journal};
 
@@ -50,7 +49,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     // Found (or privately mounted) before anything is changed, so a
     // failure leaves nothing behind.
     let hier = Hierarchy::find(true).context("netwhy run needs the cgroup v2 hierarchy")?;
-    let name = run_cgroup_name();
+    let name = cgroup::unique_name("netwhy-run");
     let mut journal = Journal::open().context("opening the undo journal in /run/netwhy")?;
     // Recorded before the change, undone on every exit path (and replayed
     // by the next run if this one is killed).
@@ -86,7 +85,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         args.cmd[0],
         hier.show(&cg.path)
     ));
-    let mut child = spawn_in(&args.cmd, &cg)?;
+    let mut child = cgroup::spawn_in(&args.cmd, &cg)
+        .with_context(|| format!("starting {}", args.cmd.join(" ")))?;
     let mut journal = Some(journal);
     let mut en = Enricher::new(facts.reasons, facts.kallsyms, NetnsNames::scan());
     // Every drop is explained as `netwhy explain` would, with live state
@@ -169,31 +169,4 @@ fn describe(st: std::process::ExitStatus) -> String {
         (None, Some(s)) => format!("signal {s}"),
         _ => "unknown status".into(),
     }
-}
-
-/// `netwhy-run-PID-RANDOM`: the pid alone is not unique where processes
-/// of several pid namespaces share a cgroup namespace (containers with the
-/// host's), and a killed run's journal must not remove another run's cgroup.
-fn run_cgroup_name() -> String {
-    let mut r = [0u8; 4];
-    // SAFETY: getrandom writes at most r.len() bytes into r (left zero on
-    // failure, which only costs the uniqueness).
-    unsafe { libc::getrandom(r.as_mut_ptr().cast(), r.len(), 0) };
-    format!(
-        "netwhy-run-{}-{:08x}",
-        std::process::id(),
-        u32::from_ne_bytes(r)
-    )
-}
-
-/// Starts `cmd` already inside the cgroup: the child joins it between fork
-/// and exec, so not one of its packets predates the tracing.
-fn spawn_in(cmd: &[String], cg: &Cgroup) -> Result<std::process::Child> {
-    let mut c = Command::new(&cmd[0]);
-    c.args(&cmd[1..]);
-    // SAFETY: the joiner makes only async-signal-safe calls (openat, write,
-    // close) on the cgroup's directory fd, open until `cg` is dropped.
-    unsafe { c.pre_exec(cg.joiner()) };
-    c.spawn()
-        .with_context(|| format!("starting {}", cmd.join(" ")))
 }

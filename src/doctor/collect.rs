@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::kernel::netns::{resolve_netns_spec, NetnsNames};
 use crate::state::addr::{self, Addr, Link, RouteEntry};
 use crate::state::counters::{self, Counters};
-use crate::state::nftlist::{self, ChainRules};
+use crate::state::nft::list::{self as nftlist, ChainRules};
 use crate::state::ns;
 use crate::state::sockets::{self, Proto, SockInfo};
 use crate::state::sysctl::{self, Snapshot};

@@ -9,9 +9,10 @@
 //! iptables-nft rules are covered: their `-j REJECT` / `-j DROP` are xt
 //! targets or native verdicts in the same ruleset dump.
 use super::{Finding, NsState, Severity};
-use crate::state::nft_rule::{matches_everything, Action, Expr};
-use crate::state::nftlist::{family_name, hook_name, ChainRules, NFPROTO_IPV6};
-use crate::state::nftrace::RuleInfo;
+use crate::state::nft::list::{family_name, hook_name, ChainRules};
+use crate::state::nft::rule::{matches_everything, Action, Expr};
+use crate::state::nft::trace::RuleInfo;
+use crate::state::nft::NFPROTO_IPV6;
 
 pub const ID: &str = "firewall-catch-all";
 
@@ -167,8 +168,9 @@ pub fn check(st: &NsState) -> Vec<Finding> {
 #[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
-    use crate::state::nftlist::{Chain, NFPROTO_INET, NFPROTO_IPV4};
-    use crate::state::nftrace::Verdict;
+    use crate::state::nft::list::Chain;
+    use crate::state::nft::Verdict;
+    use crate::state::nft::{NFPROTO_INET, NFPROTO_IPV4};
 
     fn rule(handle: u64, exprs: Vec<Expr>) -> RuleInfo {
         RuleInfo {

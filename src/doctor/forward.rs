@@ -15,7 +15,8 @@ use std::collections::BTreeSet;
 
 use super::{Finding, NsState, Severity};
 use crate::state::addr::{RTN_UNICAST, RT_TABLE_LOCAL};
-use crate::state::nftlist::{family_name, HOOK_FORWARD, NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6};
+use crate::state::nft::list::family_name;
+use crate::state::nft::{HOOK_FORWARD, NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6};
 
 pub const ID: &str = "forwarding-off";
 
@@ -105,8 +106,8 @@ pub fn check(st: &NsState) -> Vec<Finding> {
 mod tests {
     use super::*;
     use crate::state::addr::{Link, RouteEntry};
-    use crate::state::nftlist::{Chain, ChainRules};
-    use crate::state::nftrace::RuleInfo;
+    use crate::state::nft::list::{Chain, ChainRules};
+    use crate::state::nft::trace::RuleInfo;
 
     fn chain(family: u8, hook: Option<u32>, rules: usize) -> ChainRules {
         ChainRules {

@@ -6,6 +6,7 @@
 //! twice over a short window). Each check is then a pure function from an
 //! `NsState` to findings, so it is unit-tested on fixtures and adding one
 //! is one function plus one line in [`CHECKS`].
+#![forbid(unsafe_code)]
 pub mod collect;
 pub mod conntrack;
 pub mod dad;

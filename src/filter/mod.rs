@@ -4,8 +4,13 @@
 //! module validates them against the running kernel (reason names from BTF,
 //! netns names from /run/netns) into a [`KernelFilter`] the probe freezes
 //! into its rodata. Every error names what was wrong and how to fix it.
+//! Also here: the noise rules hidden by default ([`noise`]) and tcpdump
+//! expressions compiled to classic BPF ([`pcap`], [`cbpf`]).
+//!
+//! No unsafe code: the libpcap compiler is loaded in `sys::libpcap`, and
+//! the types defined here are what the probes import, never the reverse.
+#![forbid(unsafe_code)]
 pub mod cbpf;
-#[cfg(feature = "pcap-filter")]
 pub mod libpcap;
 pub mod noise;
 pub mod pcap;
@@ -14,7 +19,29 @@ use std::net::IpAddr;
 
 use crate::kernel::netns::resolve_netns_spec;
 use crate::kernel::reasons::DropReasons;
-use crate::probe::drop::{DevMatch, KernelFilter};
+
+/// Device filter: an ifindex is only unique inside one netns, a name is what
+/// people type; both are compared in the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DevMatch {
+    Index(u32),
+    Name(String),
+}
+
+/// Kernel-side filters. Every field that is set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KernelFilter {
+    pub reasons_include: Vec<u32>,
+    pub reasons_exclude: Vec<u32>,
+    pub netns: Vec<u32>,
+    pub dev: Option<DevMatch>,
+    /// (value, mask)
+    pub mark: Option<(u32, u32)>,
+    pub ethertype: Option<u16>,
+    pub l4proto: Option<u8>,
+    pub host: Option<IpAddr>,
+    pub port: Option<u16>,
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FilterError {

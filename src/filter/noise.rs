@@ -6,7 +6,18 @@
 //! both its reason name and its function, so nothing unknown is swallowed.
 use crate::kernel::kallsyms::Kallsyms;
 use crate::kernel::reasons::DropReasons;
-use crate::probe::drop::{NoiseRange, MAX_NOISE};
+
+/// How many ranges the drop probe holds: `NW_MAX_NOISE` in event.h, the
+/// length of its rodata arrays; keep the two equal.
+pub const MAX_NOISE: usize = 8;
+
+/// A known-harmless drop: `reason` (None = any) freed inside [start, end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoiseRange {
+    pub reason: Option<u32>,
+    pub start: u64,
+    pub end: u64,
+}
 
 pub struct NoiseRule {
     /// Reason name; None matches any reason.

@@ -4,7 +4,10 @@
 //! Everything here is read from the live system (`/proc/kallsyms`,
 //! `/sys/kernel/btf/*`, tracefs, `/proc/*/ns/net`) because numbers such as
 //! drop-reason values change between kernels: a table compiled into netwhy
-//! would silently mislabel drops on the next kernel.
+//! would silently mislabel drops on the next kernel. Reading changes
+//! nothing, with one exception: without BTF, `reasons` mounts tracefs for
+//! the one file it reads when it is not mounted (journalled, and unmounted
+//! again right after).
 pub mod btf;
 pub mod kallsyms;
 pub mod netns;

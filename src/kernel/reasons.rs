@@ -301,11 +301,10 @@ fn read_format() -> Option<String> {
     if let Some(t) = FORMAT_PATHS.iter().find_map(|p| fs::read_to_string(p).ok()) {
         return Some(t);
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 || !Path::new("/sys/kernel/tracing").is_dir() {
+    if !crate::sys::is_root() || !Path::new(crate::sys::tracefs::TRACEFS).is_dir() {
         return None;
     }
-    let (_, mount) = crate::probe::backend::ensure_tracefs();
+    let (_, mount) = crate::undo::tracefs::ensure_tracefs();
     let text = fs::read_to_string(FORMAT_PATHS[0]).ok();
     drop(mount);
     text

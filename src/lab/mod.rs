@@ -15,7 +15,6 @@ pub mod traffic;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -63,7 +62,7 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 impl Lab {
     pub fn new() -> Result<Lab, LabError> {
-        if unsafe { libc::geteuid() } != 0 {
+        if !crate::sys::is_root() {
             return Err(LabError::Privilege);
         }
         crate::undo::clean_stale();
@@ -359,21 +358,7 @@ pub(crate) fn run(cmd: &[&str]) -> Result<(), LabError> {
 fn run_stdin(cmd: &[&str], input: &str) -> Result<String, LabError> {
     let joined = cmd.join(" ");
     let mut command = Command::new(cmd[0]);
-    // SAFETY: the closure only calls async-signal-safe functions (prctl,
-    // getppid) between fork and exec.
-    let parent = std::process::id() as libc::pid_t;
-    unsafe {
-        command.pre_exec(move || {
-            // Die with netwhy: an `ip netns add` that outlived a SIGKILLed
-            // run would create its namespace after the next run replayed
-            // the journal, and nothing would remove it.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            if libc::getppid() != parent {
-                return Err(std::io::Error::other("netwhy exited"));
-            }
-            Ok(())
-        })
-    };
+    crate::sys::die_with_us(&mut command);
     let mut child = command
         .args(&cmd[1..])
         .stdin(if input.is_empty() {

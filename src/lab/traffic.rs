@@ -8,6 +8,7 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use super::LabError;
+use crate::sys::netns::EnterError;
 
 /// Run `f` on a thread that has entered the named netns.
 pub fn in_netns<T, F>(ns: &str, f: F) -> Result<T, LabError>
@@ -17,16 +18,11 @@ where
 {
     let path = format!("/run/netns/{ns}");
     let file = File::open(&path).map_err(|e| LabError::Netns(ns.to_string(), e))?;
-    let ns_name = ns.to_string();
-    std::thread::spawn(move || {
-        // SAFETY: a valid namespace fd; setns changes only this thread.
-        if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(LabError::Netns(ns_name, std::io::Error::last_os_error()));
-        }
-        f()
-    })
-    .join()
-    .map_err(|_| LabError::Traffic("traffic thread panicked".into()))?
+    match crate::sys::netns::run_in(file, f) {
+        Ok(r) => r,
+        Err(EnterError::Setns(e)) => Err(LabError::Netns(ns.to_string(), e)),
+        Err(EnterError::Panicked) => Err(LabError::Traffic("traffic thread panicked".into())),
+    }
 }
 
 fn terr(what: &str, e: std::io::Error) -> LabError {

@@ -5,6 +5,7 @@
 //! Parsing never fails: a short or odd packet yields the fields that could
 //! be read and `truncated = true`, because a drop event is still worth
 //! showing when its headers are incomplete.
+#![forbid(unsafe_code)]
 mod csum;
 mod names;
 mod parse;

@@ -8,11 +8,11 @@ macro_rules! set_dev_mark_filters {
     ($ro:expr, $dev:expr, $mark:expr) => {{
         let ro = $ro;
         match $dev {
-            Some($crate::probe::drop::DevMatch::Index(i)) => {
+            Some($crate::filter::DevMatch::Index(i)) => {
                 ro.cfg_ifindex_filter = true;
                 ro.cfg_ifindex = *i;
             }
-            Some($crate::probe::drop::DevMatch::Name(n)) => {
+            Some($crate::filter::DevMatch::Name(n)) => {
                 ro.cfg_ifname_filter = true;
                 for (dst, src) in ro.cfg_ifname.iter_mut().zip(n.bytes().take(15)) {
                     *dst = src as i8;
@@ -75,7 +75,7 @@ impl ProbeError {
 /// front so the user gets one line with the fix instead of a verifier dump.
 pub fn have_privilege() -> bool {
     // Effective root, or CAP_BPF (39) + CAP_PERFMON (38) in the effective set.
-    if unsafe { libc::geteuid() } == 0 {
+    if crate::sys::is_root() {
         return true;
     }
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use super::ns::{self, NsError};
 
+mod layout;
 pub mod parse;
 mod render;
 #[cfg(test)]

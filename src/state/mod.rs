@@ -1,18 +1,24 @@
 //! Live state joined with drops: sysctls, routes, neighbours, sockets,
-//! conntrack, firewall rules and counters, each looked up in the network
-//! namespace where the drop happened. Netlink and procfs only: no shelling
-//! out to ip/nft/conntrack/ss.
+//! conntrack, firewall rules, tc BPF programs and counters, each looked up
+//! in the network namespace where the drop happened. Read through netlink,
+//! procfs, the iptables getsockopts and the bpf(2) calls those tools make
+//! themselves: no shelling out to ip/nft/iptables/conntrack/ss/bpftool.
+//!
+//! Only [`nft::trace`] changes anything: it adds a table of netwhy's own to
+//! trace one flow, owned by its netlink socket so the kernel removes it
+//! with netwhy. Everything else here only reads.
 pub mod addr;
 pub mod conntrack;
 pub mod counters;
 pub mod iptables;
 pub mod neigh;
 pub mod netlink;
-pub mod nft_rule;
-pub mod nftlist;
-pub mod nftrace;
+pub mod nft;
 pub mod ns;
 pub mod route;
 pub mod sockets;
 pub mod sysctl;
 pub mod tcbpf;
+
+/// The paths these modules had before `nft/` gathered them.
+pub use nft::{list as nftlist, rule as nft_rule, trace as nftrace};

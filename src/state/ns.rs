@@ -7,9 +7,10 @@
 //! that namespace.
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use crate::sys::netns::EnterError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NsError {
@@ -71,19 +72,13 @@ where
         path: path.display().to_string(),
         source,
     })?;
-    let shown = path.display().to_string();
-    std::thread::spawn(move || {
-        // SAFETY: a valid namespace fd; setns changes only this thread.
-        if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(NsError::Enter {
-                path: shown,
-                source: io::Error::last_os_error(),
-            });
-        }
-        Ok(f())
+    crate::sys::netns::run_in(file, f).map_err(|e| match e {
+        EnterError::Setns(source) => NsError::Enter {
+            path: path.display().to_string(),
+            source,
+        },
+        EnterError::Panicked => NsError::Panicked,
     })
-    .join()
-    .map_err(|_| NsError::Panicked)?
 }
 
 #[cfg(test)]
@@ -94,7 +89,7 @@ mod tests {
     fn own_namespace_is_found_and_entered() {
         let ino = fs::metadata("/proc/self/ns/net").unwrap().ino() as u32;
         assert!(path_of(ino).is_some());
-        if unsafe { libc::geteuid() } == 0 {
+        if crate::sys::is_root() {
             let seen = run_in(ino, || {
                 fs::metadata("/proc/thread-self/ns/net").unwrap().ino()
             })

@@ -6,7 +6,6 @@
 //! the decision, with what `bpf_prog_get_info_by_fd` says about each.
 use std::fmt;
 use std::io;
-use std::os::fd::AsRawFd;
 
 use serde::Serialize;
 
@@ -334,18 +333,7 @@ fn xdp_progs(index: u32) -> Result<Vec<Found>, TcBpfError> {
 
 /// (name, hex tag) of program `id`, None when it is gone.
 pub fn prog_info(id: u32) -> Option<(String, String)> {
-    use libbpf_rs::libbpf_sys as sys;
-    let fd = libbpf_rs::Program::fd_from_id(id).ok()?;
-    // SAFETY: bpf_prog_info is plain data; zeroed asks for no arrays.
-    let mut info: sys::bpf_prog_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<sys::bpf_prog_info>() as u32;
-    // SAFETY: valid fd, and `info` of `len` bytes.
-    if unsafe { sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) } != 0 {
-        return None;
-    }
-    let name: Vec<u8> = info.name.iter().map(|&c| c as u8).collect();
-    let tag = info.tag.iter().map(|b| format!("{b:02x}")).collect();
-    Some((cstr(&name), tag))
+    crate::sys::bpf::prog_name_tag(id)
 }
 
 #[cfg(test)]

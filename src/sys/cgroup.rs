@@ -350,6 +350,33 @@ impl Cgroup {
     }
 }
 
+/// Starts `cmd` already inside `cg`: the child joins it between fork and
+/// exec, so not one of its packets predates whatever watches the cgroup.
+pub fn spawn_in(cmd: &[String], cg: &Cgroup) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let (prog, args) = cmd
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command"))?;
+    let mut c = std::process::Command::new(prog);
+    c.args(args);
+    // SAFETY: the joiner makes only async-signal-safe calls (openat, write,
+    // close) on the cgroup's directory fd, open until `cg` is dropped.
+    unsafe { c.pre_exec(cg.joiner()) };
+    c.spawn()
+}
+
+/// A name for a cgroup of `prefix`'s own: `PREFIX-PID-RANDOM`. The pid
+/// alone is not unique where processes of several pid namespaces share a
+/// cgroup namespace (containers with the host's), and a killed run's
+/// journal must not remove another run's cgroup.
+pub fn unique_name(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{:08x}",
+        std::process::id(),
+        super::random_u32()
+    )
+}
+
 /// The cgroup v2 path of process `pid`, as /proc/PID/cgroup gives it:
 /// relative to our cgroup namespace's root (`/..` above it).
 pub fn path_of(pid: u32) -> Result<String> {

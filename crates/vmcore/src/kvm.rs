@@ -15,6 +15,10 @@ use crate::phys::{PhysMem, PAGE};
 use crate::vmcoreinfo::VmcoreInfo;
 use std::cell::Cell;
 
+/// Upper bound for any single buffer we copy out of the dump: the kernel caps
+/// log_buf_len at 2 GiB, but a real log beyond 256 MiB means a lying header.
+pub const MAX_LOG_BYTES: u64 = 256 << 20;
+
 const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
 const PTE_PFN_MASK: u64 = 0x000f_ffff_ffff_f000;
 const PRESENT: u64 = 1;
@@ -236,7 +240,7 @@ impl<'a> KernelMem<'a> {
     /// instead of translating and copying each element. None otherwise
     /// (the caller falls back to element reads, which report errors).
     pub fn contiguous(&self, va: u64, len: u64) -> Option<&[u8]> {
-        if len == 0 || len > crate::printk::MAX_LOG_BYTES {
+        if len == 0 || len > MAX_LOG_BYTES {
             return None;
         }
         let pa = self.translate(va).ok()?;

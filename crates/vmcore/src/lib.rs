@@ -10,7 +10,6 @@
 pub mod cli;
 pub mod elf;
 pub mod error;
-pub mod flat;
 pub mod kdump;
 pub mod kvm;
 pub mod lzo;
@@ -21,6 +20,9 @@ pub mod render;
 pub mod vmcoreinfo;
 
 pub use error::{Error, Result};
+/// The flattened-format index, under `phys` (which reads through it) since
+/// it reads through `phys::Backing`; here is where it used to be.
+pub use phys::flat;
 pub use printk::{Log, LogKind};
 pub use record::Record;
 pub use vmcoreinfo::VmcoreInfo;

@@ -6,9 +6,12 @@
 use crate::error::{Error, Result};
 use std::cell::RefCell;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 
+pub mod backing;
+pub mod flat;
 pub mod map;
+
+pub use backing::Backing;
 
 /// Positioned reads on the dump file with the file length checked first, so a
 /// truncated file is reported as such rather than as a short read.
@@ -17,7 +20,7 @@ pub struct DumpFile {
     file: Backing<'static>,
     len: u64,
     /// Set for makedumpfile's flattened stream format.
-    flat: Option<crate::flat::FlatIndex>,
+    flat: Option<flat::FlatIndex>,
 }
 
 impl DumpFile {
@@ -37,11 +40,8 @@ impl DumpFile {
         // would report 0 and is not supported (we need random access).
         // The flattened index reads one small header per record, scattered
         // over the whole file: positioned reads (no page mapped per header).
-        let flat = if len >= 4096 && Backing::Borrowed(&file).starts_with(crate::flat::SIGNATURE) {
-            Some(crate::flat::FlatIndex::build(
-                &Backing::Borrowed(&file),
-                len,
-            )?)
+        let flat = if len >= 4096 && Backing::Borrowed(&file).starts_with(flat::SIGNATURE) {
+            Some(flat::FlatIndex::build(&Backing::Borrowed(&file), len)?)
         } else {
             None
         };
@@ -67,8 +67,8 @@ impl DumpFile {
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
         let backing = Backing::Mem(bytes);
         let len = backing.len();
-        let flat = if len >= 4096 && backing.starts_with(crate::flat::SIGNATURE) {
-            Some(crate::flat::FlatIndex::build(&backing, len)?)
+        let flat = if len >= 4096 && backing.starts_with(flat::SIGNATURE) {
+            Some(flat::FlatIndex::build(&backing, len)?)
         } else {
             None
         };
@@ -157,53 +157,6 @@ impl DumpFile {
         let mut v = vec![0u8; len as usize];
         self.read_at(offset, &mut v, what)?;
         Ok(v)
-    }
-}
-
-/// Where the bytes of a dump live.
-pub enum Backing<'a> {
-    File(File),
-    Borrowed(&'a File),
-    Mem(Vec<u8>),
-    /// A read-only mapping of a regular file (the file may be closed).
-    Mapped(map::Mmap),
-}
-
-impl Backing<'_> {
-    fn len(&self) -> u64 {
-        match self {
-            Backing::Mem(v) => v.len() as u64,
-            Backing::File(f) => f.metadata().map(|m| m.len()).unwrap_or(0),
-            Backing::Borrowed(f) => f.metadata().map(|m| m.len()).unwrap_or(0),
-            Backing::Mapped(m) => m.len() as u64,
-        }
-    }
-
-    fn starts_with(&self, sig: &[u8]) -> bool {
-        let mut b = vec![0u8; sig.len()];
-        self.read_exact_at(&mut b, 0).is_ok() && b == sig
-    }
-
-    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        match self {
-            Backing::File(f) => f.read_exact_at(buf, offset),
-            Backing::Borrowed(f) => f.read_exact_at(buf, offset),
-            Backing::Mem(v) => {
-                let src = usize::try_from(offset)
-                    .ok()
-                    .and_then(|o| v.get(o..o.checked_add(buf.len())?))
-                    .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
-                buf.copy_from_slice(src);
-                Ok(())
-            }
-            Backing::Mapped(m) => {
-                let src = m
-                    .get(offset, buf.len())
-                    .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
-                buf.copy_from_slice(src);
-                Ok(())
-            }
-        }
     }
 }
 

@@ -12,8 +12,13 @@ use std::time::Duration;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject};
 
-use super::backend::{drop_hooks, ensure_tracefs, Hook, TracefsMount};
+use super::backend::{drop_hooks, Hook};
 use super::{have_privilege, ProbeError};
+/// The filter types live with the code that builds them; these names are
+/// what `DropOptions` users have always imported from here.
+pub use crate::filter::noise::{NoiseRange, MAX_NOISE};
+pub use crate::filter::{DevMatch, KernelFilter};
+use crate::undo::tracefs::{ensure_tracefs, TracefsMount};
 
 #[allow(clippy::all, non_camel_case_types, dead_code, unused_imports)]
 mod skel {
@@ -26,43 +31,11 @@ pub use skel::types::nw_drop_event as RawDrop;
 pub use skel::types::{nw_agg_key as RawAggKey, nw_agg_val as RawAggVal};
 
 /// Limits mirrored from event.h (checked against the generated types below).
-pub const MAX_NOISE: usize = 8;
 const CNT_SEEN: u32 = 0;
 const CNT_LOST: u32 = 1;
 const CNT_HIDDEN: u32 = 2;
 const CNT_AGG_FULL: u32 = 3;
 const CNT_SELF: u32 = 4;
-
-/// Device filter: an ifindex is only unique inside one netns, a name is what
-/// people type; both are compared in the kernel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DevMatch {
-    Index(u32),
-    Name(String),
-}
-
-/// Kernel-side filters. Every field that is set must match.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KernelFilter {
-    pub reasons_include: Vec<u32>,
-    pub reasons_exclude: Vec<u32>,
-    pub netns: Vec<u32>,
-    pub dev: Option<DevMatch>,
-    /// (value, mask)
-    pub mark: Option<(u32, u32)>,
-    pub ethertype: Option<u16>,
-    pub l4proto: Option<u8>,
-    pub host: Option<IpAddr>,
-    pub port: Option<u16>,
-}
-
-/// A known-harmless drop: `reason` (None = any) freed inside [start, end).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NoiseRange {
-    pub reason: Option<u32>,
-    pub start: u64,
-    pub end: u64,
-}
 
 #[derive(Debug, Clone)]
 pub struct DropOptions {

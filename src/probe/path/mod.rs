@@ -13,9 +13,9 @@ use std::time::Duration;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
 
-use super::drop::DevMatch;
 use super::{have_privilege, ProbeError};
 use crate::filter::cbpf::{Insn, MAX_INSNS};
+use crate::filter::DevMatch;
 use crate::kernel::btf::Btf;
 
 #[allow(clippy::all, non_camel_case_types, dead_code, unused_imports)]

@@ -10,8 +10,9 @@ use libbpf_rs::{KprobeMultiOpts, KprobeOpts};
 use super::skel::*;
 use super::{clone, fentry, select, Backend, ProbeResult, SkbFuncOptions, Target, PROBE_SLOT};
 use crate::kernel::btf::Btf;
-use crate::probe::backend::{ensure_tracefs, TRACEFS};
 use crate::probe::ProbeError;
+use crate::sys::tracefs::TRACEFS;
+use crate::undo::tracefs::ensure_tracefs;
 /// What discovery found: the functions to hook, `ip_rcv` from BTF alone
 /// for the feature probes when ftrace lists nothing (so they report the
 /// kernel's own answer, e.g. no kprobes at all), and the cloning

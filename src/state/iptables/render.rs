@@ -4,7 +4,7 @@
 //! REJECT's ICMP type.
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::parse::{cstr, layout, u16_at, u32_at, Raw, XT_HDR};
+use super::layout::{cstr, layout, u16_at, u32_at, Raw, XT_HDR};
 use super::{Family, IptError};
 
 fn proto_name(p: u16) -> String {

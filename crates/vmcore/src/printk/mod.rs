@@ -80,6 +80,5 @@ pub fn walk(
     }
 }
 
-/// Upper bound for any single buffer we copy out of the dump: the kernel caps
-/// log_buf_len at 2 GiB, but a real log beyond 256 MiB means a lying header.
-pub const MAX_LOG_BYTES: u64 = 256 << 20;
+/// Defined with the memory reader, which bounds its borrowed spans by it.
+pub use crate::kvm::MAX_LOG_BYTES;

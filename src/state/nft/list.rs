@@ -11,34 +11,15 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::netlink as nl;
-use super::nftrace::{parse_rule, RuleInfo};
+use super::trace::{parse_rule, RuleInfo};
+use super::*;
+use crate::state::netlink as nl;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
     #[error("nf_tables dump: {0} (needs root / CAP_NET_ADMIN)")]
     Netlink(#[from] nl::NlError),
 }
-
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
-const NFT_MSG_GETCHAIN: u16 = 4;
-const NFT_MSG_GETRULE: u16 = 7;
-const NFTA_CHAIN_TABLE: u16 = 1;
-const NFTA_CHAIN_NAME: u16 = 3;
-const NFTA_CHAIN_HOOK: u16 = 4;
-const NFTA_CHAIN_POLICY: u16 = 5;
-const NFTA_CHAIN_TYPE: u16 = 7;
-const NFTA_HOOK_HOOKNUM: u16 = 1;
-const NFTA_HOOK_PRIORITY: u16 = 2;
-/// Netfilter protocol families (NFPROTO_*).
-pub const NFPROTO_INET: u8 = 1;
-pub const NFPROTO_IPV4: u8 = 2;
-pub const NFPROTO_ARP: u8 = 3;
-pub const NFPROTO_NETDEV: u8 = 5;
-pub const NFPROTO_BRIDGE: u8 = 7;
-pub const NFPROTO_IPV6: u8 = 10;
-/// NF_INET_FORWARD: the forward hook of ip, ip6, inet and bridge.
-pub const HOOK_FORWARD: u32 = 2;
 
 /// A chain; `hook` is set for base chains (those packets enter directly).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -139,22 +120,9 @@ pub fn group(chains: Vec<Chain>, rules: Vec<RuleInfo>) -> Vec<ChainRules> {
     out
 }
 
-fn nft_type(msg: u16) -> u16 {
-    NFNL_SUBSYS_NFTABLES << 8 | msg
-}
-
 /// struct nfgenmsg (family, NFNETLINK_V0, res_id 0).
 fn nfgenmsg(family: u8) -> Vec<u8> {
     vec![family, 0, 0, 0]
-}
-
-fn cstr(v: &[u8]) -> String {
-    let end = v.iter().position(|&c| c == 0).unwrap_or(v.len());
-    String::from_utf8_lossy(&v[..end]).into_owned()
-}
-
-fn be32(v: &[u8]) -> Option<u32> {
-    Some(u32::from_be_bytes(v.get(0..4)?.try_into().ok()?))
 }
 
 /// A NEWCHAIN body (nfgenmsg + NFTA_CHAIN_* attributes).

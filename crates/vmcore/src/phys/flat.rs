@@ -4,8 +4,8 @@
 //! rebuild a kdump-compressed file. It exists so a dump can be piped over
 //! ssh; we index it once (headers only) and serve positioned reads from it.
 
+use super::backing::Backing;
 use crate::error::{Error, Result};
-use crate::phys::Backing;
 use std::collections::BTreeMap;
 
 pub const SIGNATURE: &[u8; 12] = b"makedumpfile";

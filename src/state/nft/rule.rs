@@ -11,8 +11,8 @@
 //! to find catch-all REJECT rules that shadow later ACCEPTs.
 use serde::Serialize;
 
-use super::netlink as nl;
-use super::nftrace::Verdict;
+use super::*;
+use crate::state::netlink as nl;
 
 /// One decoded expression. Unknown ones keep their name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -77,18 +77,6 @@ pub enum Action {
     /// No verdict: the rule only counts, logs, sets marks...
     Continue,
 }
-
-/// `ct state` bit for invalid (NF_CT_STATE_INVALID_BIT).
-const CT_STATE_INVALID_BIT: u32 = 1;
-const NFT_CT_STATE: u32 = 0;
-
-const NFTA_LIST_ELEM: u16 = 1;
-const NFTA_EXPR_NAME: u16 = 1;
-const NFTA_EXPR_DATA: u16 = 2;
-const NFTA_DATA_VALUE: u16 = 1;
-const NFTA_DATA_VERDICT: u16 = 2;
-const NFTA_VERDICT_CODE: u16 = 1;
-const NFTA_VERDICT_CHAIN: u16 = 2;
 
 /// Decodes an NFTA_RULE_EXPRESSIONS payload (a list of NFTA_LIST_ELEM).
 pub fn parse_exprs(list: &[u8]) -> Vec<Expr> {
@@ -359,11 +347,6 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn cstr(v: &[u8]) -> String {
-    let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
-    String::from_utf8_lossy(&v[..end]).into_owned()
-}
-
 #[cfg(test)]
-#[path = "nft_rule_tests.rs"]
+#[path = "rule_tests.rs"]
 mod tests;

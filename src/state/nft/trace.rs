@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::ns::{self, NsError};
+use super::*;
+use crate::state::ns::{self, NsError};
 
 /// Prefix of netwhy's own trace tables.
 pub const TABLE_PREFIX: &str = "netwhy_trace_";
@@ -103,45 +104,6 @@ pub enum TraceKind {
     Other(u32),
 }
 
-/// A verdict as nf_tables reports it (netfilter verdicts and the nft ones).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Drop,
-    Accept,
-    Stolen,
-    Queue,
-    Repeat,
-    Continue,
-    Break,
-    Jump(String),
-    Goto(String),
-    Return,
-    Other(i32),
-}
-
-impl Verdict {
-    pub(crate) fn from_code(code: i32, chain: Option<String>) -> Verdict {
-        match code {
-            -1 => Verdict::Continue,
-            -2 => Verdict::Break,
-            -3 => Verdict::Jump(chain.unwrap_or_default()),
-            -4 => Verdict::Goto(chain.unwrap_or_default()),
-            -5 => Verdict::Return,
-            // NF_DROP_ERR(e) keeps the errno in the upper bits.
-            c if c >= 0 => match c & 0xff {
-                0 => Verdict::Drop,
-                1 => Verdict::Accept,
-                2 => Verdict::Stolen,
-                3 => Verdict::Queue,
-                4 => Verdict::Repeat,
-                _ => Verdict::Other(c),
-            },
-            c => Verdict::Other(c),
-        }
-    }
-}
-
 /// One NFT_MSG_TRACE event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TraceEvent {
@@ -181,18 +143,18 @@ pub struct RuleInfo {
     pub handle: u64,
     pub comment: Option<String>,
     /// The rule's expressions, decoded (see [`super::nft_rule`]).
-    pub exprs: Vec<super::nft_rule::Expr>,
+    pub exprs: Vec<super::rule::Expr>,
 }
 
 impl RuleInfo {
     /// What the rule does to a packet it matches.
-    pub fn action(&self) -> super::nft_rule::Action {
-        super::nft_rule::action(&self.exprs)
+    pub fn action(&self) -> super::rule::Action {
+        super::rule::action(&self.exprs)
     }
 
     /// nft-like text of the rule's expressions.
     pub fn text(&self) -> String {
-        super::nft_rule::describe(&self.exprs)
+        super::rule::describe(&self.exprs)
     }
 }
 
@@ -205,81 +167,6 @@ pub struct TableInfo {
 
 // --- protocol constants (include/uapi/linux/netfilter/nf_tables.h,
 // nfnetlink.h, netfilter.h) ---
-const NETLINK_NETFILTER: i32 = 12;
-const NFNLGRP_NFTRACE: u32 = 9;
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
-const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
-const NFNL_MSG_BATCH_END: u16 = 0x11;
-const NFT_MSG_NEWTABLE: u16 = 0;
-const NFT_MSG_GETTABLE: u16 = 1;
-const NFT_MSG_DELTABLE: u16 = 2;
-const NFT_MSG_NEWCHAIN: u16 = 3;
-const NFT_MSG_NEWRULE: u16 = 6;
-const NFT_MSG_GETRULE: u16 = 7;
-const NFT_MSG_TRACE: u16 = 17;
-const NFPROTO_UNSPEC: u8 = 0;
-const NFPROTO_INET: u8 = 1;
-const NFPROTO_IPV4: u8 = 2;
-const NF_INET_PRE_ROUTING: u32 = 0;
-const NF_INET_LOCAL_OUT: u32 = 3;
-const NF_ACCEPT: u32 = 1;
-
-const NFTA_TABLE_NAME: u16 = 1;
-const NFTA_TABLE_FLAGS: u16 = 2;
-const NFT_TABLE_F_OWNER: u32 = 2;
-const NFTA_CHAIN_TABLE: u16 = 1;
-const NFTA_CHAIN_NAME: u16 = 3;
-const NFTA_CHAIN_HOOK: u16 = 4;
-const NFTA_CHAIN_POLICY: u16 = 5;
-const NFTA_CHAIN_TYPE: u16 = 7;
-const NFTA_HOOK_HOOKNUM: u16 = 1;
-const NFTA_HOOK_PRIORITY: u16 = 2;
-const NFTA_RULE_TABLE: u16 = 1;
-const NFTA_RULE_CHAIN: u16 = 2;
-const NFTA_RULE_HANDLE: u16 = 3;
-const NFTA_RULE_EXPRESSIONS: u16 = 4;
-const NFTA_RULE_USERDATA: u16 = 7;
-const NFTA_LIST_ELEM: u16 = 1;
-const NFTA_EXPR_NAME: u16 = 1;
-const NFTA_EXPR_DATA: u16 = 2;
-const NFTA_META_DREG: u16 = 1;
-const NFTA_META_KEY: u16 = 2;
-const NFTA_META_SREG: u16 = 3;
-const NFT_META_NFTRACE: u32 = 12;
-const NFT_META_NFPROTO: u32 = 15;
-const NFT_META_L4PROTO: u32 = 16;
-const NFTA_CMP_SREG: u16 = 1;
-const NFTA_CMP_OP: u16 = 2;
-const NFTA_CMP_DATA: u16 = 3;
-const NFT_CMP_EQ: u32 = 0;
-const NFTA_PAYLOAD_DREG: u16 = 1;
-const NFTA_PAYLOAD_BASE: u16 = 2;
-const NFTA_PAYLOAD_OFFSET: u16 = 3;
-const NFTA_PAYLOAD_LEN: u16 = 4;
-const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
-const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
-const NFTA_IMMEDIATE_DREG: u16 = 1;
-const NFTA_IMMEDIATE_DATA: u16 = 2;
-const NFTA_DATA_VALUE: u16 = 1;
-const NFTA_VERDICT_CODE: u16 = 1;
-const NFTA_VERDICT_CHAIN: u16 = 2;
-const NFT_REG_1: u32 = 1;
-const NFTA_TRACE_TABLE: u16 = 1;
-const NFTA_TRACE_CHAIN: u16 = 2;
-const NFTA_TRACE_RULE_HANDLE: u16 = 3;
-const NFTA_TRACE_TYPE: u16 = 4;
-const NFTA_TRACE_VERDICT: u16 = 5;
-const NFTA_TRACE_ID: u16 = 6;
-const NFTA_TRACE_IIF: u16 = 10;
-const NFTA_TRACE_OIF: u16 = 12;
-const NFTA_TRACE_NFPROTO: u16 = 15;
-const NFTA_TRACE_POLICY: u16 = 16;
-/// NFTNL_UDATA_RULE_COMMENT: the comment TLV in NFTA_RULE_USERDATA.
-const UDATA_RULE_COMMENT: u8 = 0;
-
-fn nft_type(msg: u16) -> u16 {
-    (NFNL_SUBSYS_NFTABLES << 8) | msg
-}
 
 /// Name of netwhy's trace table for process `pid`.
 pub fn table_name(pid: u32) -> String {
@@ -523,7 +410,7 @@ pub fn parse_rule(family: u8, attrs: &[u8]) -> Option<RuleInfo> {
                 have_handle = true;
             }
             NFTA_RULE_USERDATA => r.comment = udata_comment(v),
-            NFTA_RULE_EXPRESSIONS => r.exprs = super::nft_rule::parse_exprs(v),
+            NFTA_RULE_EXPRESSIONS => r.exprs = super::rule::parse_exprs(v),
             _ => {}
         }
     }
@@ -599,15 +486,6 @@ pub fn parse_trace(family: u8, attrs: &[u8]) -> Option<TraceEvent> {
     }
     ev.id = id?;
     Some(ev)
-}
-
-fn cstr(v: &[u8]) -> String {
-    let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
-    String::from_utf8_lossy(&v[..end]).into_owned()
-}
-
-fn be32(v: &[u8]) -> Option<u32> {
-    Some(u32::from_be_bytes(v.get(..4)?.try_into().ok()?))
 }
 
 fn be64(v: &[u8]) -> Option<u64> {
