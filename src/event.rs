@@ -3,7 +3,11 @@
 //! Raw wire structs (generated from event.h) are turned into these by an
 //! [`Enricher`], which adds names from the running kernel: reason names from
 //! BTF, `symbol+offset` from kallsyms, netns names, and a parsed flow.
-use std::collections::HashMap;
+//!
+//! Nothing here knows the knowledge base: a group's hint is
+//! `diagnose::hint_for`, called by whoever builds the row.
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -14,9 +18,7 @@ use crate::kernel::reasons::DropReasons;
 use crate::packet::{self, Flow, HdrKind};
 use crate::probe::drop::{RawAggKey, RawDrop};
 
-/// Version of the JSON Lines schema (docs/json.md). Bumped on any
-/// incompatible change; new fields may appear without a bump.
-pub const JSON_VERSION: u32 = 1;
+pub use crate::output::json::JSON_VERSION;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Location {
@@ -43,9 +45,69 @@ impl std::fmt::Display for Location {
 pub struct Task {
     pub pid: u32,
     pub comm: String,
-    /// "process", "irq" (soft/hard irq: pid/comm are whoever was interrupted)
-    /// or "unknown" (the tp_btf hook cannot tell).
-    pub context: &'static str,
+    pub context: TaskContext,
+}
+
+/// In what context the skb was freed (event.h's `NW_CTX_*` bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskContext {
+    /// A syscall or kernel thread: pid/comm are the dropping task.
+    Process,
+    /// Soft or hard irq: pid/comm are whoever was interrupted.
+    Irq,
+    /// The hook cannot tell (tp_btf on kernels without the irq bit).
+    Unknown,
+}
+
+/// event.h `NW_CTX_TASK`: dropped in process context.
+const CTX_TASK: u8 = 1;
+/// event.h `NW_CTX_KNOWN`: the hook reports the context, `CTX_TASK` is valid.
+const CTX_KNOWN: u8 = 2;
+
+impl TaskContext {
+    pub fn from_wire(flags: u8) -> Self {
+        if flags & CTX_KNOWN == 0 {
+            TaskContext::Unknown
+        } else if flags & CTX_TASK != 0 {
+            TaskContext::Process
+        } else {
+            TaskContext::Irq
+        }
+    }
+}
+
+/// Where the headers in a wire event start (event.h's `enum nw_hdr_kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum WireHdr {
+    /// `NW_HDR_NONE`: no headers could be located.
+    None = 0,
+    /// `NW_HDR_ETH`: at the Ethernet header.
+    Eth = 1,
+    /// `NW_HDR_L3`: at the network header; the event's `protocol` says which.
+    L3 = 2,
+}
+
+impl WireHdr {
+    pub fn from_wire(v: u8) -> Self {
+        match v {
+            1 => WireHdr::Eth,
+            2 => WireHdr::L3,
+            _ => WireHdr::None,
+        }
+    }
+
+    /// What the packet parser needs: the kind, with the ethertype for L3.
+    pub fn hdr_kind(self, protocol: u16) -> HdrKind {
+        match self {
+            WireHdr::Eth => HdrKind::Eth,
+            WireHdr::L3 => HdrKind::L3 {
+                ethertype: protocol,
+            },
+            WireHdr::None => HdrKind::None,
+        }
+    }
 }
 
 /// Where the probe read a drop's network namespace from (event.h's
@@ -68,6 +130,8 @@ pub enum NetnsSource {
 }
 
 impl NetnsSource {
+    /// `enum nw_netns_src`: `NW_NS_NONE` and values newer than netwhy are
+    /// `Unknown`.
     pub fn from_wire(v: u8) -> Self {
         match v {
             1 => NetnsSource::RxSk,
@@ -80,11 +144,13 @@ impl NetnsSource {
     }
 }
 
-/// Where and why the kernel dropped: what a drop event and an aggregate
-/// row share (flattened into both JSON objects).
+/// Where and why the kernel dropped: what a drop event, an aggregate row,
+/// a finding and a trace step share (flattened into their JSON objects).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct DropSite {
-    pub reason: String,
+    /// The kernel's name for the reason, interned ([`intern`]): names come
+    /// from the running kernel, so they are strings, but one per process.
+    pub reason: &'static str,
     pub reason_code: u32,
     pub location: Location,
     pub netns: u32,
@@ -108,12 +174,44 @@ impl std::ops::Deref for DropGroup {
     }
 }
 
+impl DropSite {
+    /// The aggregate row this site belongs to in the kernel's table.
+    pub fn group_key(&self, location: u64) -> GroupKey {
+        GroupKey {
+            location,
+            reason: self.reason_code,
+            netns: self.netns,
+            ifindex: self.ifindex,
+        }
+    }
+}
+
+/// What drops are grouped by (the kernel's aggregate key, event.h's
+/// `nw_agg_key`): one row per (location, reason, netns, device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupKey {
+    /// Return address of the dropping call.
+    pub location: u64,
+    pub reason: u32,
+    pub netns: u32,
+    pub ifindex: u32,
+}
+
+impl From<&RawAggKey> for GroupKey {
+    fn from(k: &RawAggKey) -> Self {
+        GroupKey {
+            location: k.location,
+            reason: k.reason,
+            netns: k.netns,
+            ifindex: k.ifindex,
+        }
+    }
+}
+
 /// One dropped packet.
 #[derive(Debug, Clone, Serialize)]
+#[serde(remote = "Self")]
 pub struct DropEvent {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub v: u32,
     /// Wall-clock time of the drop, ns since the Unix epoch.
     pub time_ns: u64,
     #[serde(flatten)]
@@ -127,12 +225,12 @@ pub struct DropEvent {
     pub skb: String,
 }
 
+crate::json_record!(DropEvent, "drop");
+
 /// One aggregate row: drops sharing reason, location, netns and device.
 #[derive(Debug, Clone, Serialize)]
+#[serde(remote = "Self")]
 pub struct DropGroup {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub v: u32,
     #[serde(flatten)]
     pub site: DropSite,
     pub netns_source: NetnsSource,
@@ -140,9 +238,29 @@ pub struct DropGroup {
     pub bytes: u64,
     /// Drops per second over the last interval.
     pub rate: f64,
-    /// One-line hint from the knowledge base (`netwhy explain` has the rest);
-    /// built from the name for a reason the knowledge base lacks.
+    /// One-line hint from the knowledge base (`netwhy explain` has the rest):
+    /// `diagnose::hint_for(&group)`, set by whoever builds the row; empty
+    /// until then.
     pub hint: std::borrow::Cow<'static, str>,
+}
+
+crate::json_record!(DropGroup, "group");
+
+/// Interns a kernel reason name: one allocation per distinct name for the
+/// life of the process (there are a few hundred at most), so events carry
+/// a `&'static str` and copying a reason never allocates.
+pub fn intern(name: &str) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(n) = names.get(name) {
+        return n;
+    }
+    let n: &'static str = Box::leak(name.into());
+    names.insert(n);
+    n
 }
 
 /// Names raw kernel values. Holds the kernel facts loaded once at start.
@@ -153,6 +271,8 @@ pub struct Enricher {
     /// CLOCK_REALTIME - CLOCK_MONOTONIC, to turn bpf_ktime into wall time.
     mono_to_wall: i128,
     locations: HashMap<u64, Location>,
+    /// Reason value to interned name: no lock nor allocation per event.
+    reason_names: HashMap<u32, &'static str>,
 }
 
 impl Enricher {
@@ -163,7 +283,16 @@ impl Enricher {
             netns,
             mono_to_wall: mono_to_wall_offset(),
             locations: HashMap::new(),
+            reason_names: HashMap::new(),
         }
+    }
+
+    /// The running kernel's name for reason `value`, interned.
+    pub fn reason(&mut self, value: u32) -> &'static str {
+        let reasons = &self.reasons;
+        self.reason_names
+            .entry(value)
+            .or_insert_with(|| intern(&reasons.name(value)))
     }
 
     pub fn location(&mut self, addr: u64) -> Location {
@@ -202,28 +331,15 @@ impl Enricher {
     }
 
     pub fn drop_event(&mut self, raw: &RawDrop) -> DropEvent {
-        let kind = match raw.hdr_kind {
-            1 => HdrKind::Eth,
-            2 => HdrKind::L3 {
-                ethertype: raw.protocol,
-            },
-            _ => HdrKind::None,
-        };
+        let kind = WireHdr::from_wire(raw.hdr_kind).hdr_kind(raw.protocol);
         let hw_vlan = (raw.vlan_proto != 0).then_some(raw.vlan_tci & 0x0fff);
         let n = usize::from(raw.hdr_len).min(raw.hdr.len());
         let flow = packet::parse(kind, &raw.hdr[..n], hw_vlan);
-        let context = match raw.ctx_flags {
-            f if f & 2 == 0 => "unknown",
-            f if f & 1 != 0 => "process",
-            _ => "irq",
-        };
         let time_ns = (i128::from(raw.time_ns) + self.mono_to_wall).max(0) as u64;
         DropEvent {
-            kind: "drop",
-            v: JSON_VERSION,
             time_ns,
             site: DropSite {
-                reason: self.reasons.name(raw.reason),
+                reason: self.reason(raw.reason),
                 reason_code: raw.reason,
                 location: self.location(raw.location),
                 netns: raw.netns,
@@ -238,12 +354,13 @@ impl Enricher {
             task: Task {
                 pid: raw.pid,
                 comm: cstr(&raw.comm).unwrap_or_default(),
-                context,
+                context: TaskContext::from_wire(raw.ctx_flags),
             },
             skb: format!("{:#x}", raw.skbaddr),
         }
     }
 
+    /// One aggregate row; its `hint` is left empty (`diagnose::hint_for`).
     pub fn group(
         &mut self,
         key: &RawAggKey,
@@ -253,15 +370,11 @@ impl Enricher {
         bytes: u64,
         rate: f64,
     ) -> DropGroup {
-        let location = self.location(key.location);
-        let hint = crate::diagnose::hint_text(&self.reasons.name(key.reason), &location.symbol);
         DropGroup {
-            kind: "group",
-            v: JSON_VERSION,
             site: DropSite {
-                reason: self.reasons.name(key.reason),
+                reason: self.reason(key.reason),
                 reason_code: key.reason,
-                location,
+                location: self.location(key.location),
                 netns: key.netns,
                 netns_name: self.netns_name(key.netns),
                 dev,
@@ -271,7 +384,7 @@ impl Enricher {
             count,
             bytes,
             rate,
-            hint,
+            hint: std::borrow::Cow::Borrowed(""),
         }
     }
 }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 use crate::capture::{Capture, CaptureSpec, Facts};
 use crate::cli::HookArg;
-use crate::event::{cstr, DropGroup};
+use crate::event::{cstr, DropGroup, GroupKey};
 use crate::filter::FilterArgs;
 use crate::output::{is_broken_pipe, json_line, table, text, Format, Summary};
 use crate::signals;
@@ -147,8 +147,6 @@ fn run_events(mut cap: Capture, args: &DropsArgs, done: impl Fn() -> bool) -> Re
     finish(&mut out, args.output, &[], &s, args.top)
 }
 
-type GroupKey = (u64, u32, u32, u32);
-
 fn run_table(mut cap: Capture, args: &DropsArgs, done: impl Fn() -> bool) -> Result<()> {
     let tty = io::stdout().is_terminal() && args.output == Format::Text;
     let interval = Duration::from_secs_f64(args.interval.max(0.1));
@@ -172,12 +170,15 @@ fn run_table(mut cap: Capture, args: &DropsArgs, done: impl Fn() -> bool) -> Res
             groups = raw
                 .iter()
                 .map(|(k, v)| {
-                    let key = (k.location, k.reason, k.netns, k.ifindex);
+                    let key = GroupKey::from(k);
                     let before = prev.get(&key).copied().unwrap_or(0);
                     let rate = v.count.saturating_sub(before) as f64 / secs;
                     prev.insert(key, v.count);
-                    cap.enricher
-                        .group(k, v.netns_src, cstr(&v.ifname), v.count, v.bytes, rate)
+                    let mut g =
+                        cap.enricher
+                            .group(k, v.netns_src, cstr(&v.ifname), v.count, v.bytes, rate);
+                    g.hint = crate::diagnose::hint_for(&g);
+                    g
                 })
                 .collect();
             table::sort(&mut groups);

@@ -74,12 +74,12 @@ fn looks_like_id(name: &str) -> bool {
 pub fn describe(name: &str, at: &str, kernel: &Kernel<'_>) -> Result<String> {
     let by_id = kb::all()
         .chain(kb::specifics())
-        .find(|e| e.id == name)
+        .find(|e| e.id.as_str() == name)
         .map(|e| (e.reason, e))
         .or_else(|| {
             crate::diagnose::refine::all()
                 .iter()
-                .find(|r| r.id == name)
+                .find(|r| r.id.as_str() == name)
                 .map(|r| (r.reason, kb::entry(r.reason)))
         });
     let x: Explanation = match by_id {
@@ -101,7 +101,7 @@ pub fn describe(name: &str, at: &str, kernel: &Kernel<'_>) -> Result<String> {
         Some((reason, _)) => {
             let func = crate::diagnose::refine::all()
                 .iter()
-                .find(|r| r.id == name)
+                .find(|r| r.id.as_str() == name)
                 .and_then(|r| r.functions.first().copied())
                 .unwrap_or(at);
             lookup(reason, func)

@@ -65,10 +65,8 @@ mod tests {
 
     fn group(reason: &str, rate: f64, count: u64) -> DropGroup {
         DropGroup {
-            kind: "group",
-            v: 1,
             site: DropSite {
-                reason: reason.into(),
+                reason: crate::event::intern(reason),
                 reason_code: 3,
                 location: Location {
                     symbol: "__udp4_lib_rcv".into(),
@@ -97,7 +95,7 @@ mod tests {
             group("C", 1.0, 200),
         ];
         sort(&mut g);
-        let names: Vec<_> = g.iter().map(|g| g.reason.as_str()).collect();
+        let names: Vec<_> = g.iter().map(|g| g.reason).collect();
         assert_eq!(names, ["B", "C", "A"]);
         let out = render(&g, 2, "lost: 0");
         assert!(out.contains("__udp4_lib_rcv+0x1a"));
@@ -111,7 +109,7 @@ mod tests {
     #[test]
     fn unknown_reason_row_has_a_hint() {
         let mut g = group("NW_FUTURE_UDP_THING", 1.0, 3);
-        g.hint = crate::diagnose::hint_text(&g.reason, &g.location.symbol);
+        g.hint = crate::diagnose::hint_for(&g);
         let out = render(&[g], 5, "");
         assert!(
             out.contains("future udp thing (udp): not in netwhy's notes yet"),
