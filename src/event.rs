@@ -49,7 +49,7 @@ pub struct Task {
 }
 
 /// In what context the skb was freed (event.h's `NW_CTX_*` bits).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskContext {
     /// A syscall or kernel thread: pid/comm are the dropping task.
@@ -113,7 +113,7 @@ impl WireHdr {
 /// Where the probe read a drop's network namespace from (event.h's
 /// `nw_netns_src`), most specific first. `task` is the current task's
 /// namespace: right for a drop inside a syscall, a guess in a softirq.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NetnsSource {
     /// The socket kfree_skb says it was delivering to (6.11+).
@@ -430,6 +430,201 @@ mod tests {
         }
         assert_eq!(cstr(&a).as_deref(), Some("veth0"));
         assert_eq!(cstr(&[0i8; 4]), None);
+    }
+
+    fn sample_site() -> DropSite {
+        DropSite {
+            reason: intern("NO_SOCKET"),
+            reason_code: 3,
+            location: Location {
+                symbol: "__udp4_lib_rcv".into(),
+                offset: 0x1a,
+                module: None,
+                address: "0xffffffff81000000".into(),
+            },
+            netns: 4026531840,
+            netns_name: Some("init".into()),
+            dev: Some("lo".into()),
+            ifindex: 1,
+        }
+    }
+
+    pub(crate) fn sample_event() -> DropEvent {
+        DropEvent {
+            time_ns: 17,
+            site: sample_site(),
+            netns_source: NetnsSource::Dev,
+            mark: 5,
+            flow: packet::parse(HdrKind::None, &[], None),
+            len: 60,
+            task: Task {
+                pid: 42,
+                comm: "dig".into(),
+                context: TaskContext::Irq,
+            },
+            skb: "0x2".into(),
+        }
+    }
+
+    const SITE_JSON: &str = r#""reason":"NO_SOCKET","reason_code":3,"location":{"symbol":"__udp4_lib_rcv","offset":26,"address":"0xffffffff81000000"},"netns":4026531840,"netns_name":"init","dev":"lo","ifindex":1"#;
+
+    /// The `drop` object as docs/json.md and every consumer have it: the
+    /// envelope, then the site flattened in place, field for field.
+    #[test]
+    fn drop_json_is_unchanged() {
+        let e = sample_event();
+        let flow = serde_json::to_string(&e.flow).unwrap();
+        let want = format!(
+            r#"{{"type":"drop","v":1,"time_ns":17,{SITE_JSON},"netns_source":"dev","mark":5,"flow":{flow},"len":60,"task":{{"pid":42,"comm":"dig","context":"irq"}},"skb":"0x2"}}"#
+        );
+        assert_eq!(serde_json::to_string(&e).unwrap(), want);
+    }
+
+    #[test]
+    fn group_json_is_unchanged() {
+        let g = DropGroup {
+            site: sample_site(),
+            netns_source: NetnsSource::RxSk,
+            count: 9,
+            bytes: 540,
+            rate: 1.5,
+            hint: "h".into(),
+        };
+        let want = format!(
+            r#"{{"type":"group","v":1,{SITE_JSON},"netns_source":"rx_sk","count":9,"bytes":540,"rate":1.5,"hint":"h"}}"#
+        );
+        assert_eq!(serde_json::to_string(&g).unwrap(), want);
+    }
+
+    #[test]
+    fn task_context_names_round_trip() {
+        for (c, name) in [
+            (TaskContext::Process, "process"),
+            (TaskContext::Irq, "irq"),
+            (TaskContext::Unknown, "unknown"),
+        ] {
+            let j = serde_json::to_string(&c).unwrap();
+            assert_eq!(j, format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<TaskContext>(&j).unwrap(), c);
+        }
+        assert_eq!(TaskContext::from_wire(0), TaskContext::Unknown);
+        assert_eq!(TaskContext::from_wire(CTX_TASK), TaskContext::Unknown);
+        assert_eq!(TaskContext::from_wire(CTX_KNOWN), TaskContext::Irq);
+        assert_eq!(
+            TaskContext::from_wire(CTX_KNOWN | CTX_TASK),
+            TaskContext::Process
+        );
+    }
+
+    #[test]
+    fn netns_source_names_round_trip() {
+        let all = [
+            (0, NetnsSource::Unknown, "unknown"),
+            (1, NetnsSource::RxSk, "rx_sk"),
+            (2, NetnsSource::SkbSk, "skb_sk"),
+            (3, NetnsSource::Dev, "dev"),
+            (4, NetnsSource::DstDev, "dst_dev"),
+            (5, NetnsSource::Task, "task"),
+            (6, NetnsSource::Unknown, "unknown"),
+        ];
+        for (wire, src, name) in all {
+            assert_eq!(NetnsSource::from_wire(wire), src);
+            let j = serde_json::to_string(&src).unwrap();
+            assert_eq!(j, format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<NetnsSource>(&j).unwrap(), src);
+        }
+    }
+
+    #[test]
+    fn wire_header_kinds() {
+        assert_eq!(WireHdr::from_wire(1).hdr_kind(0), HdrKind::Eth);
+        assert_eq!(
+            WireHdr::from_wire(2).hdr_kind(0x86dd),
+            HdrKind::L3 { ethertype: 0x86dd }
+        );
+        assert_eq!(WireHdr::from_wire(0).hdr_kind(0x800), HdrKind::None);
+        assert_eq!(WireHdr::from_wire(9), WireHdr::None);
+    }
+
+    /// A reason name is stored once, whoever asks for it.
+    #[test]
+    fn reason_names_are_interned() {
+        let a = intern(&String::from("NW_TEST_INTERN"));
+        let b = intern("NW_TEST_INTERN");
+        assert!(std::ptr::eq(a, b));
+        assert_eq!(a, "NW_TEST_INTERN");
+    }
+
+    #[test]
+    fn group_key_of_a_row_and_of_its_site_agree() {
+        let raw = RawAggKey {
+            location: 0xffff_ffff_8100_0000,
+            reason: 3,
+            netns: 4026531840,
+            ifindex: 1,
+            ..Default::default()
+        };
+        let site = sample_site();
+        assert_eq!(GroupKey::from(&raw), site.group_key(raw.location));
+        let other = RawAggKey { ifindex: 2, ..raw };
+        assert_ne!(GroupKey::from(&other), site.group_key(raw.location));
+    }
+
+    /// `drops --events -o json` serialization cost: 1M events through the
+    /// envelope, against the same event as it was serialized before
+    /// (type and v as fields, site flattened). Run by hand:
+    /// `cargo test --release --lib event::tests::bench_json -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn bench_json() {
+        #[derive(Serialize)]
+        struct Before<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            v: u32,
+            time_ns: u64,
+            #[serde(flatten)]
+            site: &'a DropSite,
+            netns_source: NetnsSource,
+            mark: u32,
+            flow: &'a Flow,
+            len: u32,
+            task: &'a Task,
+            skb: &'a str,
+        }
+        let e = sample_event();
+        let before = Before {
+            kind: "drop",
+            v: JSON_VERSION,
+            time_ns: e.time_ns,
+            site: &e.site,
+            netns_source: e.netns_source,
+            mark: e.mark,
+            flow: &e.flow,
+            len: e.len,
+            task: &e.task,
+            skb: &e.skb,
+        };
+        assert_eq!(
+            serde_json::to_string(&before).unwrap(),
+            serde_json::to_string(&e).unwrap()
+        );
+        let mut buf = Vec::with_capacity(1 << 20);
+        let mut time = |f: &mut dyn FnMut(&mut Vec<u8>)| {
+            let t = std::time::Instant::now();
+            for _ in 0..1_000_000 {
+                buf.clear();
+                f(&mut buf);
+            }
+            t.elapsed()
+        };
+        // Interleaved, best of 7: the machine is shared.
+        let (mut old, mut new) = (std::time::Duration::MAX, std::time::Duration::MAX);
+        for _ in 0..7 {
+            old = old.min(time(&mut |b| serde_json::to_writer(b, &before).unwrap()));
+            new = new.min(time(&mut |b| serde_json::to_writer(b, &e).unwrap()));
+        }
+        println!("1M drop events: before {old:?}  envelope {new:?}");
     }
 
     #[test]

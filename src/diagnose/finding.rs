@@ -10,7 +10,7 @@ use super::{lookup, Explanation, Id};
 use crate::event::{DropEvent, DropSite, Location};
 
 /// How sure a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Confidence {
     /// Reproduced in the lab, and pinned by location or live evidence.
@@ -38,7 +38,7 @@ impl std::fmt::Display for Confidence {
 }
 
 /// What a finding is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// A group of drops.
@@ -329,5 +329,90 @@ mod tests {
         assert_eq!(f.cause.as_str(), "no-socket");
         assert!(f.evidence.iter().all(|l| !l.contains("knowledge base")));
         assert_eq!(f.checks.len(), kb::entry("NO_SOCKET").checks.len());
+    }
+
+    /// The `finding` object keeps its fields and their order: the site's
+    /// names (no reason_code, no ifindex) right after the envelope.
+    #[test]
+    fn finding_json_field_order() {
+        let f = &explain(&[event("NO_SOCKET", "__udp4_lib_rcv")], None)[0];
+        let j = serde_json::to_string(f).unwrap();
+        let keys: Vec<String> = serde_json::from_str::<serde_json::Value>(&j)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        // serde_json's map is sorted; the order is checked on the text.
+        assert_eq!(keys.len(), 18, "{j}");
+        let want = [
+            "type",
+            "v",
+            "reason",
+            "location",
+            "netns",
+            "netns_name",
+            "dev",
+            "count",
+            "flows",
+            "cause",
+            "meaning",
+            "causes",
+            "evidence",
+            "subjects",
+            "checks",
+            "fix",
+            "confidence",
+            "source",
+        ];
+        let mut at = 0;
+        for k in want {
+            let p = j[at..]
+                .find(&format!("\"{k}\":"))
+                .unwrap_or_else(|| panic!("{k} missing or out of order in {j}"));
+            at += p;
+        }
+        assert!(j.starts_with(
+            r#"{"type":"finding","v":1,"reason":"NO_SOCKET","location":{"symbol":"__udp4_lib_rcv","offset":16,"address":"0x1"},"netns":4026531840,"netns_name":"init","dev":"eth0","count":1,"#
+        ), "{j}");
+        assert!(
+            j.ends_with(r#""confidence":"medium","source":"drop"}"#),
+            "{j}"
+        );
+    }
+
+    #[test]
+    fn confidence_and_source_names_round_trip() {
+        for (c, name) in [
+            (Confidence::High, "high"),
+            (Confidence::Medium, "medium"),
+            (Confidence::Low, "low"),
+        ] {
+            let j = serde_json::to_string(&c).unwrap();
+            assert_eq!(j, format!("\"{name}\""));
+            assert_eq!(c.to_string(), name);
+            assert_eq!(serde_json::from_str::<Confidence>(&j).unwrap(), c);
+        }
+        for (s, name) in [(Source::Drop, "drop"), (Source::State, "state")] {
+            let j = serde_json::to_string(&s).unwrap();
+            assert_eq!(j, format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<Source>(&j).unwrap(), s);
+        }
+    }
+
+    /// Evidence naming a refinement (a full UDP buffer) switches the
+    /// finding to it wherever the drop was, instead of the lookup by id
+    /// that used to miss refinements and keep the generic text.
+    #[test]
+    fn evidence_can_name_a_refinement() {
+        let mut f = explain(&[event("SOCKET_RCVBUFF", "some_other_fn")], None).remove(0);
+        assert_eq!(f.cause, kb::entry("SOCKET_RCVBUFF").id);
+        f.absorb(Clues {
+            cause: Some(crate::diagnose::refine::UDP_RCVBUF_FULL.entry()),
+            ..Clues::default()
+        });
+        assert_eq!(f.cause.as_str(), "udp-rcvbuf-full");
+        assert_eq!(f.confidence, Confidence::High);
     }
 }

@@ -160,6 +160,25 @@ pub fn hint_text(reason: &str, function: &str) -> Cow<'static, str> {
     Cow::Owned(Unknown::new(&r, refine::normalize_function(function)).hint())
 }
 
+/// The whole diagnosis named `id` as a user or a file spells it (`netwhy
+/// reasons nft-reject`): a reason's entry, an evidence-driven one, a
+/// refinement over its reason's entry, or the fallback. One map built on
+/// first use; code that knows the diagnosis names its constant instead.
+pub fn by_id(id: &str) -> Option<Entry> {
+    static BY_ID: std::sync::OnceLock<std::collections::HashMap<&'static str, Entry>> =
+        std::sync::OnceLock::new();
+    let map = BY_ID.get_or_init(|| {
+        kb::all()
+            .chain(kb::specifics())
+            .copied()
+            .chain(refine::all().iter().map(Refinement::entry))
+            .chain([FALLBACK])
+            .map(|e| (e.id.as_str(), e))
+            .collect()
+    });
+    map.get(id).copied()
+}
+
 /// The one-line hint for an aggregate row of `netwhy drops` (see
 /// [`hint_text`]): what the table renderer and the JSON `group` show.
 pub fn hint_for(site: &DropSite) -> Cow<'static, str> {

@@ -350,3 +350,31 @@ fn lab_diagnoses_exist_and_specifics_verified_by_the_lab() {
     all.dedup();
     assert_eq!(all.len(), n, "duplicate diagnosis ids");
 }
+
+/// Every diagnosis id of the catalogue (entries, evidence-driven ones,
+/// refinements, the fallback) resolves by its string to itself, and every
+/// entry is found by its reason.
+#[test]
+fn every_diagnosis_id_resolves() {
+    let ids = kb::all()
+        .chain(kb::specifics())
+        .map(|e| e.id)
+        .chain(refine::all().iter().map(|r| r.id))
+        .chain([FALLBACK.id]);
+    let mut n = 0;
+    for id in ids {
+        let e = by_id(id.as_str()).unwrap_or_else(|| panic!("{id} does not resolve"));
+        assert_eq!(e.id, id);
+        n += 1;
+    }
+    assert!(n > 100, "only {n} ids");
+    for e in kb::all() {
+        assert_eq!(kb::find(e.reason).map(|f| f.id), Some(e.id));
+    }
+    for r in refine::all() {
+        let e = by_id(r.id.as_str()).unwrap();
+        assert_eq!(e.meaning, r.meaning.unwrap_or(kb::entry(r.reason).meaning));
+        assert_eq!(e.verified, r.verified);
+    }
+    assert!(by_id("no-such-diagnosis").is_none());
+}

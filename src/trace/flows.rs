@@ -30,7 +30,7 @@ pub struct FlowPacket {
 }
 
 /// Which way a packet of the command's flow went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Sent by the command.

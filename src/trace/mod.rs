@@ -152,7 +152,7 @@ impl Owners {
 }
 
 /// How a packet's path ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FateKind {
     /// Queued on a socket, or read by a process.

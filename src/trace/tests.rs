@@ -438,3 +438,53 @@ fn count_limits_originals_and_copies_come_along() {
     tl.drain();
     assert!(l.done(&tl, t0, grace));
 }
+
+#[test]
+fn fate_names_round_trip() {
+    use FateKind::*;
+    for k in [Delivered, Transmitted, Dropped, Consumed, Unknown] {
+        let j = serde_json::to_string(&k).unwrap();
+        assert_eq!(j, format!("\"{}\"", k.as_str()));
+        assert_eq!(serde_json::from_str::<FateKind>(&j).unwrap(), k);
+    }
+    for d in [flows::Direction::Out, flows::Direction::In] {
+        let j = serde_json::to_string(&d).unwrap();
+        assert_eq!(serde_json::from_str::<flows::Direction>(&j).unwrap(), d);
+    }
+    assert_eq!(
+        serde_json::to_string(&flows::Direction::Out).unwrap(),
+        "\"out\""
+    );
+}
+
+/// A drop step becomes the drop event explain sees with the reason's
+/// real value; its own JSON keeps the envelope first and no reason_code.
+#[test]
+fn drop_step_keeps_its_reason_code() {
+    let mut d = step(
+        1,
+        10,
+        "kfree_skb",
+        Role::Free,
+        flow("10.0.0.1", 1, "10.0.0.2", 2),
+    );
+    d.reason = Some("NO_SOCKET");
+    d.reason_code = 3;
+    d.location = Some(loc("__udp4_lib_rcv"));
+    let e = d.as_drop().unwrap();
+    assert_eq!((e.reason, e.reason_code), ("NO_SOCKET", 3));
+    assert_eq!(e.ifindex, 2);
+    let j = serde_json::to_string(&d).unwrap();
+    assert!(
+        j.starts_with(r#"{"type":"step","v":1,"packet":1,"time_ns":10,"#),
+        "{j}"
+    );
+    assert!(!j.contains("reason_code"), "{j}");
+    assert!(
+        j.contains(r#""skb":"0x1","reason":"NO_SOCKET","location":{"#),
+        "{j}"
+    );
+    let mut c = d.clone();
+    c.role = Some(Role::Queued);
+    assert!(c.as_drop().is_none());
+}
