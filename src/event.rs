@@ -144,8 +144,9 @@ impl NetnsSource {
     }
 }
 
-/// Where and why the kernel dropped: what a drop event, an aggregate row,
-/// a finding and a trace step share (flattened into their JSON objects).
+/// Where and why the kernel dropped: what a drop event, an aggregate row
+/// and a finding share (flattened into their JSON objects); a trace step
+/// that was a drop builds one (`trace::Step::site`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct DropSite {
     /// The kernel's name for the reason, interned ([`intern`]): names come
@@ -174,20 +175,9 @@ impl std::ops::Deref for DropGroup {
     }
 }
 
-impl DropSite {
-    /// The aggregate row this site belongs to in the kernel's table.
-    pub fn group_key(&self, location: u64) -> GroupKey {
-        GroupKey {
-            location,
-            reason: self.reason_code,
-            netns: self.netns,
-            ifindex: self.ifindex,
-        }
-    }
-}
-
-/// What drops are grouped by (the kernel's aggregate key, event.h's
-/// `nw_agg_key`): one row per (location, reason, netns, device).
+/// What the `drops` table groups by (the kernel's aggregate key, event.h's
+/// `nw_agg_key`): one row per (location, reason, netns, device). `explain`
+/// groups by function instead (`diagnose::finding::ExplainKey`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GroupKey {
     /// Return address of the dropping call.
@@ -247,8 +237,9 @@ pub struct DropGroup {
 crate::json_record!(DropGroup, "group");
 
 /// Interns a kernel reason name: one allocation per distinct name for the
-/// life of the process (there are a few hundred at most), so events carry
-/// a `&'static str` and copying a reason never allocates.
+/// life of the process (a few hundred names, plus one `UNKNOWN(n)` per
+/// unnamed value seen), so events carry a `&'static str` and copying a
+/// reason never allocates.
 pub fn intern(name: &str) -> &'static str {
     static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
     let mut names = NAMES
@@ -556,7 +547,7 @@ mod tests {
     }
 
     #[test]
-    fn group_key_of_a_row_and_of_its_site_agree() {
+    fn group_key_of_a_kernel_row() {
         let raw = RawAggKey {
             location: 0xffff_ffff_8100_0000,
             reason: 3,
@@ -564,10 +555,13 @@ mod tests {
             ifindex: 1,
             ..Default::default()
         };
-        let site = sample_site();
-        assert_eq!(GroupKey::from(&raw), site.group_key(raw.location));
+        let k = GroupKey::from(&raw);
+        assert_eq!(
+            (k.location, k.reason, k.netns, k.ifindex),
+            (0xffff_ffff_8100_0000, 3, 4026531840, 1)
+        );
         let other = RawAggKey { ifindex: 2, ..raw };
-        assert_ne!(GroupKey::from(&other), site.group_key(raw.location));
+        assert_ne!(GroupKey::from(&other), k);
     }
 
     /// `drops --events -o json` serialization cost: 1M events through the

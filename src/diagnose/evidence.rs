@@ -77,7 +77,7 @@ pub fn sysctls_for(reason: &str) -> &'static [&'static str] {
 
 fn sysctls(e: &DropEvent, c: &mut Clues) {
     let dev = e.dev.as_deref().unwrap_or("all");
-    let vals: Vec<String> = sysctls_for(&e.reason)
+    let vals: Vec<String> = sysctls_for(e.reason)
         .iter()
         .map(|k| k.replace("{dev}", dev))
         .filter_map(|k| {

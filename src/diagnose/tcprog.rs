@@ -30,7 +30,7 @@ pub fn hooks_of(reason: &str, function: &str) -> &'static [Hook] {
 
 /// Clues for a drop on a tc or XDP hook (nothing for other drops).
 pub fn gather(e: &DropEvent, c: &mut Clues) {
-    let hooks = hooks_of(&e.reason, &e.location.symbol);
+    let hooks = hooks_of(e.reason, &e.location.symbol);
     if hooks.is_empty() {
         return;
     }

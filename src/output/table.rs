@@ -24,7 +24,7 @@ pub fn render(groups: &[DropGroup], top: usize, footer: &str) -> String {
             "{:>9.1} {:>10}  {:<24} {:<34} {:<26} {:<12} {}",
             g.rate,
             g.count,
-            truncate(&g.reason, 24),
+            truncate(g.reason, 24),
             truncate(&g.location.to_string(), 34),
             truncate(&netns_label(g.netns, g.netns_name.as_deref()), 26),
             dev,

@@ -85,7 +85,7 @@ fn drop_fate_names_reason_location_hint() {
     finish_steps(&mut s);
     let f = classify(3, &s);
     assert_eq!(f.fate, FateKind::Dropped);
-    assert_eq!(f.reason.as_deref(), Some("NO_SOCKET"));
+    assert_eq!(f.reason, Some("NO_SOCKET"));
     assert_eq!(f.location.as_ref().unwrap().symbol, "__udp4_lib_rcv");
     assert!(!f.hint.unwrap().is_empty());
     assert_eq!(f.steps, 2);

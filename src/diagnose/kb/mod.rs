@@ -1,6 +1,11 @@
 //! One entry per kernel drop reason (`enum skb_drop_reason` without the
 //! `SKB_DROP_REASON_` prefix), written from the kernel sources and netwhy's
-//! lab. Entries are static data: no I/O, no allocation.
+//! lab. Entries are static data, no I/O; a lookup by reason or id goes
+//! through a map built once per process, not a scan of the tables.
+//!
+//! Code that means one diagnosis names its constant
+//! (`specific::NFT_REJECT`, `ip::IP_INNOROUTES`) rather than its id
+//! string, so a misspelt diagnosis does not compile.
 //!
 //! `verified` is true only for reasons reproduced in netwhy's lab on kernel
 //! 6.18; everything else is read from the kernel sources and marked
