@@ -18,6 +18,7 @@ pub mod kernel;
 pub mod lab;
 pub mod output;
 pub mod packet;
+pub mod pipeline;
 pub mod probe;
 pub mod signals;
 pub mod state;

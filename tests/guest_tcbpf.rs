@@ -13,13 +13,13 @@ use guest::report::{json_lines, sections, show};
 use guest::{Guest, Outcome, DEBIAN_6_12};
 use serde_json::Value;
 
-/// The lab builds the network and plants the program, then pauses while
-/// trace starts (trace only fexits programs present at its start), then
-/// sends its datagrams.
+/// The lab builds the network and plants the program, then pauses until
+/// trace has attached (trace only fexits programs present at its start),
+/// then sends its datagrams.
 fn script(run: &str, steps: &str) -> String {
     format!(
         r#"
-NETWHY_TEST_PAUSE_MS=40000 netwhy lab run tc-bpf-drop --check -o json > /tmp/{run}-lab.json 2> /tmp/{run}-lab.err &
+NETWHY_TEST_PAUSE_MS=400000 NETWHY_TEST_PAUSE_UNTIL=/tmp/{run}.go netwhy lab run tc-bpf-drop --check -o json > /tmp/{run}-lab.json 2> /tmp/{run}-lab.err &
 lab=$!
 i=0; until grep -q "lab built" /tmp/{run}-lab.err; do
   i=$((i+1)); if [ $i -gt 3000 ] || ! kill -0 $lab 2>/dev/null; then cat /tmp/{run}-lab.err; exit 20; fi; sleep 0.1
@@ -30,6 +30,7 @@ i=0; until grep -q attached /tmp/{run}.err; do
   i=$((i+1)); if [ $i -gt 3000 ] || ! kill -0 $pid 2>/dev/null; then cat /tmp/{run}.err; exit 21; fi; sleep 0.1
 done
 echo "trace attached" >&2
+touch /tmp/{run}.go
 wait $lab || {{ cat /tmp/{run}-lab.json /tmp/{run}-lab.err; exit 22; }}
 wait $pid || {{ cat /tmp/{run}.err; exit 23; }}
 echo "=== {run}"; cat /tmp/{run}.json

@@ -301,6 +301,70 @@ fn pcapng_opens_in_tshark_with_comments() {
     );
 }
 
+/// `-w -` streams pcap-ng to stdout like tcpdump (`| wireshark -k -i -`):
+/// stdout is nothing but pcap-ng that tshark reads from a pipe, the report
+/// goes to stderr, and no file named "-" appears. `-c` and `-i` are
+/// tcpdump's `--count` and `--dev`.
+#[test]
+fn pcapng_dash_streams_to_stdout_with_tcpdump_flags() {
+    if !root_or_skip("pcapng_dash") {
+        return;
+    }
+    let lab = pair();
+    let dir = std::env::temp_dir().join(format!("netwhy-dash-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = format!(
+        "cd {} && \"$0\" \"$@\" | tshark -r - -T fields -e frame.comment -e udp.dstport",
+        dir.display()
+    );
+    let r = start_wrapped(
+        &["sh", "-c", &script],
+        &[
+            "trace",
+            "udp port 5300",
+            "--netns",
+            &lab.ns("cli").name,
+            "-i",
+            "eth0",
+            "-c",
+            "1",
+            "--duration",
+            "20",
+            "-w",
+            "-",
+        ],
+    );
+    send(&lab, "cli", "198.18.0.2:5300", 2);
+    let (st, out, err) = r.finish();
+    let stray = dir.join("-").exists();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(st.success(), "{err:?}");
+    assert!(!stray, "a file named '-' was written");
+    let err = err.join("\n");
+    assert!(
+        err.contains("1 packets in"),
+        "the summary goes to stderr: {err}"
+    );
+    assert!(
+        !err.contains("packet 1 "),
+        "no packet blocks anywhere: {err}"
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.len() >= 3, "tshark read the stream: {out}");
+    assert!(lines.iter().all(|l| l.ends_with("\t5300")), "{out}");
+    assert!(
+        lines.iter().all(|l| l.contains("packet 1 step")),
+        "-c 1: one packet: {out}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .contains("fate=dropped reason=NO_SOCKET"),
+        "{out}"
+    );
+}
+
 const BIG: [u8; 100] = [b'x'; 100];
 
 /// One run per expression over the same mixed traffic: the in-kernel

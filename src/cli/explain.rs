@@ -1,6 +1,6 @@
 //! `netwhy explain`: capture drops for a while, group them, and say for each
 //! group what happened, why, and what to change.
-use std::io::{self, Write};
+use std::io;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -8,12 +8,12 @@ use anyhow::{Context, Result};
 use crate::capture::{Capture, CaptureSpec, Facts};
 use crate::cli::HookArg;
 use crate::diagnose::session::Session;
-use crate::event::DropEvent;
 use crate::filter::FilterArgs;
 use crate::kernel::netns::NetnsNames;
-use crate::output::finding::finding_text;
-use crate::output::{json_line, Format};
-use crate::signals;
+use crate::output::sink;
+use crate::output::{Format, Summary};
+use crate::pipeline::drops::DropStream;
+use crate::pipeline::{drive, finish, Closing, Diagnosis, Item, NullSink, Until};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExplainArgs {
@@ -33,7 +33,8 @@ pub struct ExplainArgs {
 }
 
 pub fn run(args: ExplainArgs) -> Result<()> {
-    let stop = signals::stop_flag();
+    // Handlers first: a Ctrl-C during start-up stops the capture cleanly.
+    let until = Until::signalled();
     let facts = Facts::load().context("loading kernel facts")?;
     let filter = args.filter.build(&facts.reasons)?;
     let names = NetnsNames::scan();
@@ -57,62 +58,35 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         cap.probe.hook().as_str(),
         args.duration
     );
-    let reader = cap.probe.events()?;
-    let deadline = Instant::now() + Duration::from_secs_f64(args.duration.max(0.0));
-    let mut events: Vec<DropEvent> = Vec::new();
-    let mut session = Session::new(scoped);
-    loop {
-        let finishing =
-            stop.load(std::sync::atomic::Ordering::Relaxed) || Instant::now() >= deadline;
-        let batch = reader
-            .next_batch(Duration::from_millis(20))
-            .context("reading ring buffer")?;
-        for raw in batch {
-            // Keep memory bounded on a flood: a few thousand samples suffice
-            // to group; the kernel counters below still count everything.
-            if events.len() < 100_000 {
-                let e = cap.enricher.drop_event(&raw);
-                session.on_drop(&e);
-                events.push(e);
-            }
-        }
-        session.tick();
-        if finishing {
-            break;
-        }
-    }
-    drop(reader);
-    let counters = cap.probe.counters()?;
-    let findings = session.finish(&events);
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    match args.output {
-        Format::Json => {
-            for f in &findings {
-                json_line(&mut out, f)?;
-            }
-            let s = crate::output::Summary::new(
-                cap.probe.hook().as_str(),
-                cap.started.elapsed().as_secs_f64(),
-                &counters,
-                events.len() as u64,
-                findings.len(),
-            );
-            json_line(&mut out, &s)?;
-        }
-        Format::Text => {
-            if findings.is_empty() {
-                writeln!(out, "no drops matched in {:.1}s", args.duration)?;
-            }
-            for (i, f) in findings.iter().enumerate() {
-                out.write_all(finding_text(i + 1, f).as_bytes())?;
-            }
-            writeln!(
-                out,
-                "{} drops, {} hidden as known-harmless (--all shows them), {} lost, {} caused by netwhy itself (not reported)",
-                counters.seen, counters.hidden, counters.lost, counters.own
-            )?;
-        }
-    }
-    crate::output::flush_quietly(&mut out)?;
+    let mut until = until.after(Instant::now(), Some(args.duration));
+    let mut out = sink::for_format(args.output, io::BufWriter::new(io::stdout().lock()));
+    // A few thousand samples suffice to group a flood; the kernel counters
+    // below still count everything.
+    let diagnosis = Diagnosis::new(Session::new(scoped), 100_000);
+    let mut src = DropStream::new(&cap.probe, &mut cap.enricher)?
+        .wait(Duration::from_millis(20))
+        .diagnose(diagnosis);
+    drive(&mut src, &mut NullSink, &mut until)?;
+    let diagnosis = src.diagnosis.take().expect("explain diagnoses");
+    drop(src);
+    let events = diagnosis.drops.len() as u64;
+    let findings = diagnosis.finish();
+    let s = Summary::new(
+        cap.probe.hook().as_str(),
+        cap.started.elapsed().as_secs_f64(),
+        &cap.probe.counters()?,
+        events,
+        findings.len(),
+    );
+    finish(
+        &mut out,
+        &[
+            Item::Findings {
+                findings: &findings,
+                heading: None,
+            },
+            Item::Closing(Closing::Explain(&s)),
+        ],
+    )?;
     Ok(())
 }

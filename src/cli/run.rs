@@ -3,25 +3,24 @@
 //! cgroup and the packets addressed to their local endpoints (replies,
 //! including ones NAT got wrong), and when CMD exits each flow's packets are
 //! listed with their fate.
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Command;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
 use crate::capture::Facts;
 use crate::diagnose::session::Session;
-use crate::event::{DropEvent, Enricher};
+use crate::event::Enricher;
 use crate::kernel::btf::Btf;
 use crate::kernel::netns::NetnsNames;
-use crate::output::finding::finding_text;
-use crate::output::{json_line, Format};
+use crate::output::{sink, Format};
+use crate::pipeline::packets::PacketStream;
+use crate::pipeline::{drive, finish, Diagnosis, Item, NullSink, Until};
 use crate::probe::path::{self, PathOptions, PathProbe};
-use crate::signals;
 use crate::sys::cgroup::{self, Cgroup, Hierarchy};
-use crate::trace::{decode, flows, Owners, Packet, Timeline};
+use crate::trace::flows;
 use crate::undo::{Action, Journal};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -42,7 +41,8 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
-    let stop = signals::stop_flag();
+    // Handlers first: a Ctrl-C during start-up stops cleanly.
+    let until = Until::signalled();
     let facts = Facts::load().context("loading kernel facts")?;
     let btf = Btf::load_vmlinux().context(
         "netwhy run needs BTF (/sys/kernel/btf/vmlinux): boot a kernel with CONFIG_DEBUG_INFO_BTF=y",
@@ -89,42 +89,36 @@ pub fn run(args: RunArgs) -> Result<()> {
     let mut child = spawn_in(&args.cmd, &cg)?;
     let mut journal = Some(journal);
     let mut en = Enricher::new(facts.reasons, facts.kallsyms, NetnsNames::scan());
-    let mut owners = Owners::default();
-    let mut tl = Timeline::default();
-    let mut done: Vec<Packet> = Vec::new();
     // Every drop is explained as `netwhy explain` would, with live state
     // read at the first drop (the command's sockets are still open then).
-    let mut session = Session::new(Vec::new());
-    let mut drops: Vec<DropEvent> = Vec::new();
-    let mut exited: Option<(std::process::ExitStatus, Instant)> = None;
+    let diagnosis = Diagnosis::new(Session::new(Vec::new()), usize::MAX);
+    let mut src = PacketStream::new(backend.as_mut(), &mut en, consumed, diagnosis)
+        .timeout(Duration::from_secs(2))
+        .collecting();
     let linger = Duration::from_secs_f64(args.linger.max(0.0));
-    loop {
-        let batch = backend
-            .next_batch(Duration::from_millis(10))
-            .context("reading ring buffer")?;
-        let now = Instant::now();
-        for raw in &batch {
-            let mut step = decode(raw, backend.hook(raw.hook), &mut en, consumed);
-            owners.fill(&mut step);
-            if let Some(d) = step.as_drop() {
-                session.on_drop(&d);
-                drops.push(d);
-            }
-            tl.push(step, raw.flags, now);
-        }
-        done.extend(tl.ready(now, Duration::from_millis(30), Duration::from_secs(2)));
+    let mut exited: Option<(std::process::ExitStatus, Instant)> = None;
+    let mut wait_error = None;
+    // Stops once the command exited and `linger` passed (or on a signal).
+    let mut until = until.or(|| {
         if exited.is_none() {
-            if let Some(st) = child.try_wait()? {
-                exited = Some((st, now));
+            match child.try_wait() {
+                Ok(Some(st)) => exited = Some((st, Instant::now())),
+                Ok(None) => {}
+                Err(e) => {
+                    wait_error = Some(e);
+                    return true;
+                }
             }
         }
-        let stopping = stop.load(Ordering::Relaxed);
-        if stopping || exited.is_some_and(|(_, t)| now.duration_since(t) >= linger) {
-            break;
-        }
+        exited.is_some_and(|(_, t)| t.elapsed() >= linger)
+    });
+    // Nothing is printed while the command runs: the report is per flow.
+    drive(&mut src, &mut NullSink, &mut until)?;
+    drop(until);
+    if let Some(e) = wait_error {
+        return Err(e).context("waiting for the command");
     }
-    done.extend(tl.drain());
-    done.sort_by_key(|p| p.id);
+    let traced = src.finish();
     let status = match exited {
         Some((st, _)) => st,
         None => {
@@ -133,44 +127,19 @@ pub fn run(args: RunArgs) -> Result<()> {
             child.wait()?
         }
     };
-    let report = flows::group(&done);
-    let findings = session.finish(&drops);
-    let mut out = BufWriter::new(io::stdout().lock());
-    let r = (|| -> io::Result<()> {
-        match args.output {
-            Format::Text => {
-                out.write_all(flows::render(&report).as_bytes())?;
-                if !findings.is_empty() {
-                    writeln!(out, "why (as netwhy explain says it):")?;
-                }
-                for (i, f) in findings.iter().enumerate() {
-                    out.write_all(finding_text(i + 1, f).as_bytes())?;
-                }
-            }
-            Format::Json => {
-                for p in &done {
-                    for s in &p.steps {
-                        json_line(&mut out, s)?;
-                    }
-                    if let Some(f) = &p.fate {
-                        json_line(&mut out, f)?;
-                    }
-                }
-                for f in &report {
-                    json_line(&mut out, f)?;
-                }
-                for f in &findings {
-                    json_line(&mut out, f)?;
-                }
-            }
-        }
-        out.flush()
-    })();
-    if let Err(e) = r {
-        if !crate::output::is_broken_pipe(&e) {
-            return Err(e).context("writing output");
-        }
+    let report = flows::group(&traced.packets);
+    let mut out = sink::for_format(args.output, BufWriter::new(io::stdout().lock()));
+    let mut items: Vec<Item> = Vec::new();
+    if args.output == Format::Json {
+        // JSON keeps every packet (steps and fate) before the flows.
+        items.extend(traced.packets.iter().map(Item::Packet));
     }
+    items.push(Item::Flows(&report));
+    items.push(Item::Findings {
+        findings: &traced.findings,
+        heading: Some("why (as netwhy explain says it):"),
+    });
+    finish(&mut out, &items)?;
     let c = backend.counters()?;
     if let Some(m) = backend.release_functions() {
         eprintln!("{m}");
@@ -179,7 +148,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         "netwhy: {} exited with {}; {} packets, {} flows  lost: {}  untracked (map full): {}",
         args.cmd[0],
         describe(status),
-        done.len(),
+        traced.packets.len(),
         report.len(),
         c.lost,
         c.track_full

@@ -1,27 +1,25 @@
 //! `netwhy trace FILTER`: follow the packets a tcpdump expression selects
 //! through the kernel, one timeline per packet, ending with its fate.
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 
 use crate::capture::Facts;
 use crate::diagnose::session::Session;
-use crate::event::{DropEvent, Enricher, JSON_VERSION};
+use crate::event::{Enricher, JSON_VERSION};
 use crate::filter::pcap::PcapFilter;
 use crate::filter::{parse_dev, parse_mark};
 use crate::kernel::btf::Btf;
 use crate::kernel::netns::{resolve_netns_spec, NetnsNames};
-use crate::output::finding::finding_text;
 use crate::output::pcapng::PcapngWriter;
-use crate::output::{is_broken_pipe, json_line, Format};
-use crate::probe::path::{self, PathCounters, PathOptions, PathProbe};
-use crate::signals;
-use crate::trace::{decode, render, Limit, Owners, Packet, Timeline};
+use crate::output::sink::{self, JsonSink, PcapngSink, TextSink};
+use crate::output::{Format, TraceSummary};
+use crate::pipeline::packets::PacketStream;
+use crate::pipeline::{drive, finish, Closing, Diagnosis, Ended, Item, Sink, Tee, Until};
+use crate::probe::path::{self, PathOptions, PathProbe};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TraceArgs {
@@ -34,7 +32,7 @@ pub struct TraceArgs {
     #[arg(long, value_name = "NS")]
     pub netns: Vec<String>,
     /// Start tracking only on this device (name, or ifindex).
-    #[arg(long, value_name = "DEV")]
+    #[arg(long, short = 'i', value_name = "DEV")]
     pub dev: Option<String>,
     /// Start tracking only packets whose skb mark matches VALUE[/MASK].
     #[arg(long, value_name = "MARK")]
@@ -49,15 +47,16 @@ pub struct TraceArgs {
     pub duration: Option<f64>,
     /// Stop after this many packets were printed (copies of them, followed
     /// with a function backend, come along and do not count).
-    #[arg(long, value_name = "N")]
+    #[arg(long, short = 'c', value_name = "N")]
     pub count: Option<u64>,
     /// Output format; json is JSON Lines: a `step` object per hook, a
     /// `fate` per packet, a `summary` at the end.
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     pub output: Format,
     /// Also write every step's captured bytes to this pcapng file, each
-    /// with a comment naming hook, netns, device and fate.
-    #[arg(long, value_name = "FILE")]
+    /// with a comment naming hook, netns, device and fate. `-` streams it
+    /// to stdout (`| wireshark -k -i -`); the report then goes to stderr.
+    #[arg(long, short = 'w', value_name = "FILE")]
     pub pcapng: Option<PathBuf>,
     /// Print a packet whose fate is not seen after this many seconds.
     #[arg(long, value_name = "SECS", default_value = "1")]
@@ -69,22 +68,9 @@ pub struct TraceArgs {
     pub steps: super::steps::StepArgs,
 }
 
-#[derive(Serialize)]
-struct TraceSummary {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    v: u32,
-    backend: &'static str,
-    hooks: Vec<String>,
-    duration_s: f64,
-    /// Packets printed.
-    packets: u64,
-    #[serde(flatten)]
-    kernel: PathCounters,
-}
-
 pub fn run(args: TraceArgs) -> Result<()> {
-    let stop = signals::stop_flag();
+    // Handlers first: a Ctrl-C during start-up stops the capture cleanly.
+    let until = Until::signalled();
     let expr = args.filter.join(" ");
     let filter = PcapFilter::compile(&expr)?;
     if args.ring_kib < 4 || !args.ring_kib.is_power_of_two() || args.ring_kib > (1 << 20) {
@@ -137,99 +123,48 @@ pub fn run(args: TraceArgs) -> Result<()> {
         names.join(" ")
     );
     let mut en = Enricher::new(facts.reasons, facts.kallsyms, NetnsNames::scan());
-    let mut pcap = match &args.pcapng {
-        Some(p) => Some(
-            File::create(p)
+    let stdout = BufWriter::new(io::stdout().lock());
+    // `-w -` streams pcap-ng to stdout, as tcpdump does: the text or JSON
+    // output then keeps out of its way on stderr, without per-packet lines.
+    let (out, pcap): (Box<dyn Sink>, Option<Box<dyn Sink>>) = match &args.pcapng {
+        Some(p) if sink::is_stdout(p) => {
+            let w = PcapngWriter::new(stdout).context("writing pcapng to stdout")?;
+            let err = BufWriter::new(io::stderr());
+            let o: Box<dyn Sink> = match args.output {
+                Format::Text => Box::new(TextSink::new(err).without_packets()),
+                Format::Json => Box::new(JsonSink::new(err).without_packets()),
+            };
+            (o, Some(Box::new(PcapngSink(w))))
+        }
+        Some(p) => {
+            let w = File::create(p)
                 .map(BufWriter::new)
                 .and_then(PcapngWriter::new)
-                .with_context(|| format!("creating {}", p.display()))?,
-        ),
-        None => None,
+                .with_context(|| format!("creating {}", p.display()))?;
+            (
+                sink::for_format(args.output, stdout),
+                Some(Box::new(PcapngSink(w))),
+            )
+        }
+        None => (sink::for_format(args.output, stdout), None),
     };
-    let mut out = BufWriter::new(io::stdout().lock());
-    let attached = Instant::now();
-    let deadline = args
-        .duration
-        .map(|d| attached + Duration::from_secs_f64(d.max(0.0)));
-    let settle = Duration::from_millis(30);
-    let timeout = Duration::from_secs_f64(args.timeout.max(0.05));
-    let mut limit = Limit::new(args.count.unwrap_or(u64::MAX));
-    let mut tl = Timeline::default();
-    let mut owners = Owners::default();
-    let mut printed = 0u64;
-    let mut finishing = false;
+    let mut out: Box<dyn Sink> = match pcap {
+        Some(p) => Box::new(Tee(out, p)),
+        None => out,
+    };
+    let mut until = until.after(Instant::now(), args.duration);
     // Drops of traced packets are explained at the end as `netwhy explain`
     // does, with live state read at the first drop of each group.
-    let mut session = Session::new(Vec::new());
-    let mut drops: Vec<DropEvent> = Vec::new();
-    loop {
-        if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
-            finishing = true;
-        }
-        let batch = backend
-            .next_batch(Duration::from_millis(10))
-            .context("reading ring buffer")?;
-        let now = Instant::now();
-        for raw in &batch {
-            let hook = backend.hook(raw.hook);
-            let mut step = decode(raw, hook, &mut en, consumed);
-            owners.fill(&mut step);
-            if let Some(d) = step.as_drop().filter(|_| drops.len() < 10_000) {
-                session.on_drop(&d);
-                drops.push(d);
-            }
-            tl.push(step, raw.flags, now);
-        }
-        let ready = if finishing {
-            tl.drain()
-        } else {
-            tl.ready(now, settle, timeout)
-        };
-        for p in ready {
-            if !limit.admit(&p, now) {
-                continue;
-            }
-            printed += 1;
-            match emit(&mut out, pcap.as_mut(), &p, args.output) {
-                Ok(()) => {}
-                Err(e) if is_broken_pipe(&e) => return Ok(()),
-                Err(e) => return Err(e).context("writing output"),
-            }
-        }
-        out.flush().ok();
-        if finishing || limit.done(&tl, now, timeout) {
-            break;
-        }
+    let diagnosis = Diagnosis::new(Session::new(Vec::new()), 10_000);
+    let mut src = PacketStream::new(backend.as_mut(), &mut en, consumed, diagnosis)
+        .limit(args.count)
+        .timeout(Duration::from_secs_f64(args.timeout.max(0.05)));
+    if drive(&mut src, &mut out, &mut until)? == Ended::ReaderGone {
+        return Ok(());
     }
-    if let Some(w) = pcap.as_mut() {
-        w.flush().context("writing pcapng")?;
-    }
+    let traced = src.finish();
     if let Some(m) = backend.release_functions() {
         eprintln!("{m}");
-    }
-    let findings = session.finish(&drops);
-    let r = (|| -> io::Result<()> {
-        match args.output {
-            Format::Json => findings.iter().try_for_each(|f| json_line(&mut out, f)),
-            Format::Text => {
-                if !findings.is_empty() {
-                    writeln!(
-                        out,
-                        "why the traced packets were dropped (as netwhy explain says it):"
-                    )?;
-                }
-                for (i, f) in findings.iter().enumerate() {
-                    out.write_all(finding_text(i + 1, f).as_bytes())?;
-                }
-                Ok(())
-            }
-        }
-    })();
-    if let Err(e) = r {
-        if !is_broken_pipe(&e) {
-            return Err(e).context("writing output");
-        }
-        return Ok(());
     }
     let s = TraceSummary {
         kind: "summary",
@@ -237,63 +172,18 @@ pub fn run(args: TraceArgs) -> Result<()> {
         backend: backend.name(),
         hooks: names,
         duration_s: started.elapsed().as_secs_f64(),
-        packets: printed,
+        packets: traced.printed,
         kernel: backend.counters()?,
     };
-    let r = match args.output {
-        Format::Json => json_line(&mut out, &s),
-        Format::Text => {
-            out.flush().ok();
-            eprintln!(
-                "{} packets in {:.1}s via {} ({} hooks)  matched: {}  steps: {}  lost: {}  untracked (map full): {}  stale: {}",
-                s.packets,
-                s.duration_s,
-                s.backend,
-                s.hooks.len(),
-                s.kernel.matched,
-                s.kernel.steps,
-                s.kernel.lost,
-                s.kernel.track_full,
-                s.kernel.stale
-            );
-            if s.kernel.clones > 0 {
-                eprintln!("copies of traced packets followed: {}", s.kernel.clones);
-            }
-            Ok(())
-        }
-    };
-    match r.and_then(|_| out.flush()) {
-        Err(e) if !is_broken_pipe(&e) => Err(e).context("writing output"),
-        _ => Ok(()),
-    }
-}
-
-/// One packet to stdout (and pcapng).
-fn emit<W: Write, P: Write>(
-    out: &mut W,
-    pcap: Option<&mut PcapngWriter<P>>,
-    p: &Packet,
-    fmt: Format,
-) -> io::Result<()> {
-    match fmt {
-        Format::Text => out.write_all(render::packet_block(p).as_bytes())?,
-        Format::Json => {
-            for s in &p.steps {
-                json_line(out, s)?;
-            }
-            if let Some(f) = &p.fate {
-                json_line(out, f)?;
-            }
-        }
-    }
-    if let Some(w) = pcap {
-        for (i, s) in p.steps.iter().enumerate() {
-            if s.bytes.is_empty() {
-                continue;
-            }
-            let c = render::pcap_comment(p, i);
-            w.packet(s.time_ns, &s.bytes, s.flow.len.unwrap_or(s.len), &c)?;
-        }
-    }
+    finish(
+        &mut out,
+        &[
+            Item::Findings {
+                findings: &traced.findings,
+                heading: Some("why the traced packets were dropped (as netwhy explain says it):"),
+            },
+            Item::Closing(Closing::Trace(&s)),
+        ],
+    )?;
     Ok(())
 }

@@ -334,7 +334,20 @@ pub(crate) fn test_pause(point: &str) {
             .and_then(|v| v.parse::<u64>().ok())
         {
             eprintln!("netwhy: {point}, pausing {ms} ms");
-            std::thread::sleep(std::time::Duration::from_millis(ms));
+            // NETWHY_TEST_PAUSE_UNTIL=FILE ends the pause as soon as FILE
+            // exists: a slow machine then waits as long as it needs, a
+            // fast one no longer than it must.
+            let until = std::env::var_os("NETWHY_TEST_PAUSE_UNTIL");
+            let end = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+            while std::time::Instant::now() < end {
+                if until
+                    .as_ref()
+                    .is_some_and(|f| std::path::Path::new(f).exists())
+                {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
         }
     }
 }

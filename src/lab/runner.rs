@@ -11,9 +11,11 @@ use super::scenarios::{Outcome, Scenario};
 use super::{Lab, LabError};
 use crate::capture::{Capture, CaptureError, CaptureSpec, Facts};
 use crate::diagnose::session::Session;
-use crate::event::{DropEvent, Enricher};
+use crate::event::DropEvent;
+use crate::pipeline::drops::DropStream;
+use crate::pipeline::{Diagnosis, NullSink, PipelineError, Source};
 use crate::probe::backend::Hook;
-use crate::probe::drop::{EventReader, KernelFilter};
+use crate::probe::drop::KernelFilter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -87,7 +89,6 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
         include_own: true,
     };
     let mut cap = Capture::start(&spec, facts)?;
-    let reader = cap.probe.events().map_err(CaptureError::from)?;
     if crate::signals::stopping() {
         return Err(RunError::Interrupted);
     }
@@ -101,18 +102,20 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
     // The diagnosis reads live state while the trigger runs (a client's
     // socket lives only as long as its query), so drops are consumed
     // concurrently with the trigger, as `netwhy explain` would.
-    let mut session = Session::new(
+    let session = Session::new(
         lab.nss
             .iter()
             .map(|n| (n.inode, Some(n.name.clone())))
             .collect(),
     );
-    let mut events: Vec<DropEvent> = Vec::new();
+    let mut src = DropStream::new(&cap.probe, &mut cap.enricher)
+        .map_err(pipeline_error)?
+        .wait(Duration::from_millis(20))
+        .diagnose(Diagnosis::new(session, usize::MAX));
     let triggered = std::thread::scope(|sc| -> Result<_, RunError> {
         let t = sc.spawn(|| s.trigger(&mut lab));
         while !t.is_finished() {
-            read_into(&reader, &mut cap.enricher, &mut session, &mut events)?;
-            session.tick();
+            src.poll(false, &mut NullSink).map_err(pipeline_error)?;
         }
         Ok(t.join().expect("trigger panicked"))
     })?;
@@ -123,8 +126,9 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
     let settle_start = Instant::now();
     let mut matched_at: Option<Instant> = None;
     loop {
-        read_into(&reader, &mut cap.enricher, &mut session, &mut events)?;
-        let all_met = drop_checks(&expects, &events, &lab).iter().all(|c| c.ok);
+        src.poll(false, &mut NullSink).map_err(pipeline_error)?;
+        let events = &src.diagnosis.as_ref().expect("lab diagnoses").drops;
+        let all_met = drop_checks(&expects, events, &lab).iter().all(|c| c.ok);
         if all_met && matched_at.is_none() {
             matched_at = Some(Instant::now());
         }
@@ -135,8 +139,9 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
             break;
         }
     }
-    drop(reader);
-    let findings = session.finish(&events);
+    let diagnosis = src.diagnosis.take().expect("lab diagnoses");
+    drop(src);
+    let (findings, events) = diagnosis.conclude();
     let lost = cap.probe.counters().map(|c| c.lost).unwrap_or(0);
     let mut checks = drop_checks(&expects, &events, &lab);
     checks.extend(absent_checks(&expects, &events, &lab));
@@ -169,22 +174,12 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
     })
 }
 
-/// One poll of the ring: new drops go to the events and the session.
-fn read_into(
-    reader: &EventReader<'_>,
-    enricher: &mut Enricher,
-    session: &mut Session,
-    events: &mut Vec<DropEvent>,
-) -> Result<(), RunError> {
-    let batch = reader
-        .next_batch(Duration::from_millis(20))
-        .map_err(CaptureError::from)?;
-    for raw in batch {
-        let e = enricher.drop_event(&raw);
-        session.on_drop(&e);
-        events.push(e);
+/// The lab's capture errors are the probe's; output goes nowhere.
+fn pipeline_error(e: PipelineError) -> RunError {
+    match e {
+        PipelineError::Probe(p) => RunError::Capture(p.into()),
+        PipelineError::Output(io) => RunError::Lab(LabError::Traffic(io.to_string())),
     }
-    Ok(())
 }
 
 fn drop_checks(x: &Expect, events: &[DropEvent], lab: &Lab) -> Vec<Check> {

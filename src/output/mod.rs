@@ -2,6 +2,7 @@
 pub mod finding;
 pub mod json;
 pub mod pcapng;
+pub mod sink;
 pub mod table;
 pub mod text;
 
@@ -11,6 +12,7 @@ use serde::Serialize;
 
 use crate::event::JSON_VERSION;
 use crate::probe::drop::Counters;
+use crate::probe::path::PathCounters;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -80,6 +82,21 @@ impl Summary {
         }
         s
     }
+}
+
+/// The closing record of `trace`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceSummary {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub v: u32,
+    pub backend: &'static str,
+    pub hooks: Vec<String>,
+    pub duration_s: f64,
+    /// Packets printed.
+    pub packets: u64,
+    #[serde(flatten)]
+    pub kernel: PathCounters,
 }
 
 /// Write one JSON object as a line.
