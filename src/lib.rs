@@ -1,10 +1,11 @@
 //! netwhy: which packet did the kernel drop, where, why, and what to change.
 //!
-//! The flow is one pipeline (see shared DESIGN): a kernel probe writes wire
-//! structs (src/probe/include/event.h) to a ring buffer or an in-kernel
-//! aggregate; `event` decodes them once into the Event model; `kernel` names
-//! reasons, symbols and namespaces; `output` renders. Every subcommand in `cli`
-//! is a path through that pipeline.
+//! One pipeline (docs/architecture.md): a kernel probe writes wire structs
+//! (src/probe/include/event.h) to a ring buffer or an in-kernel aggregate;
+//! a `pipeline` source decodes them once into the Event model (`event`,
+//! named by `kernel`), optionally diagnoses them (`diagnose`), and yields
+//! typed items that an `output` sink renders. Every subcommand in `cli` is
+//! argument parsing plus the wiring of one source to one sink.
 pub mod capture;
 pub mod cli;
 pub mod diagnose;

@@ -7,10 +7,10 @@ use anyhow::{Context, Result};
 use crate::capture::{Capture, CaptureSpec, Facts};
 use crate::cli::HookArg;
 use crate::filter::FilterArgs;
-use crate::output::sink::{self, JsonSink, TextSink};
+use crate::output::sink;
 use crate::output::{Format, Summary};
 use crate::pipeline::drops::{DropStream, GroupTable};
-use crate::pipeline::{drive, finish, Closing, Ended, Item, Sink, Until};
+use crate::pipeline::{drive, finish, Closing, Ended, Item, Until};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DropsArgs {
@@ -72,7 +72,7 @@ pub fn run(args: DropsArgs) -> Result<()> {
     let mut until = until.after(cap.started, args.duration);
     let stdout = io::BufWriter::new(io::stdout().lock());
     if args.events {
-        let mut out = sink::for_format(args.output, stdout);
+        let mut out = sink::for_format(args.output, stdout, Default::default());
         let mut src = DropStream::new(&cap.probe, &mut cap.enricher)?.limit(args.count);
         if drive(&mut src, &mut out, &mut until)? == Ended::ReaderGone {
             return Ok(());
@@ -89,14 +89,13 @@ pub fn run(args: DropsArgs) -> Result<()> {
         finish(&mut out, &[Item::Closing(Closing::Drops(&s))])?;
         return Ok(());
     }
-    let mut out: Box<dyn Sink> = match args.output {
-        Format::Text => Box::new(
-            TextSink::new(stdout)
-                .live(io::stdout().is_terminal())
-                .top(args.top),
-        ),
-        Format::Json => Box::new(JsonSink::new(stdout)),
+    let live = args.output == Format::Text && io::stdout().is_terminal();
+    let opts = sink::Options {
+        live,
+        top: args.top,
+        ..Default::default()
     };
+    let mut out = sink::for_format(args.output, stdout, opts);
     let interval = Duration::from_secs_f64(args.interval.max(0.1));
     let mut src = GroupTable::new(
         &cap.probe,

@@ -59,7 +59,11 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         args.duration
     );
     let mut until = until.after(Instant::now(), Some(args.duration));
-    let mut out = sink::for_format(args.output, io::BufWriter::new(io::stdout().lock()));
+    let mut out = sink::for_format(
+        args.output,
+        io::BufWriter::new(io::stdout().lock()),
+        Default::default(),
+    );
     // A few thousand samples suffice to group a flood; the kernel counters
     // below still count everything.
     let diagnosis = Diagnosis::new(Session::new(scoped), 100_000);

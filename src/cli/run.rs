@@ -128,12 +128,14 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
     };
     let report = flows::group(&traced.packets);
-    let mut out = sink::for_format(args.output, BufWriter::new(io::stdout().lock()));
-    let mut items: Vec<Item> = Vec::new();
-    if args.output == Format::Json {
-        // JSON keeps every packet (steps and fate) before the flows.
-        items.extend(traced.packets.iter().map(Item::Packet));
-    }
+    // JSON keeps every packet (steps and fate) before the flows; the text
+    // report is per flow.
+    let opts = sink::Options {
+        packets: args.output == Format::Json,
+        ..Default::default()
+    };
+    let mut out = sink::for_format(args.output, BufWriter::new(io::stdout().lock()), opts);
+    let mut items: Vec<Item> = traced.packets.iter().map(Item::Packet).collect();
     items.push(Item::Flows(&report));
     items.push(Item::Findings {
         findings: &traced.findings,

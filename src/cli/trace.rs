@@ -15,7 +15,7 @@ use crate::filter::{parse_dev, parse_mark};
 use crate::kernel::btf::Btf;
 use crate::kernel::netns::{resolve_netns_spec, NetnsNames};
 use crate::output::pcapng::PcapngWriter;
-use crate::output::sink::{self, JsonSink, PcapngSink, TextSink};
+use crate::output::sink::{self, PcapngSink};
 use crate::output::{Format, TraceSummary};
 use crate::pipeline::packets::PacketStream;
 use crate::pipeline::{drive, finish, Closing, Diagnosis, Ended, Item, Sink, Tee, Until};
@@ -129,11 +129,11 @@ pub fn run(args: TraceArgs) -> Result<()> {
     let (out, pcap): (Box<dyn Sink>, Option<Box<dyn Sink>>) = match &args.pcapng {
         Some(p) if sink::is_stdout(p) => {
             let w = PcapngWriter::new(stdout).context("writing pcapng to stdout")?;
-            let err = BufWriter::new(io::stderr());
-            let o: Box<dyn Sink> = match args.output {
-                Format::Text => Box::new(TextSink::new(err).without_packets()),
-                Format::Json => Box::new(JsonSink::new(err).without_packets()),
+            let quiet = sink::Options {
+                packets: false,
+                ..Default::default()
             };
+            let o = sink::for_format(args.output, BufWriter::new(io::stderr()), quiet);
             (o, Some(Box::new(PcapngSink(w))))
         }
         Some(p) => {
@@ -142,11 +142,14 @@ pub fn run(args: TraceArgs) -> Result<()> {
                 .and_then(PcapngWriter::new)
                 .with_context(|| format!("creating {}", p.display()))?;
             (
-                sink::for_format(args.output, stdout),
+                sink::for_format(args.output, stdout, Default::default()),
                 Some(Box::new(PcapngSink(w))),
             )
         }
-        None => (sink::for_format(args.output, stdout), None),
+        None => (
+            sink::for_format(args.output, stdout, Default::default()),
+            None,
+        ),
     };
     let mut out: Box<dyn Sink> = match pcap {
         Some(p) => Box::new(Tee(out, p)),

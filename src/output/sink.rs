@@ -233,11 +233,40 @@ impl<W: Write> Sink for PcapngSink<W> {
     }
 }
 
-/// The renderer `-o` asks for, writing to `out`.
-pub fn for_format<W: Write + 'static>(fmt: Format, out: W) -> Box<dyn Sink> {
+/// How a command wants its items shown, beyond `-o`.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Redraw the table in place (text on a terminal).
+    pub live: bool,
+    /// Table rows shown.
+    pub top: usize,
+    /// Per-packet output: off when the packets go to `-w -`, and for
+    /// `run`'s text report, which is per flow.
+    pub packets: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            live: false,
+            top: usize::MAX,
+            packets: true,
+        }
+    }
+}
+
+/// The renderer `-o` asks for, writing to `out`: the one place a format
+/// is chosen.
+pub fn for_format<W: Write + 'static>(fmt: Format, out: W, o: Options) -> Box<dyn Sink> {
     match fmt {
-        Format::Text => Box::new(TextSink::new(out)),
-        Format::Json => Box::new(JsonSink::new(out)),
+        Format::Text => {
+            let t = TextSink::new(out).live(o.live).top(o.top);
+            Box::new(if o.packets { t } else { t.without_packets() })
+        }
+        Format::Json => {
+            let j = JsonSink::new(out);
+            Box::new(if o.packets { j } else { j.without_packets() })
+        }
     }
 }
 
