@@ -17,6 +17,7 @@ pub mod filter;
 pub mod fuzzing;
 pub mod kernel;
 pub mod lab;
+pub mod log;
 pub mod output;
 pub mod packet;
 pub mod pipeline;

@@ -1,6 +1,6 @@
 //! The netwhy command line. Errors are printed as one line with the fix,
 //! and exit non-zero.
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use netwhy::cli;
 
@@ -11,8 +11,28 @@ use netwhy::cli;
     about = "A packet vanished inside the kernel: where, why, and what to change"
 )]
 struct Cli {
+    #[command(flatten)]
+    globals: Globals,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// Options every subcommand takes, before or after its name.
+#[derive(clap::Args)]
+struct Globals {
+    /// Also print netwhy's debug lines and libbpf's log on stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Print results only: no notices ("attached to ...") or summaries on
+    /// stderr. Errors and warnings still print.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+impl Globals {
+    fn apply(&self) {
+        netwhy::log::init(netwhy::log::level_from_flags(self.verbose, self.quiet));
+    }
 }
 
 #[derive(Subcommand)]
@@ -38,6 +58,11 @@ enum Cmd {
     /// The kernel log (and facts) out of a crash dump, from VMCOREINFO alone.
     #[command(subcommand)]
     Vmcore(netwhy_vmcore::cli::VmcoreCmd),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cli::completions::CompletionsArgs),
+    /// Write man pages (netwhy.1, netwhy-SUBCOMMAND.1...) into a directory.
+    #[command(hide = true)]
+    Man(cli::completions::ManArgs),
     /// Count hits per kernel skb function (kprobe-multi/fentry/kprobe backends).
     #[command(hide = true)]
     Skbfuncs(cli::skbfuncs::SkbFuncsArgs),
@@ -53,6 +78,8 @@ enum Cmd {
     about = "The kernel log (and facts) out of a crash dump, from VMCOREINFO alone"
 )]
 struct VmcoreOnly {
+    #[command(flatten)]
+    globals: Globals,
     #[command(subcommand)]
     cmd: netwhy_vmcore::cli::VmcoreCmd,
 }
@@ -61,6 +88,7 @@ fn main() {
     let mut argv = std::env::args_os();
     if argv.nth(1).is_some_and(|a| a == "vmcore") {
         let v = VmcoreOnly::parse_from(std::iter::once("netwhy vmcore".into()).chain(argv));
+        v.globals.apply();
         clean_after_killed_runs();
         if let Err(e) = netwhy_vmcore::cli::run(v.cmd) {
             eprintln!("netwhy: error: {}", netwhy_vmcore::cli::error_line(&e));
@@ -75,8 +103,14 @@ fn main() {
         return;
     }
     let args = Cli::parse();
-    // `lab clean` does the same and reports it on stdout.
-    if !matches!(args.cmd, Cmd::Lab(cli::lab::LabCmd::Clean { .. })) {
+    args.globals.apply();
+    netwhy::output::style::init();
+    // `lab clean` does the same and reports it on stdout; completions and
+    // man pages are generated at build time, where nothing is left to undo.
+    if !matches!(
+        args.cmd,
+        Cmd::Lab(cli::lab::LabCmd::Clean { .. }) | Cmd::Completions(_) | Cmd::Man(_)
+    ) {
         clean_after_killed_runs();
     }
     let r = match args.cmd {
@@ -88,6 +122,8 @@ fn main() {
         Cmd::Trace(a) => cli::trace::run(a),
         Cmd::Run(a) => cli::run::run(a),
         Cmd::Vmcore(c) => netwhy_vmcore::cli::run(c),
+        Cmd::Completions(a) => cli::completions::completions(a, Cli::command()),
+        Cmd::Man(a) => cli::completions::man(a, Cli::command()),
         Cmd::Skbfuncs(a) => cli::skbfuncs::run(a),
     };
     if let Err(e) = r {
@@ -107,7 +143,7 @@ fn clean_after_killed_runs() {
         return;
     }
     for done in netwhy::lab::clean(false) {
-        eprintln!("netwhy: cleaned up after a killed run: {done}");
+        netwhy::log::info(format_args!("cleaned up after a killed run: {done}"));
     }
 }
 

@@ -44,7 +44,20 @@ pub fn run(args: DoctorArgs) -> Result<()> {
         targets,
         window: Duration::from_secs_f64(args.window),
     };
+    crate::log::debug(format_args!(
+        "doctor: {} target(s) (none: every namespace), window {:?}",
+        opts.targets.len(),
+        opts.window
+    ));
+    let started = std::time::Instant::now();
     let rep = doctor::run(&opts).context("netwhy doctor")?;
+    crate::log::debug(format_args!(
+        "doctor: {} namespace(s), {} finding(s), {} skipped, in {} ms",
+        rep.namespaces,
+        rep.findings.len(),
+        rep.skipped.len(),
+        started.elapsed().as_millis()
+    ));
     let mut out = io::BufWriter::new(io::stdout().lock());
     match args.output {
         Format::Json => report::json(&mut out, &rep)?,

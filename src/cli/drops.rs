@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use crate::capture::{Capture, CaptureSpec, Facts};
 use crate::cli::HookArg;
 use crate::filter::FilterArgs;
-use crate::output::sink;
+use crate::output::{sink, term};
 use crate::output::{Format, Summary};
 use crate::pipeline::drops::{DropStream, GroupTable};
 use crate::pipeline::{drive, finish, Closing, Ended, Item, Until};
@@ -50,7 +50,9 @@ pub fn run(args: DropsArgs) -> Result<()> {
     let until = Until::signalled();
     let facts = Facts::load().context("loading kernel facts")?;
     if !facts.reasons.has_reasons() {
-        eprintln!("netwhy: warning: this kernel reports no drop reasons (needs 5.17+): showing locations only");
+        crate::log::warn(format_args!(
+            "this kernel reports no drop reasons (needs 5.17+): showing locations only"
+        ));
     }
     let filter = args.filter.build(&facts.reasons)?;
     let spec = CaptureSpec {
@@ -64,11 +66,11 @@ pub fn run(args: DropsArgs) -> Result<()> {
     };
     let mut cap = Capture::start(&spec, facts)?;
     // Tools and tests wait for this line before generating traffic.
-    eprintln!(
-        "netwhy: attached to {}/kfree_skb in {} ms",
+    crate::log::info(format_args!(
+        "attached to {}/kfree_skb in {} ms",
         cap.probe.hook().as_str(),
         cap.started.elapsed().as_millis()
-    );
+    ));
     let mut until = until.after(cap.started, args.duration);
     let stdout = io::BufWriter::new(io::stdout().lock());
     if args.events {
@@ -93,6 +95,7 @@ pub fn run(args: DropsArgs) -> Result<()> {
     let opts = sink::Options {
         live,
         top: args.top,
+        width: term::width(),
         ..Default::default()
     };
     let mut out = sink::for_format(args.output, stdout, opts);

@@ -53,11 +53,11 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         include_own: false,
     };
     let mut cap = Capture::start(&spec, facts)?;
-    eprintln!(
-        "netwhy: attached to {}/kfree_skb; capturing for {:.1}s (Ctrl-C to explain now)",
+    crate::log::info(format_args!(
+        "attached to {}/kfree_skb; capturing for {:.1}s (Ctrl-C to explain now)",
         cap.probe.hook().as_str(),
         args.duration
-    );
+    ));
     let mut until = until.after(Instant::now(), Some(args.duration));
     let mut out = sink::for_format(
         args.output,

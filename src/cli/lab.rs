@@ -82,7 +82,16 @@ fn run_scenarios(a: RunArgs) -> Result<()> {
         if crate::signals::stopping() {
             break;
         }
+        crate::log::debug(format_args!("lab: building and running {}", s.name()));
         let r = runner::run(s, a.hook.map(Into::into))?;
+        crate::log::debug(format_args!(
+            "lab: {} {} in {} ms, {} event(s), lost {}",
+            r.scenario,
+            if r.pass { "passed" } else { "failed" },
+            r.elapsed_ms,
+            r.events.len(),
+            r.lost
+        ));
         match a.output {
             Format::Json => json_line(&mut stdout, &r)?,
             Format::Text => {

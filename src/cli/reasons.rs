@@ -2,10 +2,16 @@
 //! `netwhy reasons NAME [--at FUNCTION]`: the knowledge base's full text for
 //! one reason (as the kernel or `drops` prints it) or diagnosis id — the key
 //! behind each one-line hint of the `drops` table.
+use std::io::Write;
+
 use anyhow::{bail, Result};
+use serde::Serialize;
 
 use crate::diagnose::{kb, lookup, Explanation};
-use crate::kernel::reasons::DropReasons;
+use crate::event::JSON_VERSION;
+use crate::kernel::reasons::{DropReasons, ReasonSource};
+use crate::output::style::{self, Palette, Role};
+use crate::output::{json_line, Format};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReasonsArgs {
@@ -16,35 +22,120 @@ pub struct ReasonsArgs {
     /// mean something else at different places.
     #[arg(long, value_name = "FUNCTION")]
     pub at: Option<String>,
+    /// Output format; json is JSON Lines (docs/json.md).
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub output: Format,
 }
 
 pub fn run(a: ReasonsArgs) -> Result<()> {
     match a.name {
-        None => list(),
+        None => list(a.output),
         Some(n) => {
             // The running kernel's names only sharpen the text for a reason
             // netwhy has no notes on; reading them may fail without harm.
             let kernel = DropReasons::load().ok().filter(DropReasons::has_reasons);
+            crate::log::debug(format_args!(
+                "kernel reason names: {}",
+                kernel
+                    .as_ref()
+                    .map_or("none".into(), |r| format!("{:?}", r.source()))
+            ));
             let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok();
             let k = Kernel {
                 reasons: kernel.as_ref(),
                 release: release.as_deref().map(str::trim),
             };
-            print!("{}", describe(&n, a.at.as_deref().unwrap_or(""), &k)?);
+            let d = described(&n, a.at.as_deref().unwrap_or(""), &k)?;
+            let mut out = std::io::stdout().lock();
+            match a.output {
+                Format::Text => out.write_all(d.text(style::stdout()).as_bytes())?,
+                Format::Json => json_line(&mut out, &d)?,
+            }
+            crate::output::flush_quietly(&mut out)?;
             Ok(())
         }
     }
 }
 
-fn list() -> Result<()> {
+/// One reason of the running kernel (`reasons -o json`).
+#[derive(Debug, Serialize)]
+struct KernelReason<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    v: u32,
+    value: u32,
+    name: &'a str,
+}
+
+/// The closing line of `reasons -o json`.
+#[derive(Debug, Serialize)]
+struct ReasonsSummary {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    v: u32,
+    source: ReasonSource,
+    /// SKB_CONSUMED's value (not a drop), null when this kernel has none.
+    consumed: Option<u32>,
+    reasons: usize,
+}
+
+fn list(fmt: Format) -> Result<()> {
+    let t = std::time::Instant::now();
     let r = DropReasons::load()?;
-    println!(
+    crate::log::debug(format_args!(
+        "{} drop reason names from {:?} in {} us",
+        r.iter().count(),
+        r.source(),
+        t.elapsed().as_micros()
+    ));
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match write_all_reasons(&mut out, &r, fmt) {
+        Err(e) if crate::output::is_broken_pipe(&e) => Ok(()),
+        r => Ok(r?),
+    }
+}
+
+fn write_all_reasons(out: &mut impl Write, r: &DropReasons, fmt: Format) -> std::io::Result<()> {
+    match fmt {
+        Format::Text => write_list(out, r, style::stdout())?,
+        Format::Json => {
+            for (value, name) in r.iter() {
+                let kind = "kernel_reason";
+                json_line(
+                    out,
+                    &KernelReason {
+                        kind,
+                        v: JSON_VERSION,
+                        value,
+                        name,
+                    },
+                )?;
+            }
+            let consumed = Some(r.consumed()).filter(|&c| c != u32::MAX);
+            json_line(
+                out,
+                &ReasonsSummary {
+                    kind: "reasons_summary",
+                    v: JSON_VERSION,
+                    source: r.source(),
+                    consumed,
+                    reasons: r.iter().count(),
+                },
+            )?;
+        }
+    }
+    out.flush()
+}
+
+fn write_list(w: &mut impl Write, r: &DropReasons, pal: Palette) -> std::io::Result<()> {
+    writeln!(
+        w,
         "# source: {:?}; SKB_CONSUMED = {}",
         r.source(),
         r.consumed()
-    );
+    )?;
     for (v, name) in r.iter() {
-        println!("{v:>8}  {name}");
+        writeln!(w, "{v:>8}  {}", pal.paint(Role::Reason, name))?;
     }
     Ok(())
 }
@@ -68,10 +159,15 @@ fn looks_like_id(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// The full text for a reason (at a function) or a diagnosis id. Only an
-/// unknown diagnosis id is an error: a reason netwhy has no notes on is
-/// described from its name and location.
+/// The full text for a reason (at a function) or a diagnosis id, plain.
 pub fn describe(name: &str, at: &str, kernel: &Kernel<'_>) -> Result<String> {
+    Ok(described(name, at, kernel)?.text(Palette::PLAIN))
+}
+
+/// What is known about a reason (at a function) or a diagnosis id. Only
+/// an unknown diagnosis id is an error: a reason netwhy has no notes on is
+/// described from its name and location.
+pub fn described(name: &str, at: &str, kernel: &Kernel<'_>) -> Result<Described> {
     let by_id = kb::all()
         .chain(kb::specifics())
         .find(|e| e.id.as_str() == name)
@@ -114,39 +210,101 @@ pub fn describe(name: &str, at: &str, kernel: &Kernel<'_>) -> Result<String> {
             x
         }
     };
-    let mut s = format!("{} ({})\n", x.reason, x.id);
-    if !x.function.is_empty() {
-        s += &format!("  at:     {}\n", x.function);
-    }
-    s += &format!("  what:   {}\n", x.meaning);
-    if let Some(u) = &x.unknown {
-        for l in u.lines(kernel.release) {
+    let mut checks: Vec<String> = x.unknown.iter().flat_map(|u| u.checks()).collect();
+    checks.extend(x.checks.iter().map(|c| c.to_string()));
+    Ok(Described {
+        kind: "reason_explanation",
+        v: JSON_VERSION,
+        reason: x.reason.to_string(),
+        id: x.id.to_string(),
+        function: Some(x.function.to_string()).filter(|f| !f.is_empty()),
+        meaning: x.meaning.to_string(),
+        seen: x
+            .unknown
+            .as_ref()
+            .map(|u| u.lines(kernel.release))
+            .unwrap_or_default(),
+        kernel_note: x.unknown.as_ref().and_then(|_| {
+            kernel
+                .reasons
+                .filter(|r| r.value(&x.reason).is_none())
+                .map(|r| {
+                    format!(
+                        "this kernel ({:?} names) has no reason called {} either",
+                        r.source(),
+                        x.reason
+                    )
+                })
+        }),
+        causes: x.causes.iter().map(|c| c.to_string()).collect(),
+        checks,
+        fixes: x.fixes.iter().map(|c| c.to_string()).collect(),
+        caveat: x
+            .caveat()
+            .filter(|_| x.unknown.is_none())
+            .map(str::to_string),
+        known: x.known,
+    })
+}
+
+/// What netwhy knows about one reason or diagnosis id: `reasons NAME`
+/// prints it as text, `-o json` as one `reason_explanation` object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Described {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub v: u32,
+    /// The reason, normalized (`NO_SOCKET`).
+    pub reason: String,
+    /// The diagnosis id (`no-socket`, `unknown-reason`).
+    pub id: String,
+    /// The dropping function without offset, when one was given or the
+    /// diagnosis belongs to one.
+    pub function: Option<String>,
+    pub meaning: String,
+    /// For a reason without notes: what its name and location suggest.
+    pub seen: Vec<String>,
+    /// Said when the running kernel lacks the name too (a typo shows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_note: Option<String>,
+    pub causes: Vec<String>,
+    pub checks: Vec<String>,
+    pub fixes: Vec<String>,
+    /// Why the text is not verified yet, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caveat: Option<String>,
+    /// False when netwhy has no notes on the reason.
+    pub known: bool,
+}
+
+impl Described {
+    /// The text form; `pal` colours the reason name.
+    pub fn text(&self, pal: Palette) -> String {
+        let mut s = format!("{} ({})\n", pal.paint(Role::Reason, &self.reason), self.id);
+        if let Some(f) = &self.function {
+            s += &format!("  at:     {f}\n");
+        }
+        s += &format!("  what:   {}\n", self.meaning);
+        for l in &self.seen {
             s += &format!("  seen:   {l}\n");
         }
-        if let Some(r) = kernel.reasons.filter(|r| r.value(&x.reason).is_none()) {
-            s += &format!(
-                "  note:   this kernel ({:?} names) has no reason called {} either\n",
-                r.source(),
-                x.reason
-            );
+        if let Some(n) = &self.kernel_note {
+            s += &format!("  note:   {n}\n");
         }
+        for c in &self.causes {
+            s += &format!("  why:    {c}\n");
+        }
+        for c in &self.checks {
+            s += &format!("  check:  {c}\n");
+        }
+        for f in &self.fixes {
+            s += &format!("  fix:    {f}\n");
+        }
+        if let Some(c) = &self.caveat {
+            s += &format!("  note:   {c}\n");
+        }
+        s
     }
-    for c in x.causes {
-        s += &format!("  why:    {c}\n");
-    }
-    for c in x.unknown.iter().flat_map(|u| u.checks()) {
-        s += &format!("  check:  {c}\n");
-    }
-    for c in x.checks {
-        s += &format!("  check:  {c}\n");
-    }
-    for f in x.fixes {
-        s += &format!("  fix:    {f}\n");
-    }
-    if let Some(c) = x.caveat().filter(|_| x.unknown.is_none()) {
-        s += &format!("  note:   {c}\n");
-    }
-    Ok(s)
 }
 
 #[cfg(test)]

@@ -78,14 +78,14 @@ pub fn run(args: RunArgs) -> Result<()> {
         cgroup,
     };
     let mut backend = super::steps::attach(PathProbe::start(&opts)?, &args.steps, &[])?;
-    eprintln!(
-        "netwhy: attached to {} tracepoints via {} in {} ms; tracing {} in cgroup {}",
+    crate::log::info(format_args!(
+        "attached to {} tracepoints via {} in {} ms; tracing {} in cgroup {}",
         backend.hooks().len(),
         backend.name(),
         started.elapsed().as_millis(),
         args.cmd[0],
         hier.show(&cg.path)
-    );
+    ));
     let mut child = spawn_in(&args.cmd, &cg)?;
     let mut journal = Some(journal);
     let mut en = Enricher::new(facts.reasons, facts.kallsyms, NetnsNames::scan());
@@ -144,17 +144,17 @@ pub fn run(args: RunArgs) -> Result<()> {
     finish(&mut out, &items)?;
     let c = backend.counters()?;
     if let Some(m) = backend.release_functions() {
-        eprintln!("{m}");
+        crate::log::info_line(format_args!("{m}"));
     }
-    eprintln!(
-        "netwhy: {} exited with {}; {} packets, {} flows  lost: {}  untracked (map full): {}",
+    crate::log::info(format_args!(
+        "{} exited with {}; {} packets, {} flows  lost: {}  untracked (map full): {}",
         args.cmd[0],
         describe(status),
         traced.packets.len(),
         report.len(),
         c.lost,
         c.track_full
-    );
+    ));
     drop(journal.take());
     if status.success() {
         Ok(())

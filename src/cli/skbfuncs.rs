@@ -100,20 +100,20 @@ pub fn run(a: SkbFuncsArgs) -> Result<()> {
         })
         .collect();
     if r.backend == Backend::Tracepoint && !refused.is_empty() {
-        eprintln!(
-            "netwhy: no function backend on this kernel ({}); tracepoints only",
+        crate::log::info(format_args!(
+            "no function backend on this kernel ({}); tracepoints only",
             refused.join("; ")
-        );
+        ));
     }
-    eprintln!(
-        "netwhy: attached to {} skb functions via {} in {:.0} ms (+{} tracepoints; discovery {:.0} ms; {} refused)",
+    crate::log::info(format_args!(
+        "attached to {} skb functions via {} in {:.0} ms (+{} tracepoints; discovery {:.0} ms; {} refused)",
         r.functions,
         r.backend.as_str(),
         r.attach_ms,
         r.tracepoints,
         r.discovery_ms,
         r.skipped_count
-    );
+    ));
     let start = Instant::now();
     let limit = a.duration.map(Duration::from_secs_f64);
     while !stop.load(Ordering::Relaxed) && limit.is_none_or(|l| start.elapsed() < l) {

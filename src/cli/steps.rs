@@ -51,7 +51,9 @@ pub fn attach(probe: PathProbe, args: &StepArgs, netns: &[u32]) -> Result<Box<dy
     let (w, notice) = WithFunctions::start(probe, fopts)
         .context("attaching the skb function steps (--backend tracepoint: without)")?;
     match notice {
-        Some(n) => eprintln!("{n}; copies of a packet (skb_clone...) are not followed"),
+        Some(n) => crate::log::info_line(format_args!(
+            "{n}; copies of a packet (skb_clone...) are not followed"
+        )),
         None => {
             let (discovery_ms, attach_ms) = w.timings();
             let copies = match w.clone_funcs() {
@@ -60,11 +62,11 @@ pub fn attach(probe: PathProbe, args: &StepArgs, netns: &[u32]) -> Result<Box<dy
                 }
                 f => format!("copies followed through {}", f.join(" ")),
             };
-            eprintln!(
-                "netwhy: {} kernel functions add steps via {} (found in {discovery_ms:.0} ms, attached in {attach_ms:.0} ms); {copies}",
+            crate::log::info(format_args!(
+                "{} kernel functions add steps via {} (found in {discovery_ms:.0} ms, attached in {attach_ms:.0} ms); {copies}",
                 w.functions(),
                 w.name()
-            );
+            ));
         }
     }
     Ok(super::tcverdicts::wrap(Box::new(w), &share, netns))

@@ -28,8 +28,8 @@ pub fn wrap(
     for ino in scope {
         match ns::run_in(ino, tcbpf::tc_programs_here) {
             Ok(Ok(p)) => progs.extend(p),
-            Ok(Err(e)) => eprintln!("netwhy: TC programs of netns {ino}: {e}"),
-            Err(e) => eprintln!("netwhy: TC programs of netns {ino}: {e}"),
+            Ok(Err(e)) => crate::log::info(format_args!("TC programs of netns {ino}: {e}")),
+            Err(e) => crate::log::info(format_args!("TC programs of netns {ino}: {e}")),
         }
     }
     if progs.is_empty() {
@@ -39,21 +39,21 @@ pub fn wrap(
     if probe.labels().is_empty() {
         // Typically a kernel without fentry (this project's host): one line.
         let why = probe.skipped.first().map_or("", String::as_str);
-        eprintln!(
-            "netwhy: no TC program verdict steps: fexit refused for all {} ({why})",
+        crate::log::info(format_args!(
+            "no TC program verdict steps: fexit refused for all {} ({why})",
             progs.len()
-        );
+        ));
     } else {
         for s in &probe.skipped {
-            eprintln!("netwhy: not tracing TC program {s}");
+            crate::log::info(format_args!("not tracing TC program {s}"));
         }
     }
     if !probe.labels().is_empty() {
-        eprintln!(
-            "netwhy: fexit on {} TC BPF program(s): {}",
+        crate::log::info(format_args!(
+            "fexit on {} TC BPF program(s): {}",
             probe.labels().len(),
             probe.labels().join(", ")
-        );
+        ));
     }
     Box::new(WithTcVerdicts {
         inner: backend,

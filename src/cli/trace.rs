@@ -112,16 +112,16 @@ pub fn run(args: TraceArgs) -> Result<()> {
     let mut backend = super::steps::attach(probe, &args.steps, &opts.netns)?;
     let names: Vec<String> = backend.hooks().iter().map(|s| s.to_string()).collect();
     for (tp, why) in &skipped {
-        eprintln!("netwhy: hook {tp} not used: {why}");
+        crate::log::info(format_args!("hook {tp} not used: {why}"));
     }
     // Tools and tests wait for this line before generating traffic.
-    eprintln!(
-        "netwhy: attached to {} tracepoints via {} in {} ms: {}",
+    crate::log::info(format_args!(
+        "attached to {} tracepoints via {} in {} ms: {}",
         names.len(),
         backend.name(),
         started.elapsed().as_millis(),
         names.join(" ")
-    );
+    ));
     let mut en = Enricher::new(facts.reasons, facts.kallsyms, NetnsNames::scan());
     let stdout = BufWriter::new(io::stdout().lock());
     // `-w -` streams pcap-ng to stdout, as tcpdump does: the text or JSON
@@ -167,7 +167,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
     }
     let traced = src.finish();
     if let Some(m) = backend.release_functions() {
-        eprintln!("{m}");
+        crate::log::info_line(format_args!("{m}"));
     }
     let s = TraceSummary {
         kind: "summary",

@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{exit_code, Finding, Report, Severity};
+use crate::output::style::{self, Palette, Role};
 use crate::output::text::netns_label;
 
 /// The closing JSON object.
@@ -49,13 +50,27 @@ pub fn json<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
     crate::output::json_line(w, &Summary::of(r))
 }
 
+/// The colour of a severity, for text on a terminal.
+fn role(s: Severity) -> Role {
+    match s {
+        Severity::Critical => Role::Critical,
+        Severity::Warning => Role::Warning,
+        Severity::Info => Role::Info,
+    }
+}
+
 /// One finding as text:
 /// `[warning] rp-filter-asymmetric  eth0  netns=blue(4026532246)`, then
-/// `seen:` and `fix:` lines.
+/// `seen:` and `fix:` lines. The severity is coloured when stdout takes
+/// colour.
 pub fn finding_text(f: &Finding) -> String {
+    finding_text_in(f, style::stdout())
+}
+
+fn finding_text_in(f: &Finding, pal: Palette) -> String {
     let mut s = format!(
         "[{}] {}  {}  netns={}\n",
-        f.severity.as_str(),
+        pal.paint(role(f.severity), f.severity.as_str()),
         f.check,
         f.subject,
         netns_label(f.netns, Some(&f.netns_name))
@@ -70,20 +85,39 @@ pub fn finding_text(f: &Finding) -> String {
 }
 
 pub fn text<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
+    text_in(w, r, style::stdout())
+}
+
+fn text_in<W: Write>(w: &mut W, r: &Report, pal: Palette) -> io::Result<()> {
     let mut sorted: Vec<&Finding> = r.findings.iter().collect();
     // Worst first; stable, so namespaces and checks keep their order.
     sorted.sort_by_key(|f| std::cmp::Reverse(f.severity));
     for f in sorted {
-        writeln!(w, "{}", finding_text(f))?;
+        writeln!(w, "{}", finding_text_in(f, pal))?;
     }
     for s in &r.skipped {
         writeln!(w, "not checked: {s}")?;
     }
     let sum = Summary::of(r);
+    // A count is coloured only when it is not zero: the eye goes to what
+    // was found.
+    let count = |n: usize, sev: Severity| {
+        let t = format!("{n} {}", sev.as_str());
+        if n == 0 {
+            t
+        } else {
+            pal.paint(role(sev), &t).to_string()
+        }
+    };
     writeln!(
         w,
-        "{} finding(s) in {} namespace(s): {} critical, {} warning, {} info (exit {})",
-        sum.findings, sum.namespaces, sum.critical, sum.warning, sum.info, sum.exit_code
+        "{} finding(s) in {} namespace(s): {}, {}, {} (exit {})",
+        sum.findings,
+        sum.namespaces,
+        count(sum.critical, Severity::Critical),
+        count(sum.warning, Severity::Warning),
+        count(sum.info, Severity::Info),
+        sum.exit_code
     )
 }
 
@@ -157,5 +191,43 @@ mod tests {
         assert!(
             t.ends_with("2 finding(s) in 2 namespace(s): 1 critical, 0 warning, 1 info (exit 3)\n")
         );
+    }
+
+    /// On a terminal the severities and non-zero counts are coloured;
+    /// taking the escapes out gives the plain text back.
+    #[test]
+    fn colour_marks_severities_only() {
+        let r = Report {
+            findings: vec![finding(Severity::Critical)],
+            namespaces: 1,
+            skipped: vec![],
+        };
+        let (mut plain, mut ansi) = (Vec::new(), Vec::new());
+        text_in(&mut plain, &r, Palette::PLAIN).unwrap();
+        text_in(&mut ansi, &r, Palette::ANSI).unwrap();
+        let (plain, ansi) = (
+            String::from_utf8(plain).unwrap(),
+            String::from_utf8(ansi).unwrap(),
+        );
+        assert!(!plain.contains('\x1b'));
+        assert!(ansi.starts_with("[\x1b["), "{ansi:?}");
+        assert!(
+            ansi.contains("critical\x1b[0m] ipv6-dad-failed"),
+            "{ansi:?}"
+        );
+        assert!(ansi.contains("1 critical\x1b[0m, 0 warning"), "{ansi:?}");
+        assert!(ansi.contains(", 0 warning, 0 info"), "{ansi:?}");
+        let stripped = ansi
+            .split('\x1b')
+            .enumerate()
+            .map(|(i, p)| {
+                if i == 0 {
+                    p
+                } else {
+                    &p[p.find('m').unwrap() + 1..]
+                }
+            })
+            .collect::<String>();
+        assert_eq!(stripped, plain);
     }
 }

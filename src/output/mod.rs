@@ -3,7 +3,9 @@ pub mod finding;
 pub mod json;
 pub mod pcapng;
 pub mod sink;
+pub mod style;
 pub mod table;
+pub mod term;
 pub mod text;
 
 use std::io::{self, Write};

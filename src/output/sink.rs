@@ -5,12 +5,10 @@ use std::io::{self, Write};
 
 use super::finding::finding_text;
 use super::pcapng::PcapngWriter;
+use super::term::LiveScreen;
 use super::{json_line, table, text, Format};
 use crate::pipeline::{Closing, Item, Sink};
 use crate::trace::{flows, render};
-
-/// Clears a terminal and homes the cursor before each live redraw.
-const CLEAR: &[u8] = b"\x1b[H\x1b[2J";
 
 /// Human output. Closing lines that would spoil a pipe of events go to
 /// stderr (like tcpdump's counts); the table redraws in place on a terminal.
@@ -20,7 +18,11 @@ pub struct TextSink<W: Write> {
     live: bool,
     /// Table rows shown.
     top: usize,
-    drew_live: bool,
+    /// Columns to fit the table in (a terminal's width).
+    width: Option<usize>,
+    /// The alternate screen of the live table, from its first redraw
+    /// until the final table.
+    screen: Option<LiveScreen>,
     /// Per-packet blocks are not printed (the packets go to `--pcapng -`).
     packets: bool,
 }
@@ -31,7 +33,8 @@ impl<W: Write> TextSink<W> {
             out,
             live: false,
             top: usize::MAX,
-            drew_live: false,
+            width: None,
+            screen: None,
             packets: true,
         }
     }
@@ -44,6 +47,12 @@ impl<W: Write> TextSink<W> {
 
     pub fn top(mut self, top: usize) -> Self {
         self.top = top;
+        self
+    }
+
+    /// Fit table lines in this many columns (cut, never wrapped).
+    pub fn width(mut self, width: Option<usize>) -> Self {
+        self.width = width;
         self
     }
 
@@ -60,27 +69,31 @@ impl<W: Write> TextSink<W> {
         live: bool,
     ) -> io::Result<()> {
         if live {
-            let screen = table::render(groups, self.top, footer);
-            self.out.write_all(CLEAR)?;
-            self.drew_live = true;
-            return self.out.write_all(screen.as_bytes());
+            let frame = table::render(groups, self.top, footer, self.width);
+            if self.screen.is_none() {
+                self.out.flush()?;
+                self.screen = Some(LiveScreen::enter()?);
+            }
+            let screen = self.screen.as_mut().expect("entered above");
+            return screen.draw(&mut self.out, &frame);
         }
-        if self.drew_live {
-            self.out.write_all(CLEAR)?;
-        }
+        // Back to the shell's screen: the final table stays in its scrollback.
+        self.out.flush()?;
+        drop(self.screen.take());
         if groups.is_empty() {
             writeln!(self.out, "{footer}")
         } else {
-            self.out
-                .write_all(table::render(groups, self.top, footer).as_bytes())
+            let t = table::render(groups, self.top, footer, self.width);
+            self.out.write_all(t.as_bytes())
         }
     }
 
-    /// A line for stderr, after what stdout holds so far.
+    /// Closing lines for stderr, after what stdout holds so far; `-q`
+    /// leaves them out.
     fn after_stdout(&mut self, lines: &[String]) -> io::Result<()> {
         self.out.flush()?;
         for l in lines {
-            eprintln!("{l}");
+            crate::log::info_line(l);
         }
         Ok(())
     }
@@ -240,6 +253,8 @@ pub struct Options {
     pub live: bool,
     /// Table rows shown.
     pub top: usize,
+    /// Columns to fit the table in; `None`: full lines.
+    pub width: Option<usize>,
     /// Per-packet output: off when the packets go to `-w -`, and for
     /// `run`'s text report, which is per flow.
     pub packets: bool,
@@ -250,6 +265,7 @@ impl Default for Options {
         Options {
             live: false,
             top: usize::MAX,
+            width: None,
             packets: true,
         }
     }
@@ -260,7 +276,7 @@ impl Default for Options {
 pub fn for_format<W: Write + 'static>(fmt: Format, out: W, o: Options) -> Box<dyn Sink> {
     match fmt {
         Format::Text => {
-            let t = TextSink::new(out).live(o.live).top(o.top);
+            let t = TextSink::new(out).live(o.live).top(o.top).width(o.width);
             Box::new(if o.packets { t } else { t.without_packets() })
         }
         Format::Json => {

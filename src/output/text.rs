@@ -2,8 +2,10 @@
 use std::fmt::Write as _;
 
 use crate::event::DropEvent;
+use crate::output::style::{self, Role};
 
-/// `HH:MM:SS.micros REASON at symbol+off netns dev flow len [task]`
+/// `HH:MM:SS.micros REASON at symbol+off netns dev flow len [task]`, the
+/// reason coloured when stdout takes colour ([`style::stdout`]).
 pub fn event_line(e: &DropEvent) -> String {
     let mut s = String::with_capacity(160);
     let secs = e.time_ns / 1_000_000_000;
@@ -12,7 +14,8 @@ pub fn event_line(e: &DropEvent) -> String {
     let _ = write!(
         s,
         "{h:02}:{m:02}:{sec:02}.{micros:06} {} at {}",
-        e.reason, e.location
+        style::stdout().paint(Role::Reason, &e.reason),
+        e.location
     );
     let _ = write!(
         s,

@@ -6,7 +6,7 @@ use crate::record::Record;
 use crate::render::{self, TextOpts};
 use crate::{Container, Dump};
 use anyhow::{bail, Context, Result};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 const DEFAULT_DUMP: &str = "/proc/vmcore";
 
@@ -51,7 +51,8 @@ pub enum VmcoreCmd {
         /// Omit the `#` header (release, crash time, panic line).
         #[arg(long)]
         no_header: bool,
-        /// Highlight the panic line.
+        /// Highlight the panic line (auto: on a terminal, unless NO_COLOR or
+        /// TERM=dumb; CLICOLOR_FORCE forces it).
         #[arg(long, value_enum, default_value_t = Color::Auto)]
         color: Color,
     },
@@ -133,6 +134,13 @@ pub fn run(cmd: VmcoreCmd) -> Result<()> {
         }
         other => other,
     }
+}
+
+/// `--color auto`: the conventions netwhy's other output follows (anstream's
+/// rules): `NO_COLOR` → off, `CLICOLOR_FORCE` → on, else on a terminal
+/// whose `TERM` is not `dumb`.
+fn auto_color(stdout: &std::io::Stdout) -> bool {
+    anstream::AutoStream::choice(stdout) != anstream::ColorChoice::Never
 }
 
 struct DmesgOpts {
@@ -228,7 +236,7 @@ fn dmesg(path: &str, o: &DmesgOpts) -> Result<()> {
     let color = match o.color {
         Color::Always => true,
         Color::Never => false,
-        Color::Auto => stdout.is_terminal(),
+        Color::Auto => auto_color(&stdout),
     };
     // Small: the text writer hands over chunks larger than this, which
     // BufWriter passes straight through (no second copy, fewer fresh pages).
