@@ -170,12 +170,12 @@ pub fn describe(name: &str, at: &str, kernel: &Kernel<'_>) -> Result<String> {
 pub fn described(name: &str, at: &str, kernel: &Kernel<'_>) -> Result<Described> {
     let by_id = kb::all()
         .chain(kb::specifics())
-        .find(|e| e.id == name)
+        .find(|e| e.id.as_str() == name)
         .map(|e| (e.reason, e))
         .or_else(|| {
             crate::diagnose::refine::all()
                 .iter()
-                .find(|r| r.id == name)
+                .find(|r| r.id.as_str() == name)
                 .map(|r| (r.reason, kb::entry(r.reason)))
         });
     let x: Explanation = match by_id {
@@ -197,7 +197,7 @@ pub fn described(name: &str, at: &str, kernel: &Kernel<'_>) -> Result<Described>
         Some((reason, _)) => {
             let func = crate::diagnose::refine::all()
                 .iter()
-                .find(|r| r.id == name)
+                .find(|r| r.id.as_str() == name)
                 .and_then(|r| r.functions.first().copied())
                 .unwrap_or(at);
             lookup(reason, func)

@@ -8,6 +8,8 @@
 //! when a collector chose one.
 use serde::Serialize;
 
+use super::kb::Entry;
+
 /// A thing the diagnosis is about, as stable fields tests and tools key on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -71,8 +73,9 @@ pub struct Clues {
     pub subjects: Vec<Subject>,
     /// Concrete commands, shown before the knowledge base's generic fixes.
     pub fixes: Vec<String>,
-    /// An evidence-driven diagnosis id (`kb::specific`), if one fits.
-    pub cause: Option<&'static str>,
+    /// An evidence-driven diagnosis (`kb::specific`, or a refinement's
+    /// whole entry), if one fits.
+    pub cause: Option<Entry>,
 }
 
 impl Clues {
@@ -125,22 +128,23 @@ mod tests {
 
     #[test]
     fn merge_keeps_the_first_cause() {
+        use crate::diagnose::kb::specific::{NFT_REJECT as A, NFT_RULE_DROP as B};
         let mut a = Clues {
-            cause: Some("a"),
+            cause: Some(A),
             ..Clues::default()
         };
         a.merge(Clues {
-            cause: Some("b"),
+            cause: Some(B),
             lines: vec!["x".into()],
             ..Clues::default()
         });
-        assert_eq!(a.cause, Some("a"));
+        assert_eq!(a.cause.map(|e| e.id), Some(A.id));
         assert_eq!(a.lines, ["x"]);
         let mut c = Clues::default();
         c.merge(Clues {
-            cause: Some("b"),
+            cause: Some(B),
             ..Clues::default()
         });
-        assert_eq!(c.cause, Some("b"));
+        assert_eq!(c.cause.map(|e| e.id), Some(B.id));
     }
 }

@@ -8,6 +8,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::clues::{in_ns, Clues, Subject};
+use super::kb::specific;
+use super::refine;
 use crate::event::DropEvent;
 use crate::state::conntrack::{self, Tuple};
 use crate::state::neigh;
@@ -22,7 +24,7 @@ pub const RCVBUF_DANGER: u32 = i32::MAX as u32 - (16 << 20);
 /// Clues for the group whose first event is `e`.
 pub fn gather(e: &DropEvent) -> Clues {
     let mut c = Clues::default();
-    match e.reason.as_str() {
+    match e.reason {
         "NO_SOCKET" => no_socket(e, &mut c),
         "SOCKET_RCVBUFF" => rcvbuf(e, &mut c),
         "IP_RPFILTER" => rp_filter(e, &mut c),
@@ -75,7 +77,7 @@ pub fn sysctls_for(reason: &str) -> &'static [&'static str] {
 
 fn sysctls(e: &DropEvent, c: &mut Clues) {
     let dev = e.dev.as_deref().unwrap_or("all");
-    let vals: Vec<String> = sysctls_for(&e.reason)
+    let vals: Vec<String> = sysctls_for(e.reason)
         .iter()
         .map(|k| k.replace("{dev}", dev))
         .filter_map(|k| {
@@ -127,8 +129,8 @@ fn no_socket(e: &DropEvent, c: &mut Clues) {
             dst.port()
         ));
         c.cause = Some(match p {
-            Proto::Udp => "no-socket-udp",
-            Proto::Tcp => "no-socket-tcp",
+            Proto::Udp => specific::NO_SOCKET_UDP,
+            Proto::Tcp => specific::NO_SOCKET_TCP,
         });
         let flag = if p == Proto::Udp { "-ulpn" } else { "-ltnp" };
         c.fix(format!(
@@ -149,7 +151,7 @@ fn no_socket(e: &DropEvent, c: &mut Clues) {
     }
     if let Some(why) = sockets::explain_no_socket_in(&on_port, p, dst) {
         c.line(why);
-        c.cause = Some("socket-bound-elsewhere");
+        c.cause = Some(specific::SOCKET_BOUND_ELSEWHERE);
         for s in &on_port {
             c.subjects.push(socket_subject(s));
         }
@@ -166,7 +168,7 @@ fn socket_subject(s: &SockInfo) -> Subject {
 }
 
 fn nat_mismatch(p: Proto, s: &SockInfo, src: SocketAddr, dst: SocketAddr, c: &mut Clues) {
-    c.cause = Some("nat-tuple-mismatch");
+    c.cause = Some(specific::NAT_TUPLE_MISMATCH);
     c.subjects.push(socket_subject(s));
     let owner = s
         .owner
@@ -249,9 +251,9 @@ fn rcvbuf(e: &DropEvent, c: &mut Clues) {
     c.subjects.push(socket_subject(&s));
     if let Some(m) = s.mem {
         if m.rcvbuf >= RCVBUF_DANGER {
-            c.cause = Some("udp-rmem-overflow");
+            c.cause = Some(specific::UDP_RMEM_OVERFLOW);
         } else if p == Proto::Udp {
-            c.cause = Some("udp-rcvbuf-full");
+            c.cause = Some(refine::UDP_RCVBUF_FULL.entry());
             c.fix(format!(
                 "give the socket a bigger buffer: raise {}sysctl -w net.core.rmem_max={} and set \
                  SO_RCVBUF in the application (now {} bytes), or read the socket faster",
@@ -287,7 +289,7 @@ fn rp_filter(e: &DropEvent, c: &mut Clues) {
     let ns = in_ns(e.netns_name.as_deref());
     match rp.verdict {
         RpVerdict::FailStrict => {
-            c.cause = Some("rp-filter-strict");
+            c.cause = Some(specific::RP_FILTER_STRICT);
             // The effective mode is max(all, dev): loosen both that are strict.
             let mut keys = vec![format!("{key}=2")];
             if all == 1 {
@@ -295,7 +297,7 @@ fn rp_filter(e: &DropEvent, c: &mut Clues) {
             }
             c.fix(format!("{ns}sysctl -w {}", keys.join(" ")));
         }
-        RpVerdict::FailLoose => c.cause = Some("rp-filter-no-route"),
+        RpVerdict::FailLoose => c.cause = Some(specific::RP_FILTER_NO_ROUTE),
         _ => {}
     }
 }
@@ -320,7 +322,7 @@ fn neighbour(e: &DropEvent, c: &mut Clues) {
                 state: n.state.to_string(),
             });
             if n.state.unresolved() {
-                c.cause = Some("neigh-failed");
+                c.cause = Some(specific::NEIGH_FAILED);
                 c.fix(format!(
                     "{hop} does not answer ARP/NDP on {dev}: bring it up, or fix the route so \
                      {dst} is reached through a gateway that answers ({}ip route get {dst})",
@@ -349,7 +351,7 @@ fn routing(e: &DropEvent, c: &mut Clues) {
             let v = v.trim().to_string();
             c.line(format!("{key} = {v} in this netns"));
             if v == "0" {
-                c.cause = Some("forwarding-disabled");
+                c.cause = Some(specific::FORWARDING_DISABLED);
                 c.fix(format!(
                     "{}sysctl -w {key}=1",
                     in_ns(e.netns_name.as_deref())

@@ -6,25 +6,61 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::clues::{Clues, Subject};
-use super::{kb, lookup, Explanation};
-use crate::event::{DropEvent, Location, JSON_VERSION};
+use super::{lookup, Explanation, Id};
+use crate::event::{DropEvent, DropSite, Location};
+
+/// How sure a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    /// Reproduced in the lab, and pinned by location or live evidence.
+    High,
+    /// Reproduced in the lab, or checked against live state.
+    Medium,
+    /// Written from the kernel sources only.
+    Low,
+}
+
+impl Confidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::High => "high",
+            Confidence::Medium => "medium",
+            Confidence::Low => "low",
+        }
+    }
+}
+
+impl std::fmt::Display for Confidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A group of drops.
+    Drop,
+    /// A trap seen in live state while no packet was dropped (yet): the
+    /// site's reason and location are empty.
+    State,
+}
 
 /// One explained group of drops.
 #[derive(Debug, Clone, Serialize)]
+#[serde(remote = "Self")]
 pub struct Finding {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub v: u32,
-    pub reason: String,
-    pub location: Location,
-    pub netns: u32,
-    pub netns_name: Option<String>,
-    pub dev: Option<String>,
+    /// The group's site, as its first drop had it; the JSON object names
+    /// reason, location, netns, netns_name and dev (docs/json.md).
+    #[serde(flatten, serialize_with = "finding_site")]
+    pub site: DropSite,
     pub count: u64,
     /// Up to three distinct flows, as text.
     pub flows: Vec<String>,
     /// Diagnosis id (stable; the lab's scenarios name the one they expect).
-    pub cause: &'static str,
+    pub cause: Id,
     pub meaning: &'static str,
     pub causes: &'static [&'static str],
     /// Facts gathered for this group (kernel counts, live state).
@@ -36,34 +72,62 @@ pub struct Finding {
     pub checks: Vec<Cow<'static, str>>,
     /// Concrete commands from the evidence first, then the generic ones.
     pub fix: Vec<String>,
-    /// high: reproduced in the lab and pinned by location; medium: reproduced;
-    /// low: written from kernel sources only.
-    pub confidence: &'static str,
-    /// "drop" for a group of drops; "state" for a trap seen in live state
-    /// while no packet was dropped (yet): reason and location are empty.
-    pub source: &'static str,
+    pub confidence: Confidence,
+    pub source: Source,
     /// One event of the group, for collectors that look up live state.
     #[serde(skip)]
     pub sample: Option<DropEvent>,
 }
 
-type Key = (String, String, u32, Option<String>);
+crate::json_record!(Finding, "finding");
+
+// The site's fields read as the finding's own (`f.reason`).
+impl std::ops::Deref for Finding {
+    type Target = DropSite;
+    fn deref(&self) -> &DropSite {
+        &self.site
+    }
+}
+
+/// The part of a [`DropSite`] a finding's JSON shows (no raw reason value,
+/// no ifindex: a finding is about names), in the site's order.
+fn finding_site<S: serde::Serializer>(site: &DropSite, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Named<'a> {
+        reason: &'a str,
+        location: &'a Location,
+        netns: u32,
+        netns_name: &'a Option<String>,
+        dev: &'a Option<String>,
+    }
+    Named {
+        reason: site.reason,
+        location: &site.location,
+        netns: site.netns,
+        netns_name: &site.netns_name,
+        dev: &site.dev,
+    }
+    .serialize(s)
+}
+
+/// What `explain` groups by: (reason, function, netns, dev). The dropping
+/// function, not the exact return address the `drops` table's
+/// [`crate::event::GroupKey`] keeps apart: two call sites in one function
+/// share a diagnosis.
+pub type ExplainKey = (&'static str, String, u32, Option<String>);
+
+/// The [`ExplainKey`] of one drop.
+pub fn explain_key(e: &DropEvent) -> ExplainKey {
+    (e.reason, e.location.symbol.clone(), e.netns, e.dev.clone())
+}
 
 /// Group events by (reason, function, netns, dev) and explain each group,
 /// biggest first. `kernel` is the running kernel's release (`uname -r`),
 /// named where a reason without an entry sends the reader to the sources.
 pub fn explain(events: &[DropEvent], kernel: Option<&str>) -> Vec<Finding> {
-    let mut groups: BTreeMap<Key, Vec<&DropEvent>> = BTreeMap::new();
+    let mut groups: BTreeMap<ExplainKey, Vec<&DropEvent>> = BTreeMap::new();
     for e in events {
-        groups
-            .entry((
-                e.reason.clone(),
-                e.location.symbol.clone(),
-                e.netns,
-                e.dev.clone(),
-            ))
-            .or_default()
-            .push(e);
+        groups.entry(explain_key(e)).or_default().push(e);
     }
     let mut findings: Vec<Finding> = groups
         .into_values()
@@ -75,7 +139,7 @@ pub fn explain(events: &[DropEvent], kernel: Option<&str>) -> Vec<Finding> {
 
 fn finding(evs: &[&DropEvent], kernel: Option<&str>) -> Finding {
     let first = evs[0];
-    let x: Explanation = lookup(&first.reason, &first.location.symbol);
+    let x: Explanation = lookup(first.reason, &first.location.symbol);
     let mut flows: Vec<String> = Vec::new();
     for e in evs {
         let f = e.flow.to_string();
@@ -101,18 +165,12 @@ fn finding(evs: &[&DropEvent], kernel: Option<&str>) -> Finding {
     }
     checks.extend(x.checks.iter().map(|c| Cow::Borrowed(*c)));
     let confidence = match (x.verified, x.refined_by.is_some()) {
-        (true, true) => "high",
-        (true, false) => "medium",
-        _ => "low",
+        (true, true) => Confidence::High,
+        (true, false) => Confidence::Medium,
+        _ => Confidence::Low,
     };
     Finding {
-        kind: "finding",
-        v: JSON_VERSION,
-        reason: first.reason.clone(),
-        location: first.location.clone(),
-        netns: first.netns,
-        netns_name: first.netns_name.clone(),
-        dev: first.dev.clone(),
+        site: first.site.clone(),
         count: evs.len() as u64,
         flows,
         cause: x.id,
@@ -123,7 +181,7 @@ fn finding(evs: &[&DropEvent], kernel: Option<&str>) -> Finding {
         checks,
         fix: x.fixes.iter().map(|f| f.to_string()).collect(),
         confidence,
-        source: "drop",
+        source: Source::Drop,
         sample: Some(first.clone()),
     }
 }
@@ -136,12 +194,16 @@ impl Finding {
         self.evidence.extend(c.lines);
         self.subjects.extend(c.subjects);
         let mut fix = c.fixes;
-        if let Some(e) = c.cause.and_then(kb::specific) {
+        if let Some(e) = c.cause {
             self.cause = e.id;
             self.meaning = e.meaning;
             self.causes = e.causes;
             self.checks = e.checks.iter().map(|c| Cow::Borrowed(*c)).collect();
-            self.confidence = if e.verified { "high" } else { "medium" };
+            self.confidence = if e.verified {
+                Confidence::High
+            } else {
+                Confidence::Medium
+            };
             // The generic "unverified" caveat was about the reason's entry.
             self.evidence.retain(|l| l != super::UNVERIFIED_NOTE);
             fix.extend(e.fixes.iter().map(|f| f.to_string()));
@@ -153,22 +215,24 @@ impl Finding {
 }
 
 /// A finding about live state with no drop behind it (a receive buffer
-/// near INT_MAX seen while capturing), diagnosed as `kb::specific(id)`.
+/// near INT_MAX seen while capturing), diagnosed as the clues' cause.
 pub fn state_finding(netns: u32, netns_name: Option<String>, c: Clues) -> Option<Finding> {
-    let e = kb::specific(c.cause?)?;
+    let e = c.cause?;
     let mut f = Finding {
-        kind: "finding",
-        v: JSON_VERSION,
-        reason: String::new(),
-        location: Location {
-            symbol: String::new(),
-            offset: 0,
-            module: None,
-            address: String::new(),
+        site: DropSite {
+            reason: "",
+            reason_code: 0,
+            location: Location {
+                symbol: String::new(),
+                offset: 0,
+                module: None,
+                address: String::new(),
+            },
+            netns,
+            netns_name,
+            dev: None,
+            ifindex: 0,
         },
-        netns,
-        netns_name,
-        dev: None,
         count: 0,
         flows: Vec::new(),
         cause: e.id,
@@ -178,8 +242,8 @@ pub fn state_finding(netns: u32, netns_name: Option<String>, c: Clues) -> Option
         subjects: Vec::new(),
         checks: e.checks.iter().map(|c| Cow::Borrowed(*c)).collect(),
         fix: Vec::new(),
-        confidence: "medium",
-        source: "state",
+        confidence: Confidence::Medium,
+        source: Source::State,
         sample: None,
     };
     f.absorb(c);
@@ -189,16 +253,15 @@ pub fn state_finding(netns: u32, netns_name: Option<String>, c: Clues) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{DropSite, Task};
+    use crate::diagnose::kb;
+    use crate::event::{intern, Task, TaskContext};
     use crate::packet::{self, HdrKind};
 
     fn event(reason: &str, symbol: &str) -> DropEvent {
         DropEvent {
-            kind: "drop",
-            v: JSON_VERSION,
             time_ns: 0,
             site: DropSite {
-                reason: reason.into(),
+                reason: intern(reason),
                 reason_code: 4242,
                 location: Location {
                     symbol: symbol.into(),
@@ -218,7 +281,7 @@ mod tests {
             task: Task {
                 pid: 0,
                 comm: String::new(),
-                context: "unknown",
+                context: TaskContext::Unknown,
             },
             skb: "0x2".into(),
         }
@@ -236,9 +299,9 @@ mod tests {
         let f = explain(&evs, Some("9.1.0"));
         assert_eq!(f.len(), 1);
         let f = &f[0];
-        assert_eq!(f.cause, "unknown-reason");
+        assert_eq!(f.cause, crate::diagnose::unknown::ID);
         assert_eq!(f.count, 2);
-        assert_eq!(f.confidence, "low");
+        assert_eq!(f.confidence, Confidence::Low);
         let ev = f.evidence.join("\n");
         assert!(
             ev.contains("NW_FUTURE_GRE_THING is not in netwhy's knowledge base yet"),
@@ -262,8 +325,94 @@ mod tests {
     #[test]
     fn known_reason_finding_is_unchanged() {
         let f = &explain(&[event("NO_SOCKET", "__udp4_lib_rcv")], None)[0];
-        assert_eq!(f.cause, "no-socket");
+        assert_eq!(f.cause, kb::entry("NO_SOCKET").id);
+        assert_eq!(f.cause.as_str(), "no-socket");
         assert!(f.evidence.iter().all(|l| !l.contains("knowledge base")));
         assert_eq!(f.checks.len(), kb::entry("NO_SOCKET").checks.len());
+    }
+
+    /// The `finding` object keeps its fields and their order: the site's
+    /// names (no reason_code, no ifindex) right after the envelope.
+    #[test]
+    fn finding_json_field_order() {
+        let f = &explain(&[event("NO_SOCKET", "__udp4_lib_rcv")], None)[0];
+        let j = serde_json::to_string(f).unwrap();
+        let keys: Vec<String> = serde_json::from_str::<serde_json::Value>(&j)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        // serde_json's map is sorted; the order is checked on the text.
+        assert_eq!(keys.len(), 18, "{j}");
+        let want = [
+            "type",
+            "v",
+            "reason",
+            "location",
+            "netns",
+            "netns_name",
+            "dev",
+            "count",
+            "flows",
+            "cause",
+            "meaning",
+            "causes",
+            "evidence",
+            "subjects",
+            "checks",
+            "fix",
+            "confidence",
+            "source",
+        ];
+        let mut at = 0;
+        for k in want {
+            let p = j[at..]
+                .find(&format!("\"{k}\":"))
+                .unwrap_or_else(|| panic!("{k} missing or out of order in {j}"));
+            at += p;
+        }
+        assert!(j.starts_with(
+            r#"{"type":"finding","v":1,"reason":"NO_SOCKET","location":{"symbol":"__udp4_lib_rcv","offset":16,"address":"0x1"},"netns":4026531840,"netns_name":"init","dev":"eth0","count":1,"#
+        ), "{j}");
+        assert!(
+            j.ends_with(r#""confidence":"medium","source":"drop"}"#),
+            "{j}"
+        );
+    }
+
+    #[test]
+    fn confidence_and_source_names_round_trip() {
+        for (c, name) in [
+            (Confidence::High, "high"),
+            (Confidence::Medium, "medium"),
+            (Confidence::Low, "low"),
+        ] {
+            let j = serde_json::to_string(&c).unwrap();
+            assert_eq!(j, format!("\"{name}\""));
+            assert_eq!(c.to_string(), name);
+            assert_eq!(serde_json::from_str::<Confidence>(&j).unwrap(), c);
+        }
+        for (s, name) in [(Source::Drop, "drop"), (Source::State, "state")] {
+            let j = serde_json::to_string(&s).unwrap();
+            assert_eq!(j, format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<Source>(&j).unwrap(), s);
+        }
+    }
+
+    /// Evidence naming a refinement (a full UDP buffer) switches the
+    /// finding to it wherever the drop was, instead of the lookup by id
+    /// that used to miss refinements and keep the generic text.
+    #[test]
+    fn evidence_can_name_a_refinement() {
+        let mut f = explain(&[event("SOCKET_RCVBUFF", "some_other_fn")], None).remove(0);
+        assert_eq!(f.cause, kb::entry("SOCKET_RCVBUFF").id);
+        f.absorb(Clues {
+            cause: Some(crate::diagnose::refine::UDP_RCVBUF_FULL.entry()),
+            ..Clues::default()
+        });
+        assert_eq!(f.cause.as_str(), "udp-rcvbuf-full");
+        assert_eq!(f.confidence, Confidence::High);
     }
 }

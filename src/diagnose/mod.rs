@@ -1,6 +1,10 @@
 //! The knowledge base behind `netwhy explain` and the `drops` table hints:
 //! what a drop reason means, why it usually happens, what to check and what
-//! to change. Pure logic over static tables; nothing here touches the kernel.
+//! to change. The knowledge base itself ([`kb`], [`refine`], [`unknown`]) is
+//! pure logic over static tables; the evidence collectors ([`evidence`],
+//! [`rules`], [`tcprog`], [`watch`], [`session`]) read live kernel state
+//! (sockets, conntrack, nftables, sysctls) and [`rules`] arms nftrace with
+//! a table of its own while a capture runs.
 //!
 //! - [`kb`]: one [`kb::Entry`] per drop reason name.
 //! - [`refine`]: a more precise story when the reason alone is ambiguous and
@@ -28,6 +32,33 @@ pub(crate) mod tests;
 mod upstream;
 
 pub use kb::{Entry, FALLBACK, HINT_MAX};
+
+use crate::event::DropSite;
+
+/// A diagnosis id: `no-socket`, `nft-reject`, `unknown-reason`... Only the
+/// knowledge base makes them ([`Entry::id`], [`Refinement::id`],
+/// [`unknown::ID`]); code elsewhere names a diagnosis by its constant
+/// (`kb::specific::NFT_REJECT.id`), so a misspelt one does not compile
+/// instead of falling back to generic text. Serialized as the string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct Id(&'static str);
+
+impl Id {
+    pub(in crate::diagnose) const fn new(id: &'static str) -> Self {
+        Id(id)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
 pub use refine::Refinement;
 pub use unknown::Unknown;
 
@@ -50,7 +81,7 @@ pub struct Explanation {
     pub reason: String,
     /// The dropping function as given, without offset (`ip_error`).
     pub function: String,
-    pub id: &'static str,
+    pub id: Id,
     pub meaning: &'static str,
     pub causes: &'static [&'static str],
     pub checks: &'static [&'static str],
@@ -60,7 +91,7 @@ pub struct Explanation {
     /// False when the reason has no specific entry (the fallback was used).
     pub known: bool,
     /// The refinement's id when the location changed the diagnosis.
-    pub refined_by: Option<&'static str>,
+    pub refined_by: Option<Id>,
     /// For a reason without an entry: what its name and location suggest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown: Option<Unknown>,
@@ -127,4 +158,29 @@ pub fn hint_text(reason: &str, function: &str) -> Cow<'static, str> {
         return Cow::Borrowed(hint(&r, function));
     }
     Cow::Owned(Unknown::new(&r, refine::normalize_function(function)).hint())
+}
+
+/// The whole diagnosis named `id` as a user or a file spells it (`netwhy
+/// reasons nft-reject`): a reason's entry, an evidence-driven one, a
+/// refinement over its reason's entry, or the fallback. One map built on
+/// first use; code that knows the diagnosis names its constant instead.
+pub fn by_id(id: &str) -> Option<Entry> {
+    static BY_ID: std::sync::OnceLock<std::collections::HashMap<&'static str, Entry>> =
+        std::sync::OnceLock::new();
+    let map = BY_ID.get_or_init(|| {
+        kb::all()
+            .chain(kb::specifics())
+            .copied()
+            .chain(refine::all().iter().map(Refinement::entry))
+            .chain([FALLBACK])
+            .map(|e| (e.id.as_str(), e))
+            .collect()
+    });
+    map.get(id).copied()
+}
+
+/// The one-line hint for an aggregate row of `netwhy drops` (see
+/// [`hint_text`]): what the table renderer and the JSON `group` show.
+pub fn hint_for(site: &DropSite) -> Cow<'static, str> {
+    hint_text(site.reason, &site.location.symbol)
 }

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::clues::{in_ns, Clues, Subject};
+use super::kb::specific;
 use crate::event::DropEvent;
 use crate::state::iptables::{self, LegacyRule};
 use crate::state::nft_rule::{self, Action, Expr};
@@ -149,8 +150,8 @@ fn legacy_clues(moved: &[(LegacyRule, u64)], ns_name: Option<&str>) -> Clues {
     let ns = in_ns(ns_name);
     for (r, n) in moved {
         let verdict = match (r.target.as_str(), r.policy) {
-            ("REJECT", _) => Some("iptables-legacy-reject"),
-            ("DROP", _) => Some("iptables-legacy-drop"),
+            ("REJECT", _) => Some(specific::IPTABLES_LEGACY_REJECT),
+            ("DROP", _) => Some(specific::IPTABLES_LEGACY_DROP),
             _ => None,
         };
         let what = if r.policy {
@@ -233,7 +234,7 @@ fn attribute(d: &TraceEvent, ns_name: Option<&str>, csum: Option<&str>, c: &mut 
     let ns = in_ns(ns_name);
     let Some(rule) = &d.rule else {
         if d.rule_handle.is_none() {
-            c.cause = c.cause.or(Some("nft-policy-drop"));
+            c.cause = c.cause.or(Some(specific::NFT_POLICY_DROP));
         }
         return;
     };
@@ -242,24 +243,24 @@ fn attribute(d: &TraceEvent, ns_name: Option<&str>, csum: Option<&str>, c: &mut 
         .iter()
         .any(|e| matches!(e, Expr::XtTarget(_) | Expr::XtMatch(_)));
     let cause = match rule.action() {
-        Action::Reject if xt => "iptables-reject",
-        Action::Reject => "nft-reject",
+        Action::Reject if xt => specific::IPTABLES_REJECT,
+        Action::Reject => specific::NFT_REJECT,
         Action::Drop if nft_rule::matches_ct_invalid(&rule.exprs) => {
             if csum == Some("bad") {
                 c.line(
                     "the dropped packet's layer-4 checksum is wrong (checked on the captured \
                      bytes): conntrack marked it invalid, and this rule drops invalid packets",
                 );
-                "ct-invalid-checksum"
+                specific::CT_INVALID_CHECKSUM
             } else {
-                "ct-invalid-drop"
+                specific::CT_INVALID_DROP
             }
         }
-        Action::Drop if xt => "iptables-drop",
-        _ => "nft-rule-drop",
+        Action::Drop if xt => specific::IPTABLES_DROP,
+        _ => specific::NFT_RULE_DROP,
     };
     c.cause = c.cause.or(Some(cause));
-    if cause != "ct-invalid-checksum" {
+    if cause.id != specific::CT_INVALID_CHECKSUM.id {
         c.fix(format!(
             "{ns}nft delete rule {fam} {} {} handle {}  (or narrow it so the flow is allowed)",
             d.table, d.chain, rule.handle

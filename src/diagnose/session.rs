@@ -9,22 +9,10 @@ use std::collections::HashMap;
 use super::clues::Clues;
 use super::corroborate::{self, CounterWatch};
 use super::evidence;
-use super::finding::{explain, Finding};
+use super::finding::{explain, explain_key as group_key, ExplainKey as GroupKey, Finding};
 use super::rules::RuleWatch;
 use super::watch::StateWatch;
 use crate::event::DropEvent;
-
-/// The grouping key of [`explain`]: (reason, function, netns, device).
-type GroupKey = (String, String, u32, Option<String>);
-
-fn group_key(e: &DropEvent) -> GroupKey {
-    (
-        e.reason.clone(),
-        e.location.symbol.clone(),
-        e.netns,
-        e.dev.clone(),
-    )
-}
 
 pub struct Session {
     rules: RuleWatch,
@@ -82,7 +70,7 @@ impl Session {
                 let l = if f.cause == super::unknown::ID {
                     corroborate::unknown_line(before, after, corroborate::UNKNOWN_CAP)
                 } else {
-                    let names = corroborate::relevant(&f.reason, key_proto(f), f.dev.as_deref());
+                    let names = corroborate::relevant(f.reason, key_proto(f), f.dev.as_deref());
                     corroborate::line(&names, before, after)
                 };
                 f.evidence.extend(l);

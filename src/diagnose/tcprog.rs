@@ -4,6 +4,7 @@
 //! at the first drop, are the answer, with the commands to read and detach
 //! each one.
 use super::clues::{in_ns, Clues, Subject};
+use super::kb::specific;
 use super::refine::normalize_function;
 use crate::event::DropEvent;
 use crate::state::tcbpf::{self, Attach, Hook, HookProg};
@@ -29,7 +30,7 @@ pub fn hooks_of(reason: &str, function: &str) -> &'static [Hook] {
 
 /// Clues for a drop on a tc or XDP hook (nothing for other drops).
 pub fn gather(e: &DropEvent, c: &mut Clues) {
-    let hooks = hooks_of(&e.reason, &e.location.symbol);
+    let hooks = hooks_of(e.reason, &e.location.symbol);
     if hooks.is_empty() {
         return;
     }
@@ -77,9 +78,9 @@ pub fn gather(e: &DropEvent, c: &mut Clues) {
         ));
     }
     c.cause = Some(if hooks == [Hook::Xdp] {
-        "xdp-bpf-drop"
+        specific::XDP_BPF_DROP
     } else {
-        "tc-bpf-drop"
+        specific::TC_BPF_DROP
     });
 }
 

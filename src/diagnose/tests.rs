@@ -46,7 +46,7 @@ fn every_reason_of_the_running_kernel_gets_an_answer() {
         for func in ["", "__netif_receive_skb_core+0x1d/0x40", "nw_made_up_fn"] {
             let x = lookup(name, func);
             assert_eq!(x.reason, kb::normalize(name));
-            assert!(!x.meaning.is_empty() && !x.id.is_empty(), "{name}");
+            assert!(!x.meaning.is_empty() && !x.id.as_str().is_empty(), "{name}");
             assert_eq!(x.known, x.unknown.is_none(), "{name}");
             let h = hint_text(name, func);
             assert!(
@@ -76,10 +76,11 @@ fn ids_are_unique_kebab_case() {
     let mut seen = HashSet::new();
     let ids = kb::all()
         .map(|e| e.id)
+        .chain(kb::specifics().iter().map(|e| e.id))
         .chain(refine::all().iter().map(|r| r.id))
         .chain([FALLBACK.id]);
     for id in ids {
-        assert!(is_kebab(id), "id {id:?} is not kebab-case");
+        assert!(is_kebab(id.as_str()), "id {id:?} is not kebab-case");
         assert!(seen.insert(id), "id {id:?} used twice");
     }
 }
@@ -91,7 +92,7 @@ fn hints_fit_the_table() {
         .chain(
             refine::all()
                 .iter()
-                .filter_map(|r| r.hint.map(|h| (r.id, h))),
+                .filter_map(|r| r.hint.map(|h| (r.id.as_str(), h))),
         )
         .chain([("fallback", FALLBACK.hint)]);
     for (who, h) in hints {
@@ -219,8 +220,8 @@ fn refinements_take_precedence() {
     ];
     for (reason, func, id) in cases {
         let x = lookup(reason, func);
-        assert_eq!(x.id, id, "{reason} at {func}");
-        assert_eq!(x.refined_by, Some(id));
+        assert_eq!(x.id.as_str(), id, "{reason} at {func}");
+        assert_eq!(x.refined_by, Some(x.id));
         assert!(x.known);
         let rf = refine::refine(reason, func).unwrap();
         assert_eq!(
@@ -239,15 +240,15 @@ fn refinements_take_precedence() {
 fn location_is_normalized() {
     assert_eq!(
         lookup("NOT_SPECIFIED", "ip_error+0x5c/0x2d0").id,
-        "route-blackhole-unreachable-prohibit"
+        refine::ROUTE_BLACKHOLE_UNREACHABLE_PROHIBIT.id
     );
     assert_eq!(
         lookup("no_socket", "cookie_v4_check.isra.0").id,
-        "syncookie-ack-accept-queue-full"
+        refine::SYNCOOKIE_ACK_ACCEPT_QUEUE_FULL.id
     );
     assert_eq!(
         lookup("SKB_DROP_REASON_NETFILTER_DROP", "nft_do_chain [nf_tables]").id,
-        "nftables-rule-drop"
+        refine::NFTABLES_RULE_DROP.id
     );
     assert_eq!(
         refine::normalize_function("  ip_forward+0x1/0x2 "),
@@ -259,13 +260,16 @@ fn location_is_normalized() {
 #[test]
 fn other_locations_keep_the_reason_entry() {
     let x = lookup("NO_SOCKET", "tcp_v4_rcv");
-    assert_eq!(x.id, "no-socket");
+    assert_eq!(x.id.as_str(), "no-socket");
     assert_eq!(x.refined_by, None);
     assert!(x.verified);
     assert_eq!(hint("NO_SOCKET", "tcp_v4_rcv"), kb::entry("NO_SOCKET").hint);
-    assert_eq!(lookup("NOT_SPECIFIED", "").id, "not-specified");
+    assert_eq!(lookup("NOT_SPECIFIED", "").id.as_str(), "not-specified");
     // A function refined for one reason does not refine another.
-    assert_eq!(lookup("NO_SOCKET", "ip_error").id, "no-socket");
+    assert_eq!(
+        lookup("NO_SOCKET", "ip_error").id,
+        kb::entry("NO_SOCKET").id
+    );
 }
 
 #[test]
@@ -309,12 +313,11 @@ fn explanation_serializes() {
 /// ones are marked verified exactly when a scenario reproduces them.
 #[test]
 fn lab_diagnoses_exist_and_specifics_verified_by_the_lab() {
-    let lab_ids: HashSet<&str> = crate::lab::scenarios::ALL
+    let lab_ids: HashSet<Id> = crate::lab::scenarios::ALL
         .iter()
-        .map(|s| s.diagnosis())
-        .filter(|d| *d != "none")
+        .filter_map(|s| s.diagnosis())
         .collect();
-    let mut known: HashSet<&str> = kb::all().map(|e| e.id).collect();
+    let mut known: HashSet<Id> = kb::all().map(|e| e.id).collect();
     known.extend(refine::all().iter().map(|r| r.id));
     known.extend(kb::specifics().iter().map(|e| e.id));
     for id in &lab_ids {
@@ -326,7 +329,7 @@ fn lab_diagnoses_exist_and_specifics_verified_by_the_lab() {
     for e in kb::specifics() {
         assert_eq!(
             e.verified,
-            lab_ids.contains(e.id),
+            lab_ids.contains(&e.id),
             "{}: verified flag",
             e.id
         );
@@ -336,14 +339,42 @@ fn lab_diagnoses_exist_and_specifics_verified_by_the_lab() {
             "{}: hint too long",
             e.id
         );
-        assert!(kb::specific(e.id).is_some());
+        assert_eq!(kb::specific(e.id.as_str()).map(|f| f.id), Some(e.id));
     }
     // Ids are unique across all three tables.
-    let mut all: Vec<&str> = kb::all().map(|e| e.id).collect();
+    let mut all: Vec<Id> = kb::all().map(|e| e.id).collect();
     all.extend(refine::all().iter().map(|r| r.id));
     all.extend(kb::specifics().iter().map(|e| e.id));
     let n = all.len();
     all.sort();
     all.dedup();
     assert_eq!(all.len(), n, "duplicate diagnosis ids");
+}
+
+/// Every diagnosis id of the catalogue (entries, evidence-driven ones,
+/// refinements, the fallback) resolves by its string to itself, and every
+/// entry is found by its reason.
+#[test]
+fn every_diagnosis_id_resolves() {
+    let ids = kb::all()
+        .chain(kb::specifics())
+        .map(|e| e.id)
+        .chain(refine::all().iter().map(|r| r.id))
+        .chain([FALLBACK.id]);
+    let mut n = 0;
+    for id in ids {
+        let e = by_id(id.as_str()).unwrap_or_else(|| panic!("{id} does not resolve"));
+        assert_eq!(e.id, id);
+        n += 1;
+    }
+    assert!(n > 100, "only {n} ids");
+    for e in kb::all() {
+        assert_eq!(kb::find(e.reason).map(|f| f.id), Some(e.id));
+    }
+    for r in refine::all() {
+        let e = by_id(r.id.as_str()).unwrap();
+        assert_eq!(e.meaning, r.meaning.unwrap_or(kb::entry(r.reason).meaning));
+        assert_eq!(e.verified, r.verified);
+    }
+    assert!(by_id("no-such-diagnosis").is_none());
 }

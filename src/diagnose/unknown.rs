@@ -11,7 +11,7 @@ use serde::Serialize;
 
 /// The diagnosis id of every finding about an unknown reason. Stable: JSON
 /// consumers and the lab match on it.
-pub const ID: &str = "unknown-reason";
+pub const ID: super::Id = super::Id::new("unknown-reason");
 
 /// Longest hint for the `drops` table, like the knowledge base's.
 const HINT_MAX: usize = super::HINT_MAX;

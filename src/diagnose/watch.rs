@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::clues::{in_ns, Clues, Subject};
 use super::evidence::RCVBUF_DANGER;
 use super::finding::{state_finding, Finding};
+use super::kb::specific;
 use crate::state::sockets::{self, Proto};
 
 /// How often the watched namespaces are sampled.
@@ -50,7 +51,7 @@ impl StateWatch {
                     continue;
                 }
                 let mut c = Clues {
-                    cause: Some("udp-rmem-overflow"),
+                    cause: Some(specific::UDP_RMEM_OVERFLOW),
                     ..Clues::default()
                 };
                 c.line(format!(

@@ -157,8 +157,8 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
     Ok(Report {
         scenario: s.name(),
         summary: s.summary(),
-        diagnosis: s.diagnosis(),
-        explained: findings.first().map(|f| f.cause),
+        diagnosis: s.diagnosis().map_or("none", crate::diagnose::Id::as_str),
+        explained: findings.first().map(|f| f.cause.as_str()),
         finding: findings.into_iter().next(),
         trigger: outcome.text,
         notes: outcome.notes,

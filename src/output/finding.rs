@@ -6,7 +6,7 @@ use crate::output::text::netns_label;
 /// Block `n` of the text report.
 pub fn finding_text(n: usize, f: &Finding) -> String {
     let ns = netns_label(f.netns, f.netns_name.as_deref());
-    let mut s = if f.source == "state" {
+    let mut s = if f.source == crate::diagnose::finding::Source::State {
         format!("[{n}] no drop yet, but live state is a known trap  netns={ns}\n")
     } else {
         format!(

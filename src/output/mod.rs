@@ -1,5 +1,6 @@
 //! Renderers for the Event model: plain text, the live table, JSON Lines.
 pub mod finding;
+pub mod json;
 pub mod pcapng;
 pub mod sink;
 pub mod style;

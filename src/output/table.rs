@@ -42,7 +42,7 @@ pub fn render(groups: &[DropGroup], top: usize, footer: &str, width: Option<usiz
             None => format!("#{}", g.ifindex),
         };
         let counts = format!("{:>9.1} {:>10}  ", g.rate, g.count);
-        let reason = format!("{:<1$}", truncate(&g.reason, c.reason), c.reason);
+        let reason = format!("{:<1$}", truncate(g.reason, c.reason), c.reason);
         let rest = format!(
             " {:<lw$} {:<nw$} {:<12}{}",
             truncate(&g.location.to_string(), c.location),
@@ -214,10 +214,8 @@ mod tests {
 
     fn group(reason: &str, rate: f64, count: u64) -> DropGroup {
         DropGroup {
-            kind: "group",
-            v: 1,
             site: DropSite {
-                reason: reason.into(),
+                reason: crate::event::intern(reason),
                 reason_code: 3,
                 location: Location {
                     symbol: "__udp4_lib_rcv".into(),
@@ -246,7 +244,7 @@ mod tests {
             group("C", 1.0, 200),
         ];
         sort(&mut g);
-        let names: Vec<_> = g.iter().map(|g| g.reason.as_str()).collect();
+        let names: Vec<_> = g.iter().map(|g| g.reason).collect();
         assert_eq!(names, ["B", "C", "A"]);
         let out = render(&g, 2, "lost: 0", None);
         assert!(out.contains("__udp4_lib_rcv+0x1a"));
@@ -260,7 +258,7 @@ mod tests {
     #[test]
     fn unknown_reason_row_has_a_hint() {
         let mut g = group("NW_FUTURE_UDP_THING", 1.0, 3);
-        g.hint = crate::diagnose::hint_text(&g.reason, &g.location.symbol);
+        g.hint = crate::diagnose::hint_for(&g);
         let out = render(&[g], 5, "", None);
         assert!(
             out.contains("future udp thing (udp): not in netwhy's notes yet"),

@@ -29,7 +29,7 @@ pub fn event_line(e: &DropEvent) -> String {
     if e.mark != 0 {
         let _ = write!(s, " mark={:#x}", e.mark);
     }
-    if e.task.context == "process" {
+    if e.task.context == crate::event::TaskContext::Process {
         let _ = write!(s, " by {}[{}]", e.task.comm, e.task.pid);
     }
     s

@@ -4,11 +4,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::{Diagnosis, Flow, Item, PipelineError, Sink, Source};
-use crate::event::{cstr, DropGroup, Enricher};
+use crate::event::{cstr, DropGroup, Enricher, GroupKey};
 use crate::output::{table, Summary};
 use crate::probe::drop::{DropProbe, EventReader};
-
-type GroupKey = (u64, u32, u32, u32);
 
 /// Drops from the ring buffer, enriched once, printed and/or diagnosed.
 pub struct DropStream<'c> {
@@ -151,12 +149,20 @@ impl Source for GroupTable<'_> {
             self.groups = raw
                 .iter()
                 .map(|(k, v)| {
-                    let key = (k.location, k.reason, k.netns, k.ifindex);
+                    let key = GroupKey::from(k);
                     let before = self.prev.get(&key).copied().unwrap_or(0);
                     let rate = v.count.saturating_sub(before) as f64 / secs;
                     self.prev.insert(key, v.count);
-                    self.enricher
-                        .group(k, v.netns_src, cstr(&v.ifname), v.count, v.bytes, rate)
+                    let mut g = self.enricher.group(
+                        k,
+                        v.netns_src,
+                        cstr(&v.ifname),
+                        v.count,
+                        v.bytes,
+                        rate,
+                    );
+                    g.hint = crate::diagnose::hint_for(&g);
+                    g
                 })
                 .collect();
             table::sort(&mut self.groups);

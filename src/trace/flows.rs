@@ -6,17 +6,16 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{Fate, Packet};
-use crate::diagnose::{kb, lookup, Explanation};
-use crate::event::JSON_VERSION;
+use super::{Fate, FateKind, Packet};
+use crate::diagnose::kb::{self, specific};
+use crate::diagnose::{lookup, Explanation};
 use crate::probe::path::Role;
 
 /// One packet in a flow report.
 #[derive(Debug, Clone, Serialize)]
 pub struct FlowPacket {
     pub packet: u64,
-    /// "out" (sent by the command) or "in" (addressed to it).
-    pub direction: &'static str,
+    pub direction: Direction,
     /// The other end as first seen (before any NAT).
     pub remote: String,
     pub fate: Fate,
@@ -30,16 +29,26 @@ pub struct FlowPacket {
     pub explanation: Option<Explanation>,
 }
 
+/// Which way a packet of the command's flow went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Sent by the command.
+    Out,
+    /// Addressed to it.
+    In,
+}
+
 /// Every packet of one local endpoint.
 #[derive(Debug, Clone, Serialize)]
+#[serde(remote = "Self")]
 pub struct FlowReport {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub v: u32,
     pub proto: String,
     pub local: String,
     pub packets: Vec<FlowPacket>,
 }
+
+crate::json_record!(FlowReport, "flow");
 
 fn endpoint(addr: Option<std::net::IpAddr>, port: Option<u16>) -> String {
     match (addr, port) {
@@ -80,10 +89,10 @@ pub fn group(packets: &[Packet]) -> Vec<FlowReport> {
         }
         e.1.push(FlowPacket {
             packet: p.id,
-            direction: if out { "out" } else { "in" },
-            explanation: (fate.fate == "dropped").then(|| {
+            direction: if out { Direction::Out } else { Direction::In },
+            explanation: (fate.fate == FateKind::Dropped).then(|| {
                 let func = fate.location.as_ref().map_or("", |l| l.symbol.as_str());
-                lookup(fate.reason.as_deref().unwrap_or(""), func)
+                lookup(fate.reason.unwrap_or(""), func)
             }),
             remote,
             fate,
@@ -94,25 +103,27 @@ pub fn group(packets: &[Packet]) -> Vec<FlowReport> {
         .map(|((proto, local), (sender, mut packets))| {
             let sent_to: Vec<String> = packets
                 .iter()
-                .filter(|p| p.direction == "out")
+                .filter(|p| p.direction == Direction::Out)
                 .map(|p| p.remote.clone())
                 .collect();
             for p in &mut packets {
-                if p.direction == "in" && !sent_to.is_empty() && !sent_to.contains(&p.remote) {
+                if p.direction == Direction::In
+                    && !sent_to.is_empty()
+                    && !sent_to.contains(&p.remote)
+                {
                     p.note = Some(format!(
                         "came from {}, but this socket sent to {}: an address translation \
                          on the way was not reversed for the reply (conntrack/NAT)",
                         p.remote,
                         sent_to.join(", ")
                     ));
-                    if let (Some(x), Some(e)) =
-                        (p.explanation.as_mut(), kb::specific("nat-tuple-mismatch"))
-                    {
-                        use_entry(x, e);
+                    if let Some(x) = p.explanation.as_mut() {
+                        use_entry(x, &specific::NAT_TUPLE_MISMATCH);
                     }
                 }
                 let f = &mut p.fate;
-                if p.direction == "in" && f.fate == "delivered" && f.pid.is_none() {
+                if p.direction == Direction::In && f.fate == FateKind::Delivered && f.pid.is_none()
+                {
                     if let Some((pid, comm)) = &sender {
                         f.pid = Some(*pid);
                         f.comm = Some(comm.clone());
@@ -120,8 +131,6 @@ pub fn group(packets: &[Packet]) -> Vec<FlowReport> {
                 }
             }
             FlowReport {
-                kind: "flow",
-                v: JSON_VERSION,
                 proto,
                 local,
                 packets,
@@ -140,7 +149,7 @@ pub fn render(flows: &[FlowReport]) -> String {
         let dropped = fl
             .packets
             .iter()
-            .filter(|p| p.fate.fate == "dropped")
+            .filter(|p| p.fate.fate == FateKind::Dropped)
             .count();
         let _ = writeln!(
             s,
@@ -151,7 +160,11 @@ pub fn render(flows: &[FlowReport]) -> String {
             dropped
         );
         for p in &fl.packets {
-            let arrow = if p.direction == "out" { "->" } else { "<-" };
+            let arrow = if p.direction == Direction::Out {
+                "->"
+            } else {
+                "<-"
+            };
             // The flow's diagnosis (maybe refined by the flow) gives the why.
             let mut fate = p.fate.clone();
             if let Some(x) = &p.explanation {

@@ -13,17 +13,15 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::event::{cstr, DropEvent, DropSite, Enricher, Location, Task, JSON_VERSION};
+use crate::event::{cstr, DropEvent, DropSite, Enricher, Location, NetnsSource, Task, TaskContext};
 use crate::packet::{self, Flow, HdrKind};
 use crate::probe::path::{RawStep, Role, STEP_FATE, STEP_FIRST};
 use crate::state::sockets::{owners, Owner};
 
 /// One hook a packet passed.
 #[derive(Debug, Clone, Serialize)]
+#[serde(remote = "Self")]
 pub struct Step {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub v: u32,
     pub packet: u64,
     /// Wall-clock ns since the Unix epoch.
     pub time_ns: u64,
@@ -42,8 +40,13 @@ pub struct Step {
     /// The 5-tuple differs from the previous step's (NAT, encapsulation).
     pub tuple_changed: bool,
     pub skb: String,
+    /// The kernel's reason name, at a free that was a drop.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<&'static str>,
+    /// The reason's raw value on this kernel (0 when not a drop): not in
+    /// the step's JSON, carried to the drop event `explain` sees.
+    #[serde(skip)]
+    pub reason_code: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
     /// icmp_send: the ICMP error the kernel answered with, "type/code".
@@ -71,31 +74,36 @@ pub struct Step {
     pub bytes: Vec<u8>,
 }
 
+crate::json_record!(Step, "step");
+
 impl Step {
-    /// A drop step as the drop event `explain` diagnoses (the reason's raw
-    /// value is not carried by steps: 0).
-    pub fn as_drop(&self) -> Option<DropEvent> {
+    /// Where and why a drop step dropped: None unless the step is a free
+    /// that was a drop.
+    pub fn site(&self) -> Option<DropSite> {
         if self.role != Some(Role::Free) {
             return None;
         }
+        Some(DropSite {
+            reason: self.reason?,
+            reason_code: self.reason_code,
+            location: self.location.clone()?,
+            netns: self.netns,
+            netns_name: self.netns_name.clone(),
+            dev: self.dev.clone(),
+            ifindex: self.ifindex,
+        })
+    }
+
+    /// A drop step as the drop event `explain` diagnoses.
+    pub fn as_drop(&self) -> Option<DropEvent> {
         Some(DropEvent {
-            kind: "drop",
-            v: JSON_VERSION,
             time_ns: self.time_ns,
-            site: DropSite {
-                reason: self.reason.clone()?,
-                reason_code: 0,
-                location: self.location.clone()?,
-                netns: self.netns,
-                netns_name: self.netns_name.clone(),
-                dev: self.dev.clone(),
-                ifindex: self.ifindex,
-            },
+            site: self.site()?,
             // The path probe reads the device's namespace, else the socket's.
             netns_source: if self.dev.is_some() {
-                crate::event::NetnsSource::Dev
+                NetnsSource::Dev
             } else {
-                crate::event::NetnsSource::SkbSk
+                NetnsSource::SkbSk
             },
             mark: self.mark,
             flow: self.flow.clone(),
@@ -103,7 +111,7 @@ impl Step {
             task: Task {
                 pid: self.pid,
                 comm: self.comm.clone(),
-                context: "unknown",
+                context: TaskContext::Unknown,
             },
             skb: self.skb.clone(),
         })
@@ -144,16 +152,47 @@ impl Owners {
 }
 
 /// How a packet's path ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FateKind {
+    /// Queued on a socket, or read by a process.
+    Delivered,
+    /// Handed to a device's driver (or consumed after TX completion).
+    Transmitted,
+    /// Freed with a drop reason.
+    Dropped,
+    /// Freed without a drop reason, and not delivered or sent.
+    Consumed,
+    /// Nothing ended the packet before the timeout.
+    Unknown,
+}
+
+impl FateKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FateKind::Delivered => "delivered",
+            FateKind::Transmitted => "transmitted",
+            FateKind::Dropped => "dropped",
+            FateKind::Consumed => "consumed",
+            FateKind::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for FateKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a packet's path ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(remote = "Self")]
 pub struct Fate {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub v: u32,
     pub packet: u64,
-    /// "delivered", "transmitted", "dropped", "consumed" or "unknown".
-    pub fate: &'static str,
+    pub fate: FateKind,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
     /// One line from the knowledge base (drops only).
@@ -182,6 +221,8 @@ pub struct Fate {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clone_via: Option<String>,
 }
+
+crate::json_record!(Fate, "fate");
 
 /// One traced packet.
 #[derive(Debug, Clone)]
@@ -230,8 +271,6 @@ pub fn decode(raw: &RawStep, hook: (&str, Role), en: &mut Enricher, consumed: u3
     let free = hook.1 == Role::Free;
     let dropped = free && is_drop(raw.reason, consumed);
     Step {
-        kind: "step",
-        v: JSON_VERSION,
         packet: raw.packet,
         time_ns: en.wall_ns(raw.time_ns),
         delta_ns: 0,
@@ -246,7 +285,8 @@ pub fn decode(raw: &RawStep, hook: (&str, Role), en: &mut Enricher, consumed: u3
         flow,
         tuple_changed: false,
         skb: format!("{:#x}", raw.skbaddr),
-        reason: dropped.then(|| en.reasons.name(raw.reason)),
+        reason: dropped.then(|| en.reason(raw.reason)),
+        reason_code: if dropped { raw.reason } else { 0 },
         location: free.then(|| en.location(raw.location)),
         icmp: (hook.1 == Role::IcmpError).then(|| format!("{}/{}", raw.aux >> 8, raw.aux & 0xff)),
         socket: (matches!(hook.1, Role::Queued | Role::Socket | Role::SocketRx) && raw.aux != 0)
@@ -301,10 +341,8 @@ pub fn classify(id: u64, all: &[Step]) -> Fate {
     // hooks may run after skb->dev was cleared).
     let place = steps.iter().rev().find(|s| s.netns != 0).or(last);
     let mut f = Fate {
-        kind: "fate",
-        v: JSON_VERSION,
         packet: id,
-        fate: "unknown",
+        fate: FateKind::Unknown,
         reason: None,
         location: None,
         hint: None,
@@ -332,38 +370,35 @@ pub fn classify(id: u64, all: &[Step]) -> Fate {
     }
     match last.role {
         Some(Role::Free) if last.reason.is_some() => {
-            f.fate = "dropped";
-            f.reason = last.reason.clone();
+            f.fate = FateKind::Dropped;
+            f.reason = last.reason;
             f.location = last.location.clone();
             let sym = f.location.as_ref().map_or("", |l| l.symbol.as_str());
-            f.hint = Some(crate::diagnose::hint(
-                f.reason.as_deref().unwrap_or(""),
-                sym,
-            ));
+            f.hint = Some(crate::diagnose::hint(f.reason.unwrap_or(""), sym));
         }
         Some(Role::Free) => {
             f.location = last.location.clone();
             let before = steps.iter().rev().nth(1).and_then(|s| s.role);
             f.fate = if delivered.is_some() {
-                "delivered"
+                FateKind::Delivered
             } else if before == Some(Role::Transmitted) {
                 // Consumed after the driver sent it: TX completion.
                 f.dev = steps.iter().rev().nth(1).and_then(|s| s.dev.clone());
-                "transmitted"
+                FateKind::Transmitted
             } else {
-                "consumed"
+                FateKind::Consumed
             };
         }
         Some(Role::Queued | Role::SocketRx) => {
-            f.fate = "delivered";
+            f.fate = FateKind::Delivered;
             f.socket = last.socket.clone();
             if let Some(o) = last.socket.as_ref().and_then(|s| s.owner.as_ref()) {
                 f.pid = Some(o.pid);
                 f.comm = Some(o.comm.clone());
             }
         }
-        Some(Role::Transmitted) => f.fate = "transmitted",
-        Some(Role::Delivered) => f.fate = "delivered",
+        Some(Role::Transmitted) => f.fate = FateKind::Transmitted,
+        Some(Role::Delivered) => f.fate = FateKind::Delivered,
         _ => {}
     }
     f

@@ -2,7 +2,7 @@
 //! changes, and the fate on the last line.
 use std::fmt::Write as _;
 
-use super::{Fate, Packet, Step};
+use super::{Fate, FateKind, Packet, Step};
 use crate::output::text::netns_label;
 use crate::probe::path::{Role, STEP_FIRST};
 
@@ -98,10 +98,10 @@ pub fn fate_line(f: &Fate) -> String {
     );
     let after = format!("after {:.3}ms", f.duration_ns as f64 / 1e6);
     match f.fate {
-        "dropped" => {
+        FateKind::Dropped => {
             let mut s = format!(
                 "fate: dropped {} at {} {place} {after}",
-                f.reason.as_deref().unwrap_or("?"),
+                f.reason.unwrap_or("?"),
                 f.location
                     .as_ref()
                     .map(|l| l.to_string())
@@ -112,7 +112,7 @@ pub fn fate_line(f: &Fate) -> String {
             }
             s
         }
-        "delivered" => {
+        FateKind::Delivered => {
             let sock = f
                 .socket
                 .as_ref()
@@ -123,15 +123,15 @@ pub fn fate_line(f: &Fate) -> String {
                 _ => format!("fate: delivered to a socket{sock} {place} {after}"),
             }
         }
-        "transmitted" => format!("fate: transmitted {place} (left the traced world) {after}"),
-        "consumed" => format!(
+        FateKind::Transmitted => format!("fate: transmitted {place} (left the traced world) {after}"),
+        FateKind::Consumed => format!(
             "fate: consumed at {} {place} {after}",
             f.location
                 .as_ref()
                 .map(|l| l.to_string())
                 .unwrap_or_default()
         ),
-        _ => format!(
+        FateKind::Unknown => format!(
             "fate: unknown: last seen at {} {place}; no tracepoint reported its end (freed silently, as TCP does with most ACKs, or still queued)",
             f.last_hook
         ),

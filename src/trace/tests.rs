@@ -18,8 +18,6 @@ fn flow(src: &str, sport: u16, dst: &str, dport: u16) -> Flow {
 
 fn step(packet: u64, t: u64, hook: &str, role: Role, f: Flow) -> Step {
     Step {
-        kind: "step",
-        v: 1,
         packet,
         time_ns: t,
         delta_ns: 0,
@@ -35,6 +33,7 @@ fn step(packet: u64, t: u64, hook: &str, role: Role, f: Flow) -> Step {
         tuple_changed: false,
         skb: "0x1".into(),
         reason: None,
+        reason_code: 0,
         location: None,
         icmp: None,
         socket: None,
@@ -80,13 +79,13 @@ fn tuple_change_marks_only_the_rewrite() {
 fn drop_fate_names_reason_location_hint() {
     let f0 = flow("198.18.0.1", 1, "198.18.0.2", 5300);
     let mut d = step(3, 20, "kfree_skb", Role::Free, f0.clone());
-    d.reason = Some("NO_SOCKET".into());
+    d.reason = Some("NO_SOCKET");
     d.location = Some(loc("__udp4_lib_rcv"));
     let mut s = vec![step(3, 10, "netif_receive_skb", Role::Receive, f0), d];
     finish_steps(&mut s);
     let f = classify(3, &s);
-    assert_eq!(f.fate, "dropped");
-    assert_eq!(f.reason.as_deref(), Some("NO_SOCKET"));
+    assert_eq!(f.fate, FateKind::Dropped);
+    assert_eq!(f.reason, Some("NO_SOCKET"));
     assert_eq!(f.location.as_ref().unwrap().symbol, "__udp4_lib_rcv");
     assert!(!f.hint.unwrap().is_empty());
     assert_eq!(f.steps, 2);
@@ -115,7 +114,7 @@ fn consumed_after_a_read_is_delivered_to_the_reader() {
     let f = classify(4, &s);
     assert_eq!(
         (f.fate, f.pid, f.comm.as_deref()),
-        ("delivered", Some(42), Some("dig"))
+        (FateKind::Delivered, Some(42), Some("dig"))
     );
 
     // Consumed right after the driver took it: transmitted on that device.
@@ -123,18 +122,21 @@ fn consumed_after_a_read_is_delivered_to_the_reader() {
     x.dev = Some("ens3".into());
     let s = vec![x, step(5, 30, "consume_skb", Role::Free, f0.clone())];
     let f = classify(5, &s);
-    assert_eq!((f.fate, f.dev.as_deref()), ("transmitted", Some("ens3")));
+    assert_eq!(
+        (f.fate, f.dev.as_deref()),
+        (FateKind::Transmitted, Some("ens3"))
+    );
 
     // Consumed with no read and no transmit: say where.
     let mut c = step(6, 30, "consume_skb", Role::Free, f0.clone());
     c.location = Some(loc("icmp_rcv"));
     let f = classify(6, &[step(6, 10, "netif_rx", Role::Receive, f0.clone()), c]);
-    assert_eq!(f.fate, "consumed");
+    assert_eq!(f.fate, FateKind::Consumed);
     assert_eq!(f.location.unwrap().symbol, "icmp_rcv");
 
     // No free seen: unknown.
     let f = classify(7, &[step(7, 10, "netif_rx", Role::Receive, f0)]);
-    assert_eq!(f.fate, "unknown");
+    assert_eq!(f.fate, FateKind::Unknown);
 }
 
 #[test]
@@ -153,7 +155,7 @@ fn timeline_releases_on_fate_or_timeout() {
     assert_eq!((r[0].id, r[0].steps.len()), (1, 2));
     let r = tl.ready(t0 + timeout, settle, timeout);
     assert_eq!(r.len(), 1);
-    assert_eq!(r[0].fate.as_ref().unwrap().fate, "unknown");
+    assert_eq!(r[0].fate.as_ref().unwrap().fate, FateKind::Unknown);
     assert!(tl.is_empty());
 }
 
@@ -200,7 +202,7 @@ fn queued_on_a_socket_is_delivered_to_its_owner() {
         }),
     });
     let f = classify(8, &[step(8, 10, "netif_receive_skb", Role::Receive, f0), q]);
-    assert_eq!(f.fate, "delivered");
+    assert_eq!(f.fate, FateKind::Delivered);
     assert_eq!((f.pid, f.comm.as_deref()), (Some(7), Some("srv")));
     assert_eq!(f.socket.unwrap().port, 5300);
 }
@@ -216,7 +218,7 @@ fn flows_group_by_local_endpoint_and_name_the_sender() {
     s.comm = "dig".into();
     tl.push(s, 1, t0);
     let mut d = step(2, 20, "kfree_skb", Role::Free, a.clone());
-    d.reason = Some("NO_SOCKET".into());
+    d.reason = Some("NO_SOCKET");
     d.location = Some(loc("__udp4_lib_rcv"));
     tl.push(step(2, 15, "netif_rx", Role::Receive, a.clone()), 1, t0);
     tl.push(d, 2, t0);
@@ -231,10 +233,11 @@ fn flows_group_by_local_endpoint_and_name_the_sender() {
         (f.proto.as_str(), f.local.as_str()),
         ("udp", "198.18.1.2:4000")
     );
-    let dirs: Vec<&str> = f.packets.iter().map(|p| p.direction).collect();
-    assert_eq!(dirs, ["out", "in", "in"]);
+    let dirs: Vec<flows::Direction> = f.packets.iter().map(|p| p.direction).collect();
+    use flows::Direction::{In, Out};
+    assert_eq!(dirs, [Out, In, In]);
     assert_eq!(f.packets[1].remote, "198.18.2.2:53");
-    assert_eq!(f.packets[1].fate.fate, "dropped");
+    assert_eq!(f.packets[1].fate.fate, FateKind::Dropped);
     let delivered = &f.packets[2].fate;
     assert_eq!(
         (delivered.pid, delivered.comm.as_deref()),
@@ -261,7 +264,7 @@ fn flows_group_by_local_endpoint_and_name_the_sender() {
     assert!(!x.fixes.is_empty());
     // The flow is the evidence: the knowledge base's NAT diagnosis replaces
     // NO_SOCKET's generic one.
-    assert_eq!(x.id, "nat-tuple-mismatch");
+    assert_eq!(x.id, crate::diagnose::kb::specific::NAT_TUPLE_MISMATCH.id);
     assert!(
         text.contains("        fix: Make the server answer from the DNAT target"),
         "{text}"
@@ -291,7 +294,10 @@ fn function_steps_show_the_way_but_never_decide_the_fate() {
     func.dev = Some("other".into());
     let s = vec![x, func, step(6, 30, "consume_skb", Role::Free, f0.clone())];
     let f = classify(6, &s);
-    assert_eq!((f.fate, f.dev.as_deref()), ("transmitted", Some("ens3")));
+    assert_eq!(
+        (f.fate, f.dev.as_deref()),
+        (FateKind::Transmitted, Some("ens3"))
+    );
     assert_eq!((f.steps, f.last_hook.as_str()), (3, "consume_skb"));
 
     // A timeline whose last step is a function (fate not seen): unknown,
@@ -303,7 +309,7 @@ fn function_steps_show_the_way_but_never_decide_the_fate() {
     let f = classify(7, &s);
     assert_eq!(
         (f.fate, f.steps, f.last_hook.as_str()),
-        ("unknown", 2, "ip_rcv")
+        (FateKind::Unknown, 2, "ip_rcv")
     );
 }
 
@@ -326,12 +332,12 @@ fn a_copy_names_its_source_and_the_source_its_copy() {
     made.flags = STEP_FIRST;
     let mut drop = step(8, 40, "kfree_skb", Role::Free, f0.clone());
     drop.clone_of = Some(7);
-    drop.reason = Some("OTHERHOST".into());
+    drop.reason = Some("OTHERHOST");
     drop.location = Some(loc("ip_rcv_core"));
     let copy = vec![made, drop];
 
     let f = classify(8, &copy);
-    assert_eq!(f.fate, "dropped");
+    assert_eq!(f.fate, FateKind::Dropped);
     assert_eq!(f.clone_of, Some(7));
     assert_eq!(f.clone_via.as_deref(), Some("skb_clone"));
     let j = serde_json::to_value(&f).unwrap();
@@ -431,4 +437,54 @@ fn count_limits_originals_and_copies_come_along() {
     assert!(!l.admit(&packet(3, None), t0), "a second original");
     tl.drain();
     assert!(l.done(&tl, t0, grace));
+}
+
+#[test]
+fn fate_names_round_trip() {
+    use FateKind::*;
+    for k in [Delivered, Transmitted, Dropped, Consumed, Unknown] {
+        let j = serde_json::to_string(&k).unwrap();
+        assert_eq!(j, format!("\"{}\"", k.as_str()));
+        assert_eq!(serde_json::from_str::<FateKind>(&j).unwrap(), k);
+    }
+    for d in [flows::Direction::Out, flows::Direction::In] {
+        let j = serde_json::to_string(&d).unwrap();
+        assert_eq!(serde_json::from_str::<flows::Direction>(&j).unwrap(), d);
+    }
+    assert_eq!(
+        serde_json::to_string(&flows::Direction::Out).unwrap(),
+        "\"out\""
+    );
+}
+
+/// A drop step becomes the drop event explain sees with the reason's
+/// real value; its own JSON keeps the envelope first and no reason_code.
+#[test]
+fn drop_step_keeps_its_reason_code() {
+    let mut d = step(
+        1,
+        10,
+        "kfree_skb",
+        Role::Free,
+        flow("10.0.0.1", 1, "10.0.0.2", 2),
+    );
+    d.reason = Some("NO_SOCKET");
+    d.reason_code = 3;
+    d.location = Some(loc("__udp4_lib_rcv"));
+    let e = d.as_drop().unwrap();
+    assert_eq!((e.reason, e.reason_code), ("NO_SOCKET", 3));
+    assert_eq!(e.ifindex, 2);
+    let j = serde_json::to_string(&d).unwrap();
+    assert!(
+        j.starts_with(r#"{"type":"step","v":1,"packet":1,"time_ns":10,"#),
+        "{j}"
+    );
+    assert!(!j.contains("reason_code"), "{j}");
+    assert!(
+        j.contains(r#""skb":"0x1","reason":"NO_SOCKET","location":{"#),
+        "{j}"
+    );
+    let mut c = d.clone();
+    c.role = Some(Role::Queued);
+    assert!(c.as_drop().is_none());
 }

@@ -3,27 +3,7 @@
 use super::Entry;
 
 pub(super) const ENTRIES: &[Entry] = &[
-    entry!(
-        UDP_CSUM,
-        "udp-csum",
-        true,
-        "bad UDP checksum: corrupt packet or offload bug",
-        "The UDP checksum did not match the data, so the datagram was discarded as corrupt.",
-        [
-            "Corruption on the wire or in a device (bad cable, NIC, driver).",
-            "Checksum offload misbehaving on a virtual device or tunnel.",
-            "A sender building packets with a wrong checksum (raw sockets, broken middlebox).",
-        ],
-        [
-            "nstat -az UdpInCsumErrors Udp6InCsumErrors",
-            "ethtool -k <dev> | grep checksum; ethtool -S <dev> | grep -i err",
-            "tcpdump -ni <dev> -vv udp  (shows `bad udp cksum`)",
-        ],
-        [
-            "Test with offloads off on the sender: ethtool -K <dev> tx off",
-            "Replace the faulty link/NIC if hardware errors climb.",
-        ],
-    ),
+    UDP_CSUM,
     entry!(
         IP_CSUM,
         "ip-bad-checksum",
@@ -174,24 +154,7 @@ pub(super) const ENTRIES: &[Entry] = &[
             "Otherwise fix the sender's gateway or ARP entry pointing at this host.",
         ],
     ),
-    entry!(
-        IP_INNOROUTES,
-        "no-route",
-        true,
-        "no route for the incoming packet: ip route get",
-        "The packet arrived to be forwarded but no route leads to its destination \
-         (network unreachable).",
-        [
-            "A missing route on this router (no default route, a withdrawn prefix).",
-            "Policy routing sending the packet to a table without the route.",
-        ],
-        [
-            "ip route get <dst> from <src> iif <in-dev>",
-            "ip rule show; ip route show table all",
-            "nstat -az IpExtInNoRoutes Ip6InNoRoutes",
-        ],
-        ["Add the route: ip route add <prefix> via <gw> dev <dev> (or a default route)."],
-    ),
+    IP_INNOROUTES,
     entry!(
         IP_LOCAL_SOURCE,
         "ip-martian-local-source",
@@ -461,3 +424,46 @@ pub(super) const ENTRIES: &[Entry] = &[
         ["Enable it if that is the design: sysctl -w net.ipv4.conf.<dev>.proxy_arp_pvlan=1"],
     ),
 ];
+
+/// Named: the lab's routing scenario expects it.
+pub const IP_INNOROUTES: Entry = entry!(
+    IP_INNOROUTES,
+    "no-route",
+    true,
+    "no route for the incoming packet: ip route get",
+    "The packet arrived to be forwarded but no route leads to its destination \
+     (network unreachable).",
+    [
+        "A missing route on this router (no default route, a withdrawn prefix).",
+        "Policy routing sending the packet to a table without the route.",
+    ],
+    [
+        "ip route get <dst> from <src> iif <in-dev>",
+        "ip rule show; ip route show table all",
+        "nstat -az IpExtInNoRoutes Ip6InNoRoutes",
+    ],
+    ["Add the route: ip route add <prefix> via <gw> dev <dev> (or a default route)."],
+);
+
+/// Named: the lab's checksum scenario (without a firewall) expects it.
+pub const UDP_CSUM: Entry = entry!(
+    UDP_CSUM,
+    "udp-csum",
+    true,
+    "bad UDP checksum: corrupt packet or offload bug",
+    "The UDP checksum did not match the data, so the datagram was discarded as corrupt.",
+    [
+        "Corruption on the wire or in a device (bad cable, NIC, driver).",
+        "Checksum offload misbehaving on a virtual device or tunnel.",
+        "A sender building packets with a wrong checksum (raw sockets, broken middlebox).",
+    ],
+    [
+        "nstat -az UdpInCsumErrors Udp6InCsumErrors",
+        "ethtool -k <dev> | grep checksum; ethtool -S <dev> | grep -i err",
+        "tcpdump -ni <dev> -vv udp  (shows `bad udp cksum`)",
+    ],
+    [
+        "Test with offloads off on the sender: ethtool -K <dev> tx off",
+        "Replace the faulty link/NIC if hardware errors climb.",
+    ],
+);

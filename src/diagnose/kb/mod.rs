@@ -1,6 +1,11 @@
 //! One entry per kernel drop reason (`enum skb_drop_reason` without the
 //! `SKB_DROP_REASON_` prefix), written from the kernel sources and netwhy's
-//! lab. Entries are static data: no I/O, no allocation.
+//! lab. Entries are static data, no I/O; a lookup by reason or id goes
+//! through a map built once per process, not a scan of the tables.
+//!
+//! Code that means one diagnosis names its constant
+//! (`specific::NFT_REJECT`, `ip::IP_INNOROUTES`) rather than its id
+//! string, so a misspelt diagnosis does not compile.
 //!
 //! `verified` is true only for reasons reproduced in netwhy's lab on kernel
 //! 6.18; everything else is read from the kernel sources and marked
@@ -11,7 +16,7 @@ macro_rules! entry {
      [$($c:literal),* $(,)?], [$($k:literal),* $(,)?], [$($f:literal),* $(,)?] $(,)?) => {
         super::Entry {
             reason: stringify!($reason),
-            id: $id,
+            id: $crate::diagnose::Id::new($id),
             meaning: $meaning,
             causes: &[$($c),*],
             checks: &[$($k),*],
@@ -24,10 +29,15 @@ macro_rules! entry {
 
 mod core;
 mod dev;
-mod ip;
+pub mod ip;
 mod next;
-mod specific;
+pub mod specific;
 mod tcp;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use super::Id;
 
 /// What netwhy knows about one drop reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -35,7 +45,7 @@ pub struct Entry {
     /// The reason name as netwhy prints it, e.g. `NO_SOCKET`.
     pub reason: &'static str,
     /// A stable diagnosis id, kebab-case, e.g. `no-socket`.
-    pub id: &'static str,
+    pub id: Id,
     /// Plain words, one or two sentences.
     pub meaning: &'static str,
     /// Usual causes, most likely first.
@@ -106,8 +116,9 @@ pub fn normalize(reason: &str) -> String {
 
 /// The specific entry for `reason`, or None.
 pub fn find(reason: &str) -> Option<&'static Entry> {
-    let r = normalize(reason);
-    all().find(|e| e.reason == r)
+    static BY_REASON: OnceLock<HashMap<&'static str, &'static Entry>> = OnceLock::new();
+    let by_reason = BY_REASON.get_or_init(|| all().map(|e| (e.reason, e)).collect());
+    by_reason.get(normalize(reason).as_str()).copied()
 }
 
 /// The specific entry for `reason`, else [`FALLBACK`].
@@ -115,13 +126,21 @@ pub fn entry(reason: &str) -> &'static Entry {
     find(reason).unwrap_or(&FALLBACK)
 }
 
-/// Evidence-driven diagnoses (see `specific.rs`): not found by reason,
-/// only by the id `diagnose::clues` chose.
+/// Evidence-driven diagnoses (see `specific.rs`): not found by reason;
+/// code names them as constants (`kb::specific::NFT_REJECT`).
 pub fn specifics() -> &'static [Entry] {
     specific::ENTRIES
 }
 
-/// The evidence-driven diagnosis `id`, if there is one.
+/// The evidence-driven diagnosis with id `id` as a user typed it
+/// (`netwhy reasons nft-reject`), if there is one.
 pub fn specific(id: &str) -> Option<&'static Entry> {
-    specific::ENTRIES.iter().find(|e| e.id == id)
+    static BY_ID: OnceLock<HashMap<&'static str, &'static Entry>> = OnceLock::new();
+    let by_id = BY_ID.get_or_init(|| {
+        specific::ENTRIES
+            .iter()
+            .map(|e| (e.id.as_str(), e))
+            .collect()
+    });
+    by_id.get(id).copied()
 }

@@ -1,5 +1,7 @@
 //! A UDP datagram with a bad checksum, with and without a firewall that
 //! validates checksums through conntrack.
+use crate::diagnose::kb::{ip, specific};
+use crate::diagnose::Id;
 use crate::lab::expect::{Expect, ExpectCounter, ExpectDrop};
 use crate::lab::scenarios::Outcome;
 use crate::lab::traffic;
@@ -41,11 +43,11 @@ impl super::Scenario for FirewallChecksum {
          checksum; a firewall dropping `ct state invalid` discards them before \
          UDP does, so the drop shows up as a firewall drop, not a checksum error."
     }
-    fn diagnosis(&self) -> &'static str {
+    fn diagnosis(&self) -> Option<Id> {
         if self.firewall {
-            "ct-invalid-checksum"
+            Some(specific::CT_INVALID_CHECKSUM.id)
         } else {
-            "udp-csum"
+            Some(ip::UDP_CSUM.id)
         }
     }
     fn build(&self, lab: &mut Lab) -> Result<(), LabError> {

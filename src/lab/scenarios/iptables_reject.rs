@@ -2,6 +2,8 @@
 //! network, loaded with iptables-legacy or iptables-nft.
 use std::time::Duration;
 
+use crate::diagnose::kb::specific;
+use crate::diagnose::Id;
 use crate::lab::expect::{Expect, ExpectDrop};
 use crate::lab::scenarios::Outcome;
 use crate::lab::traffic::{self, Connect};
@@ -43,11 +45,11 @@ impl super::Scenario for IptablesReject {
          refused, and `nft list ruleset` shows nothing when the rules live in \
          iptables-legacy."
     }
-    fn diagnosis(&self) -> &'static str {
+    fn diagnosis(&self) -> Option<Id> {
         if self.legacy {
-            "iptables-legacy-reject"
+            Some(specific::IPTABLES_LEGACY_REJECT.id)
         } else {
-            "iptables-reject"
+            Some(specific::IPTABLES_REJECT.id)
         }
     }
     fn build(&self, lab: &mut Lab) -> Result<(), LabError> {

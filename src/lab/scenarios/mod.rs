@@ -15,6 +15,7 @@ mod udp_rmem_overflow;
 
 use super::expect::Expect;
 use super::{Lab, LabError};
+use crate::diagnose::Id;
 
 /// What the trigger did and saw from the application's side.
 #[derive(Debug, Clone, Default)]
@@ -58,8 +59,9 @@ pub trait Scenario: Sync {
     fn summary(&self) -> &'static str;
     /// The real-world incident this models.
     fn incident(&self) -> &'static str;
-    /// Diagnosis id `netwhy explain` must produce for it.
-    fn diagnosis(&self) -> &'static str;
+    /// Diagnosis `netwhy explain` must produce for it (its first finding's
+    /// cause); None: it must find nothing.
+    fn diagnosis(&self) -> Option<Id>;
     /// Build the topology and break it.
     fn build(&self, lab: &mut Lab) -> Result<(), LabError>;
     /// Send the bounded traffic that hits the breakage.

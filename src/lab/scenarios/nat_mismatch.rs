@@ -4,6 +4,8 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
+use crate::diagnose::kb::specific;
+use crate::diagnose::Id;
 use crate::lab::expect::{Expect, ExpectDrop};
 use crate::lab::scenarios::Outcome;
 use crate::lab::traffic;
@@ -64,8 +66,8 @@ impl super::Scenario for NatMismatch {
              client's connected socket does not own."
         }
     }
-    fn diagnosis(&self) -> &'static str {
-        "nat-tuple-mismatch"
+    fn diagnosis(&self) -> Option<Id> {
+        Some(specific::NAT_TUPLE_MISMATCH.id)
     }
     fn build(&self, lab: &mut Lab) -> Result<(), LabError> {
         lab.routed()?;

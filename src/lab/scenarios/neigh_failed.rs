@@ -1,6 +1,8 @@
 //! Packets to an on-link address nobody answers ARP for.
 use std::time::Duration;
 
+use crate::diagnose::kb::specific;
+use crate::diagnose::Id;
 use crate::lab::expect::{Expect, ExpectDrop};
 use crate::lab::scenarios::Outcome;
 use crate::lab::traffic;
@@ -24,8 +26,8 @@ impl super::Scenario for NeighFailed {
          neighbour, the queue overflows, and when resolution fails the queue \
          is discarded; the sender sees only 'host unreachable' later."
     }
-    fn diagnosis(&self) -> &'static str {
-        "neigh-failed"
+    fn diagnosis(&self) -> Option<Id> {
+        Some(specific::NEIGH_FAILED.id)
     }
     fn build(&self, lab: &mut Lab) -> Result<(), LabError> {
         lab.pair()?;

@@ -1,6 +1,8 @@
 //! A router whose nftables forward chain drops one service.
 use std::time::Duration;
 
+use crate::diagnose::kb::specific;
+use crate::diagnose::Id;
 use crate::lab::expect::{Expect, ExpectDrop};
 use crate::lab::scenarios::Outcome;
 use crate::lab::traffic::{self, Connect};
@@ -29,8 +31,8 @@ impl super::Scenario for NftForwardDrop {
          container host silently drops one service; clients time out, routes \
          look fine, and only rule counters or nftrace name the rule."
     }
-    fn diagnosis(&self) -> &'static str {
-        "nft-rule-drop"
+    fn diagnosis(&self) -> Option<Id> {
+        Some(specific::NFT_RULE_DROP.id)
     }
     fn build(&self, lab: &mut Lab) -> Result<(), LabError> {
         lab.routed()?;

@@ -1,6 +1,8 @@
 //! A router whose nftables forward chain REJECTs one service.
 use std::time::Duration;
 
+use crate::diagnose::kb::specific;
+use crate::diagnose::Id;
 use crate::lab::expect::{Expect, ExpectDrop};
 use crate::lab::scenarios::Outcome;
 use crate::lab::traffic::{self, Connect};
@@ -28,8 +30,8 @@ impl super::Scenario for NftReject {
          immediate 'connection refused' that looks exactly like a server with \
          nothing listening, yet the server never saw the SYN."
     }
-    fn diagnosis(&self) -> &'static str {
-        "nft-reject"
+    fn diagnosis(&self) -> Option<Id> {
+        Some(specific::NFT_REJECT.id)
     }
     fn build(&self, lab: &mut Lab) -> Result<(), LabError> {
         lab.routed()?;

@@ -4,6 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::diagnose::kb::{ip, specific};
+use crate::diagnose::refine;
+use crate::diagnose::Id;
 use crate::lab::expect::{Expect, ExpectCounter, ExpectDrop};
 use crate::lab::scenarios::Outcome;
 use crate::lab::traffic;
@@ -72,12 +75,12 @@ impl super::Scenario for Routing {
             }
         }
     }
-    fn diagnosis(&self) -> &'static str {
+    fn diagnosis(&self) -> Option<Id> {
         match self.0 {
-            Breakage::NoRoute => "no-route",
-            Breakage::ForwardingOff => "forwarding-disabled",
-            Breakage::TtlExpired => "ttl-expired",
-            Breakage::PktTooBig => "pkt-too-big",
+            Breakage::NoRoute => Some(ip::IP_INNOROUTES.id),
+            Breakage::ForwardingOff => Some(specific::FORWARDING_DISABLED.id),
+            Breakage::TtlExpired => Some(refine::TTL_EXPIRED.id),
+            Breakage::PktTooBig => Some(refine::PKT_TOO_BIG.id),
         }
     }
     fn build(&self, lab: &mut Lab) -> Result<(), LabError> {

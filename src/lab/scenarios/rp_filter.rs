@@ -1,6 +1,8 @@
 //! Asymmetric routing meets reverse-path filtering.
 use std::time::Duration;
 
+use crate::diagnose::kb::specific;
+use crate::diagnose::Id;
 use crate::lab::expect::{Expect, ExpectCounter, ExpectDrop};
 use crate::lab::scenarios::Outcome;
 use crate::lab::traffic;
@@ -32,10 +34,10 @@ impl super::Scenario for RpFilter {
          filtering (rp_filter=1, the default of many distributions) silently \
          drops the requests, and only log_martians says why."
     }
-    fn diagnosis(&self) -> &'static str {
+    fn diagnosis(&self) -> Option<Id> {
         match self.mode {
-            1 => "rp-filter-strict",
-            _ => "none",
+            1 => Some(specific::RP_FILTER_STRICT.id),
+            _ => None,
         }
     }
     fn build(&self, lab: &mut Lab) -> Result<(), LabError> {

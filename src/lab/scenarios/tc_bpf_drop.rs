@@ -2,6 +2,8 @@
 //! (cls_bpf), or in XDP (native veth XDP, or generic XDP).
 use std::time::Duration;
 
+use crate::diagnose::kb::specific;
+use crate::diagnose::Id;
 use crate::lab::expect::{Expect, ExpectDrop};
 use crate::lab::scenarios::Outcome;
 use crate::lab::{bpf, traffic, Lab, LabError};
@@ -38,10 +40,10 @@ impl super::Scenario for TcBpfDrop {
          which of the BPF programs on the box decided (for XDP drops, not even \
          that: NOT_SPECIFIED in the driver or generic-XDP path)."
     }
-    fn diagnosis(&self) -> &'static str {
+    fn diagnosis(&self) -> Option<Id> {
         match self.0 {
-            bpf::How::Xdp { .. } => "xdp-bpf-drop",
-            _ => "tc-bpf-drop",
+            bpf::How::Xdp { .. } => Some(specific::XDP_BPF_DROP.id),
+            _ => Some(specific::TC_BPF_DROP.id),
         }
     }
     fn build(&self, lab: &mut Lab) -> Result<(), LabError> {

@@ -1,6 +1,8 @@
 //! TCP SYN to a closed port: the kernel resets and drops the SYN.
 use std::time::Duration;
 
+use crate::diagnose::kb::specific;
+use crate::diagnose::Id;
 use crate::lab::expect::{Expect, ExpectDrop};
 use crate::lab::scenarios::Outcome;
 use crate::lab::traffic::{self, Connect};
@@ -20,8 +22,8 @@ impl super::Scenario for TcpClosedPort {
          wrong port, bound to 127.0.0.1 only); the client sees 'connection \
          refused' and the server's kernel drops the SYN."
     }
-    fn diagnosis(&self) -> &'static str {
-        "no-socket-tcp"
+    fn diagnosis(&self) -> Option<Id> {
+        Some(specific::NO_SOCKET_TCP.id)
     }
     fn build(&self, lab: &mut Lab) -> Result<(), LabError> {
         lab.pair()

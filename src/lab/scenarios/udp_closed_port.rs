@@ -1,4 +1,6 @@
 //! UDP to a port nobody listens on: the everyday NO_SOCKET.
+use crate::diagnose::kb::specific;
+use crate::diagnose::Id;
 use crate::lab::expect::{Expect, ExpectDrop};
 use crate::lab::scenarios::Outcome;
 use crate::lab::{traffic, Lab, LabError};
@@ -17,8 +19,8 @@ impl super::Scenario for UdpClosedPort {
          to another address; the server's kernel answers ICMP port-unreachable and \
          drops the datagram."
     }
-    fn diagnosis(&self) -> &'static str {
-        "no-socket-udp"
+    fn diagnosis(&self) -> Option<Id> {
+        Some(specific::NO_SOCKET_UDP.id)
     }
     fn build(&self, lab: &mut Lab) -> Result<(), LabError> {
         lab.pair()

@@ -1,6 +1,8 @@
 //! A UDP server that reads too slowly: its receive buffer fills up.
 use std::os::fd::AsRawFd;
 
+use crate::diagnose::refine;
+use crate::diagnose::Id;
 use crate::lab::expect::{Expect, ExpectCounter, ExpectDrop};
 use crate::lab::scenarios::Outcome;
 use crate::lab::traffic;
@@ -23,8 +25,8 @@ impl super::Scenario for UdpRcvbufFull {
          receive buffer is full and the kernel drops the rest \
          (Udp RcvbufErrors grows), while the sender sees no error."
     }
-    fn diagnosis(&self) -> &'static str {
-        "udp-rcvbuf-full"
+    fn diagnosis(&self) -> Option<Id> {
+        Some(refine::UDP_RCVBUF_FULL.id)
     }
     fn build(&self, lab: &mut Lab) -> Result<(), LabError> {
         lab.pair()

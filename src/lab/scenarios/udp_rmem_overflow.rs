@@ -1,6 +1,8 @@
 //! The 2020 `net.core.rmem_default = 2^31-1` UDP overflow.
 use std::time::Duration;
 
+use crate::diagnose::kb::specific;
+use crate::diagnose::Id;
 use crate::lab::expect::{Expect, ExpectCounter, ExpectDrop};
 use crate::lab::scenarios::Outcome;
 use crate::lab::traffic;
@@ -24,8 +26,8 @@ impl super::Scenario for UdpRmemOverflow {
          accounting overflowed and every UDP datagram was dropped as \
          SOCKET_RCVBUFF: DNS over UDP failed while DNS over TCP worked."
     }
-    fn diagnosis(&self) -> &'static str {
-        "udp-rmem-overflow"
+    fn diagnosis(&self) -> Option<Id> {
+        Some(specific::UDP_RMEM_OVERFLOW.id)
     }
     fn build(&self, lab: &mut Lab) -> Result<(), LabError> {
         lab.pair()
