@@ -18,7 +18,7 @@ use crate::kernel::reasons::DropReasons;
 use crate::packet::{self, Flow, HdrKind};
 use crate::probe::drop::{RawAggKey, RawDrop};
 
-pub use crate::output::json::JSON_VERSION;
+pub use crate::json::JSON_VERSION;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Location {
@@ -407,6 +407,25 @@ fn mono_to_wall_offset() -> i128 {
         .map(|d| d.as_nanos() as i128)
         .unwrap_or(0);
     wall - mono
+}
+
+/// Sort by rate, then count, so the busiest drop is on top.
+pub fn sort_by_rate(groups: &mut [DropGroup]) {
+    groups.sort_by(|a, b| {
+        b.rate
+            .partial_cmp(&a.rate)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(b.count.cmp(&a.count))
+    });
+}
+
+/// `name(inode)` or the bare inode.
+pub fn netns_label(ino: u32, name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("{n}({ino})"),
+        None if ino == 0 => "?".to_string(),
+        None => ino.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod filter;
 /// Fuzz target bodies, shared by fuzz/ and tests/fuzz_smoke.rs; not an API.
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod json;
 pub mod kernel;
 pub mod lab;
 pub mod log;

@@ -38,31 +38,15 @@ use graph::Graph;
 /// to the repository root. An entry whose edge no longer exists fails the
 /// test, so the list only shrinks: delete the entry when the test says so.
 ///
-/// - diagnose/kb ↔ diagnose/unknown: the knowledge base and the unknown-
-///   drop explainer use each other's tables (typed-domain work).
-/// - diagnose/finding ↔ output/finding: the finding model and its text
-///   renderer (typed-domain work).
-const KNOWN_ELSEWHERE: &[(&str, &str)] = &[
-    ("src/diagnose/unknown.rs", "src/diagnose/kb/mod.rs"),
-    ("src/diagnose/finding.rs", "src/output/finding.rs"),
-];
+/// Empty now; kept so a cycle that must land in steps can be recorded.
+const KNOWN_ELSEWHERE: &[(&str, &str)] = &[];
 
 /// The same for cycles between top-level modules (a directory and all its
 /// files, or one top-level file): `src/event` stands for src/event.rs,
 /// `src/diagnose` for everything under src/diagnose/.
 ///
-/// - event → diagnose: `event.rs` asks diagnose for hint text, which
-///   belongs to the table renderer (typed-domain work).
-/// - output → diagnose is fine, diagnose → output is not: the finding model
-///   names its renderer (typed-domain work; see KNOWN_ELSEWHERE).
-/// - diagnose → lab: diagnose/tests.rs runs the lab scenarios' expectations;
-///   the lab (lead's capture rework) uses diagnose. A test-only edge, but
-///   it still makes the two one unit.
-const MODULES_KNOWN_ELSEWHERE: &[(&str, &str)] = &[
-    ("src/event", "src/diagnose"),
-    ("src/diagnose", "src/output"),
-    ("src/diagnose", "src/lab"),
-];
+/// Empty now.
+const MODULES_KNOWN_ELSEWHERE: &[(&str, &str)] = &[];
 
 /// A library crate: the name other crates use for it, and its root dir.
 const LIBS: &[(&str, &str)] = &[("netwhy", "src"), ("netwhy_vmcore", "crates/vmcore/src")];

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use crate::capture::Facts;
 use crate::diagnose::session::Session;
-use crate::event::{Enricher, JSON_VERSION};
+use crate::event::Enricher;
 use crate::filter::pcap::PcapFilter;
 use crate::filter::{parse_dev, parse_mark};
 use crate::kernel::btf::Btf;
@@ -170,8 +170,6 @@ pub fn run(args: TraceArgs) -> Result<()> {
         crate::log::info_line(format_args!("{m}"));
     }
     let s = TraceSummary {
-        kind: "summary",
-        v: JSON_VERSION,
         backend: backend.name(),
         hooks: names,
         duration_s: started.elapsed().as_secs_f64(),

@@ -12,6 +12,7 @@
 //! - [`unknown`]: what can still be said about a reason without an entry
 //!   (a kernel newer than netwhy): never an error.
 //! - [`lookup`] / [`hint`]: all of these combined.
+#![forbid(unsafe_code)]
 use std::borrow::Cow;
 
 pub mod clues;

@@ -5,17 +5,6 @@ use crate::kernel::reasons::DropReasons;
 
 const FIXTURE: &str = include_str!("../../tests/fixtures/kernel/kfree_skb_format_6.18.txt");
 
-/// (reason, function) pairs some lab scenario expects the kernel to report:
-/// the only knowledge marked verified. Derived from the catalog, so adding a
-/// scenario (or dropping one) moves the flags with it.
-fn lab_reproduced() -> Vec<(&'static str, &'static str)> {
-    crate::lab::scenarios::ALL
-        .iter()
-        .flat_map(|s| s.expect().drops)
-        .map(|d| (d.reason, d.function))
-        .collect()
-}
-
 /// The running kernel's reason table; the committed 6.18 fixture when BTF
 /// and tracefs are unreadable (not root) or the kernel has no reasons.
 pub(crate) fn kernel_reason_table() -> DropReasons {
@@ -117,39 +106,6 @@ fn entries_are_filled_in() {
             "{}: double space in meaning",
             e.reason
         );
-    }
-}
-
-#[test]
-fn verified_exactly_the_lab_reproduced_reasons() {
-    let lab = lab_reproduced();
-    for e in kb::all() {
-        assert_eq!(
-            e.verified,
-            lab.iter().any(|(r, _)| *r == e.reason),
-            "{}: verified flag does not match the lab catalog",
-            e.reason
-        );
-        if e.verified {
-            assert!(!e.fixes.is_empty(), "{}: verified without a fix", e.reason);
-        }
-    }
-    for r in refine::all() {
-        let reproduced = lab
-            .iter()
-            .any(|(reason, f)| *reason == r.reason && r.functions.contains(f));
-        assert_eq!(
-            r.verified, reproduced,
-            "{}: verified flag does not match the lab catalog",
-            r.id
-        );
-        if r.verified {
-            assert!(
-                r.fixes.is_some_and(|f| !f.is_empty()),
-                "{}: verified without a fix",
-                r.id
-            );
-        }
     }
 }
 
@@ -306,49 +262,6 @@ fn explanation_serializes() {
     assert_eq!(j["id"], "reverse-path-filter");
     assert_eq!(j["verified"], true);
     assert!(j["fixes"].as_array().is_some_and(|f| !f.is_empty()));
-}
-
-/// Every diagnosis a lab scenario names exists in the knowledge base (an
-/// entry, a refinement or an evidence-driven one), and the evidence-driven
-/// ones are marked verified exactly when a scenario reproduces them.
-#[test]
-fn lab_diagnoses_exist_and_specifics_verified_by_the_lab() {
-    let lab_ids: HashSet<Id> = crate::lab::scenarios::ALL
-        .iter()
-        .filter_map(|s| s.diagnosis())
-        .collect();
-    let mut known: HashSet<Id> = kb::all().map(|e| e.id).collect();
-    known.extend(refine::all().iter().map(|r| r.id));
-    known.extend(kb::specifics().iter().map(|e| e.id));
-    for id in &lab_ids {
-        assert!(
-            known.contains(id),
-            "lab diagnosis {id} has no knowledge-base entry"
-        );
-    }
-    for e in kb::specifics() {
-        assert_eq!(
-            e.verified,
-            lab_ids.contains(&e.id),
-            "{}: verified flag",
-            e.id
-        );
-        assert!(!e.fixes.is_empty() && !e.meaning.is_empty(), "{}", e.id);
-        assert!(
-            e.hint.chars().count() <= HINT_MAX,
-            "{}: hint too long",
-            e.id
-        );
-        assert_eq!(kb::specific(e.id.as_str()).map(|f| f.id), Some(e.id));
-    }
-    // Ids are unique across all three tables.
-    let mut all: Vec<Id> = kb::all().map(|e| e.id).collect();
-    all.extend(refine::all().iter().map(|r| r.id));
-    all.extend(kb::specifics().iter().map(|e| e.id));
-    let n = all.len();
-    all.sort();
-    all.dedup();
-    assert_eq!(all.len(), n, "duplicate diagnosis ids");
 }
 
 /// Every diagnosis id of the catalogue (entries, evidence-driven ones,

@@ -9,9 +9,10 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-/// The diagnosis id of every finding about an unknown reason. Stable: JSON
-/// consumers and the lab match on it.
-pub const ID: super::Id = super::Id::new("unknown-reason");
+/// The diagnosis id of every finding about an unknown reason (the id of
+/// [`super::kb::FALLBACK`], defined there so the table needs nothing of
+/// this module). Stable: JSON consumers and the lab match on it.
+pub const ID: super::Id = super::kb::UNKNOWN_ID;
 
 /// Longest hint for the `drops` table, like the knowledge base's.
 const HINT_MAX: usize = super::HINT_MAX;

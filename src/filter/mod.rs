@@ -73,7 +73,7 @@ pub struct FilterArgs {
     #[arg(long, value_name = "NS")]
     pub netns: Vec<String>,
     /// Only drops on this device (name, or ifindex as a number).
-    #[arg(long, value_name = "DEV")]
+    #[arg(long, short = 'i', value_name = "DEV")]
     pub dev: Option<String>,
     /// Only this drop reason (e.g. NO_SOCKET); `!NAME` excludes it. Repeatable.
     #[arg(long, value_name = "NAME", allow_hyphen_values = true)]

@@ -11,6 +11,8 @@ pub mod expect;
 pub mod runner;
 pub mod scenarios;
 pub mod traffic;
+#[cfg(test)]
+mod verified_tests;
 
 use std::fs;
 use std::io::Write;

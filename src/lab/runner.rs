@@ -12,10 +12,10 @@ use super::{Lab, LabError};
 use crate::capture::{Capture, CaptureError, CaptureSpec, Facts};
 use crate::diagnose::session::Session;
 use crate::event::DropEvent;
+use crate::filter::KernelFilter;
 use crate::pipeline::drops::DropStream;
 use crate::pipeline::{Diagnosis, NullSink, PipelineError, Source};
 use crate::probe::backend::Hook;
-use crate::probe::drop::KernelFilter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

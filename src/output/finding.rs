@@ -36,3 +36,27 @@ pub fn finding_text(n: usize, f: &Finding) -> String {
     s += &format!("    diagnosis: {} (confidence {})\n", f.cause, f.confidence);
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::finding_text;
+    use crate::diagnose::finding::{explain, tests::event};
+
+    #[test]
+    fn an_unknown_reason_names_its_diagnosis_and_confidence() {
+        let evs = [
+            event("NW_FUTURE_GRE_THING", "gre_rcv"),
+            event("NW_FUTURE_GRE_THING", "gre_rcv"),
+        ];
+        let f = &explain(&evs, Some("9.1.0"))[0];
+        let text = finding_text(1, f);
+        assert!(
+            text.contains("diagnosis: unknown-reason (confidence low)"),
+            "{text}"
+        );
+        assert!(
+            text.starts_with("[1] 2x NW_FUTURE_GRE_THING at gre_rcv"),
+            "{text}"
+        );
+    }
+}

@@ -291,3 +291,7 @@ pub fn for_format<W: Write + 'static>(fmt: Format, out: W, o: Options) -> Box<dy
 pub fn is_stdout(path: &std::path::Path) -> bool {
     path.as_os_str() == "-"
 }
+
+#[cfg(test)]
+#[path = "sink_tests.rs"]
+mod tests;

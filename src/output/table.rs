@@ -187,15 +187,7 @@ fn wrap_parts(footer: &str, width: usize) -> Vec<String> {
     lines
 }
 
-/// Sort by rate, then count, so the busiest drop is on top.
-pub fn sort(groups: &mut [DropGroup]) {
-    groups.sort_by(|a, b| {
-        b.rate
-            .partial_cmp(&a.rate)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(b.count.cmp(&a.count))
-    });
-}
+pub use crate::event::sort_by_rate as sort;
 
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {

@@ -35,11 +35,4 @@ pub fn event_line(e: &DropEvent) -> String {
     s
 }
 
-/// `name(inode)` or the bare inode.
-pub fn netns_label(ino: u32, name: Option<&str>) -> String {
-    match name {
-        Some(n) => format!("{n}({ino})"),
-        None if ino == 0 => "?".to_string(),
-        None => ino.to_string(),
-    }
-}
+pub use crate::event::netns_label;

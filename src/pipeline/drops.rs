@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::Summary;
 use super::{Diagnosis, Flow, Item, PipelineError, Sink, Source};
 use crate::event::{cstr, DropGroup, Enricher, GroupKey};
-use crate::output::{table, Summary};
 use crate::probe::drop::{DropProbe, EventReader};
 
 /// Drops from the ring buffer, enriched once, printed and/or diagnosed.
@@ -165,7 +165,7 @@ impl Source for GroupTable<'_> {
                     g
                 })
                 .collect();
-            table::sort(&mut self.groups);
+            crate::event::sort_by_rate(&mut self.groups);
             self.last_draw = Instant::now();
             if out.wants_live() && !(hit_count || finishing) {
                 let s = self.summary()?;

@@ -14,6 +14,7 @@
 
 pub mod drops;
 pub mod packets;
+pub mod summary;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,10 +24,10 @@ use std::time::{Duration, Instant};
 use crate::diagnose::finding::Finding;
 use crate::diagnose::session::Session;
 use crate::event::{DropEvent, DropGroup};
-use crate::output::{is_broken_pipe, Summary, TraceSummary};
 use crate::probe::ProbeError;
 use crate::trace::flows::FlowReport;
 use crate::trace::Packet;
+pub use summary::{Summary, TraceSummary};
 
 /// What a capture yields, borrowed for the time a sink renders it.
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +126,11 @@ pub enum PipelineError {
     Probe(#[from] ProbeError),
     #[error("writing output: {0}")]
     Output(#[from] io::Error),
+}
+
+/// True when the error means the reader went away (`| head`): we stop quietly.
+pub fn is_broken_pipe(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::BrokenPipe
 }
 
 /// A source asked for more: keep polling, or it has all it wants (a
@@ -264,6 +270,3 @@ impl Diagnosis {
         (findings, self.drops)
     }
 }
-
-#[cfg(test)]
-mod tests;

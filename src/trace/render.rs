@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{Fate, FateKind, Packet, Step};
-use crate::output::text::netns_label;
+use crate::event::netns_label;
 use crate::probe::path::{Role, STEP_FIRST};
 
 /// A packet as a block of lines (ending with a newline).

@@ -63,13 +63,16 @@ pub struct Entry {
 /// Longest allowed `hint`, in characters.
 pub const HINT_MAX: usize = 60;
 
+/// The diagnosis id of [`FALLBACK`] (re-exported as `diagnose::unknown::ID`).
+pub const UNKNOWN_ID: super::Id = super::Id::new("unknown-reason");
+
 /// The entry used for a reason the table does not know (a newer kernel, a
 /// vendor patch, a subsystem reason such as `OPENVSWITCH:0x3`, or
 /// `UNKNOWN(n)`). Its texts are the part that holds for any such reason;
 /// `diagnose::unknown` adds what the name and the location suggest.
 pub static FALLBACK: Entry = Entry {
     reason: "",
-    id: super::unknown::ID,
+    id: UNKNOWN_ID,
     meaning: "This drop reason is not in netwhy's knowledge base yet: it is newer than \
               netwhy, comes from a vendor kernel, or belongs to a subsystem (driver, module) \
               netwhy does not describe. The kernel still said where it dropped the packet.",

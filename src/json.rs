@@ -29,12 +29,12 @@ pub trait Record {
 #[macro_export]
 macro_rules! json_record {
     ($t:ty, $name:literal) => {
-        impl $crate::output::json::Record for $t {
+        impl $crate::json::Record for $t {
             const TYPE: &'static str = $name;
         }
         impl ::serde::Serialize for $t {
             fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                <$t>::serialize(self, $crate::output::json::Envelope::new(s, $name))
+                <$t>::serialize(self, $crate::json::Envelope::new(s, $name))
             }
         }
     };

@@ -3,8 +3,8 @@
 use std::io::{self, Write};
 use std::time::Instant;
 
-use super::*;
-use crate::output::sink::{JsonSink, TextSink};
+use super::{JsonSink, TextSink};
+use crate::pipeline::*;
 use crate::probe::drop::Counters;
 
 /// Emits a table item every poll; done after `done_at` polls (0: never).
