@@ -8,7 +8,6 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::diagnose::{kb, lookup, Explanation};
-use crate::event::JSON_VERSION;
 use crate::kernel::reasons::{DropReasons, ReasonSource};
 use crate::output::style::{self, Palette, Role};
 use crate::output::{json_line, Format};
@@ -59,25 +58,25 @@ pub fn run(a: ReasonsArgs) -> Result<()> {
 
 /// One reason of the running kernel (`reasons -o json`).
 #[derive(Debug, Serialize)]
+#[serde(remote = "Self")]
 struct KernelReason<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    v: u32,
     value: u32,
     name: &'a str,
 }
 
+crate::json_record!(KernelReason<'_>, "kernel_reason");
+
 /// The closing line of `reasons -o json`.
 #[derive(Debug, Serialize)]
+#[serde(remote = "Self")]
 struct ReasonsSummary {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    v: u32,
     source: ReasonSource,
     /// SKB_CONSUMED's value (not a drop), null when this kernel has none.
     consumed: Option<u32>,
     reasons: usize,
 }
+
+crate::json_record!(ReasonsSummary, "reasons_summary");
 
 fn list(fmt: Format) -> Result<()> {
     let t = std::time::Instant::now();
@@ -100,23 +99,12 @@ fn write_all_reasons(out: &mut impl Write, r: &DropReasons, fmt: Format) -> std:
         Format::Text => write_list(out, r, style::stdout())?,
         Format::Json => {
             for (value, name) in r.iter() {
-                let kind = "kernel_reason";
-                json_line(
-                    out,
-                    &KernelReason {
-                        kind,
-                        v: JSON_VERSION,
-                        value,
-                        name,
-                    },
-                )?;
+                json_line(out, &KernelReason { value, name })?;
             }
             let consumed = Some(r.consumed()).filter(|&c| c != u32::MAX);
             json_line(
                 out,
                 &ReasonsSummary {
-                    kind: "reasons_summary",
-                    v: JSON_VERSION,
                     source: r.source(),
                     consumed,
                     reasons: r.iter().count(),
@@ -213,8 +201,6 @@ pub fn described(name: &str, at: &str, kernel: &Kernel<'_>) -> Result<Described>
     let mut checks: Vec<String> = x.unknown.iter().flat_map(|u| u.checks()).collect();
     checks.extend(x.checks.iter().map(|c| c.to_string()));
     Ok(Described {
-        kind: "reason_explanation",
-        v: JSON_VERSION,
         reason: x.reason.to_string(),
         id: x.id.to_string(),
         function: Some(x.function.to_string()).filter(|f| !f.is_empty()),
@@ -250,10 +236,8 @@ pub fn described(name: &str, at: &str, kernel: &Kernel<'_>) -> Result<Described>
 /// What netwhy knows about one reason or diagnosis id: `reasons NAME`
 /// prints it as text, `-o json` as one `reason_explanation` object.
 #[derive(Debug, Clone, Serialize)]
+#[serde(remote = "Self")]
 pub struct Described {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub v: u32,
     /// The reason, normalized (`NO_SOCKET`).
     pub reason: String,
     /// The diagnosis id (`no-socket`, `unknown-reason`).
@@ -276,6 +260,8 @@ pub struct Described {
     /// False when netwhy has no notes on the reason.
     pub known: bool,
 }
+
+crate::json_record!(Described, "reason_explanation");
 
 impl Described {
     /// The text form; `pal` colours the reason name.

@@ -55,16 +55,16 @@ pub struct SkbFuncsArgs {
 
 /// The closing JSON object (`{"type":"skbfuncs",...}`).
 #[derive(Serialize)]
+#[serde(remote = "Self")]
 struct Summary<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    v: u32,
     #[serde(flatten)]
     attach: &'a AttachReport,
     detach_ms: f64,
     duration_s: f64,
     hits: &'a [Hit],
 }
+
+crate::json_record!(Summary<'_>, "skbfuncs");
 
 /// `--funcs REGEX`, with a one-line error naming the problem.
 pub fn parse_funcs(f: Option<&str>) -> Result<Option<regex::Regex>> {
@@ -127,8 +127,6 @@ pub fn run(a: SkbFuncsArgs) -> Result<()> {
     match a.output {
         Format::Json => {
             let s = Summary {
-                kind: "skbfuncs",
-                v: 1,
                 attach: &report,
                 detach_ms,
                 duration_s,

@@ -56,10 +56,8 @@ pub fn exit_code(worst: Option<Severity>) -> i32 {
 /// run as they stand (already wrapped to run in that namespace), and `#`
 /// comments for what cannot be a command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(remote = "Self")]
 pub struct Finding {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub v: u32,
     /// Stable id of the check (see [`CHECKS`]).
     pub check: &'static str,
     pub severity: Severity,
@@ -71,12 +69,12 @@ pub struct Finding {
     pub fix: Vec<String>,
 }
 
+crate::json_record!(Finding, "doctor_finding");
+
 impl Finding {
     /// A finding of `check` about `subject` in the namespace of `st`.
     pub fn new(st: &NsState, check: &'static str, severity: Severity, subject: String) -> Self {
         Finding {
-            kind: "doctor_finding",
-            v: 1,
             check,
             severity,
             netns: st.target.ino,

@@ -10,10 +10,8 @@ use crate::output::text::netns_label;
 
 /// The closing JSON object.
 #[derive(Debug, Clone, Serialize)]
+#[serde(remote = "Self")]
 pub struct Summary {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub v: u32,
     pub namespaces: usize,
     pub findings: usize,
     pub critical: usize,
@@ -26,11 +24,11 @@ pub struct Summary {
     pub skipped: Vec<String>,
 }
 
+crate::json_record!(Summary, "doctor_summary");
+
 impl Summary {
     pub fn of(r: &Report) -> Summary {
         Summary {
-            kind: "doctor_summary",
-            v: 1,
             namespaces: r.namespaces,
             findings: r.findings.len(),
             critical: r.count(Severity::Critical),
@@ -127,8 +125,6 @@ mod tests {
 
     fn finding(sev: Severity) -> Finding {
         Finding {
-            kind: "doctor_finding",
-            v: 1,
             check: "ipv6-dad-failed",
             severity: sev,
             netns: 4026532246,
