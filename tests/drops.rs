@@ -389,3 +389,64 @@ fn bad_filters_fail_with_one_line() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+/// The live table on a terminal (a pty from script(1)) runs in the
+/// alternate screen. Ctrl-C leaves it and prints the final table; a second
+/// signal exits at once with 130 and still gives the screen back (the
+/// handler writes the restore bytes, as no destructor runs).
+#[test]
+fn live_table_gives_the_terminal_back_on_one_or_two_signals() {
+    if !root_or_skip("live_table_terminal") {
+        return;
+    }
+    for (second, want) in [(None, 0), (Some(libc::SIGTERM), 130)] {
+        let cmd = format!("exec {} drops --interval 0.2 --all", bin());
+        let child = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("script(1) from util-linux");
+        // netwhy is script's child on the pty.
+        let nw = (0..100)
+            .find_map(|_| {
+                std::thread::sleep(Duration::from_millis(50));
+                let kids = std::fs::read_to_string(format!(
+                    "/proc/{}/task/{}/children",
+                    child.id(),
+                    child.id()
+                ))
+                .ok()?;
+                kids.split_whitespace().next()?.parse::<i32>().ok()
+            })
+            .expect("netwhy started under script");
+        std::thread::sleep(Duration::from_millis(1500));
+        // SAFETY: plain kill(2) on a process we started.
+        unsafe {
+            libc::kill(nw, libc::SIGINT);
+            if let Some(s) = second {
+                libc::kill(nw, s);
+            }
+        }
+        let out = child.wait_with_output().expect("script exits");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(want), "{second:?}: {text:?}");
+        let entered = text
+            .find("\x1b[?1049h")
+            .expect("entered the alternate screen");
+        let left = text
+            .rfind("\x1b[?1049l")
+            .expect("left the alternate screen");
+        assert!(left > entered, "{text:?}");
+        assert!(
+            text[entered..].contains("RATE/s"),
+            "drew the table: {text:?}"
+        );
+        if second.is_none() {
+            assert!(
+                text[left..].contains("drops in"),
+                "the final table lands on the shell's screen: {text:?}"
+            );
+        }
+    }
+}

@@ -25,9 +25,9 @@ pub fn width() -> Option<usize> {
 }
 
 /// What [`LiveScreen`]'s `Drop` writes (show the cursor, leave the
-/// alternate screen), as bytes for a signal handler: the second Ctrl-C
-/// exits at once (src/signals.rs) and runs no `Drop`; a handler that
-/// write(2)s this to fd 1 first gives the terminal back there too.
+/// alternate screen), as bytes for the signal handler: the second Ctrl-C
+/// exits at once (src/signals.rs) and runs no `Drop`, so the handler
+/// write(2)s these to fd 1 first.
 pub const RESTORE: &[u8] = b"\x1b[?25h\x1b[?1049l";
 
 /// The alternate screen with a hidden cursor, while it lives.
@@ -41,6 +41,9 @@ impl LiveScreen {
         let mut out = io::stdout().lock();
         crossterm::queue!(out, terminal::EnterAlternateScreen, cursor::Hide)?;
         out.flush()?;
+        // A second Ctrl-C exits without running Drop: give the screen
+        // back from the signal handler then.
+        crate::signals::on_hard_exit_write(Some(RESTORE));
         Ok(LiveScreen { _private: () })
     }
 
@@ -55,6 +58,7 @@ impl LiveScreen {
 
 impl Drop for LiveScreen {
     fn drop(&mut self) {
+        crate::signals::on_hard_exit_write(None);
         let mut out = io::stdout().lock();
         // Nothing to do about a terminal that went away.
         let _ = crossterm::queue!(out, cursor::Show, terminal::LeaveAlternateScreen);
