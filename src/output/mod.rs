@@ -1,6 +1,7 @@
 //! Renderers for the Event model: plain text, the live table, JSON Lines.
 #![forbid(unsafe_code)]
 pub mod finding;
+pub mod lab;
 pub mod pcapng;
 pub mod sink;
 pub mod style;
