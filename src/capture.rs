@@ -5,9 +5,11 @@ use std::time::Instant;
 use crate::event::Enricher;
 use crate::filter::noise;
 use crate::filter::KernelFilter;
+use crate::kernel::btf::Btf;
 use crate::kernel::kallsyms::Kallsyms;
 use crate::kernel::netns::NetnsNames;
 use crate::kernel::reasons::DropReasons;
+use crate::kernel::KernelError;
 use crate::probe::backend::Hook;
 use crate::probe::drop::{DropOptions, DropProbe};
 use crate::probe::ProbeError;
@@ -35,6 +37,9 @@ pub struct Facts {
     /// kfree_skb passes rx_sk (6.11+), read from the tracepoint's BTF
     /// prototype: a tp_btf program may not read an argument that is not there.
     pub kfree_skb_has_rx_sk: bool,
+    /// vmlinux BTF, parsed once here for the reasons, the tracepoint
+    /// prototypes and the path probe's hooks (`trace`, `run`), or why not.
+    pub btf: Result<Btf, KernelError>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +47,7 @@ pub enum CaptureError {
     #[error(transparent)]
     Probe(#[from] ProbeError),
     #[error(transparent)]
-    Kernel(#[from] crate::kernel::KernelError),
+    Kernel(#[from] KernelError),
 }
 
 impl Facts {
@@ -50,14 +55,17 @@ impl Facts {
         if !crate::probe::have_privilege() {
             return Err(ProbeError::Privilege.into());
         }
-        let kfree_skb_has_rx_sk = crate::kernel::btf::Btf::load_vmlinux()
+        let btf = Btf::load_vmlinux();
+        let kfree_skb_has_rx_sk = btf
+            .as_ref()
             .ok()
             .and_then(|b| b.raw_tracepoint_arg_count("kfree_skb"))
             .is_some_and(|n| n >= 4);
         Ok(Facts {
-            reasons: DropReasons::load()?,
+            reasons: DropReasons::load_from(btf.as_ref().ok())?,
             kallsyms: Kallsyms::load()?,
             kfree_skb_has_rx_sk,
+            btf,
         })
     }
 }

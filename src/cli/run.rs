@@ -12,7 +12,6 @@ use anyhow::{Context, Result};
 use crate::capture::Facts;
 use crate::diagnose::session::Session;
 use crate::event::Enricher;
-use crate::kernel::btf::Btf;
 use crate::kernel::netns::NetnsNames;
 use crate::output::{sink, Format};
 use crate::pipeline::packets::PacketStream;
@@ -43,7 +42,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     // Handlers first: a Ctrl-C during start-up stops cleanly.
     let until = Until::signalled();
     let facts = Facts::load().context("loading kernel facts")?;
-    let btf = Btf::load_vmlinux().context(
+    let btf = facts.btf.context(
         "netwhy run needs BTF (/sys/kernel/btf/vmlinux): boot a kernel with CONFIG_DEBUG_INFO_BTF=y",
     )?;
     // Found (or privately mounted) before anything is changed, so a

@@ -12,7 +12,6 @@ use crate::diagnose::session::Session;
 use crate::event::Enricher;
 use crate::filter::pcap::PcapFilter;
 use crate::filter::{parse_dev, parse_mark};
-use crate::kernel::btf::Btf;
 use crate::kernel::netns::{resolve_netns_spec, NetnsNames};
 use crate::output::pcapng::PcapngWriter;
 use crate::output::sink::{self, PcapngSink};
@@ -90,7 +89,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
         None => 0,
     };
     let facts = Facts::load().context("loading kernel facts")?;
-    let btf = Btf::load_vmlinux().context(
+    let btf = facts.btf.context(
         "netwhy trace needs BTF (/sys/kernel/btf/vmlinux): boot a kernel with CONFIG_DEBUG_INFO_BTF=y",
     )?;
     let (hooks, skipped) = path::select_hooks(&btf);

@@ -48,14 +48,20 @@ impl DropReasons {
     /// unexpected I/O failure is an error: a kernel without reasons is a
     /// normal case (`has_reasons() == false`).
     pub fn load() -> Result<Self, KernelError> {
-        if let Ok(btf) = Btf::load_vmlinux() {
+        Self::load_from(Btf::load_vmlinux().ok().as_ref())
+    }
+
+    /// [`DropReasons::load`] with vmlinux BTF the caller already parsed
+    /// (`None`: unreadable), so a capture's start-up parses it once.
+    pub fn load_from(btf: Option<&Btf>) -> Result<Self, KernelError> {
+        if let Some(btf) = btf {
             if let Some(i) = btf.incomplete() {
                 // A kind from a kernel newer than netwhy: the enum may still
                 // be before it; if not, tracefs below names the reasons.
                 eprintln!("netwhy: warning: {i}");
             }
-            let modules = load_modules(&btf);
-            if let Ok(r) = Self::from_btf(&btf, &modules) {
+            let modules = load_modules(btf);
+            if let Ok(r) = Self::from_btf(btf, &modules) {
                 return Ok(r);
             }
         }
