@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use common::{bin, root_or_skip, traffic, Lab};
+use common::{bin, fdinfo_ids, root_or_skip, traffic, Lab};
 use netwhy::state::nftrace;
 
 const TRACEFS: &str = "/sys/kernel/tracing";
@@ -137,30 +137,15 @@ fn bpf_now() -> Bpf {
 
 /// BPF program and link ids held by the descriptors of `pid` (fdinfo).
 fn bpf_held_by(pid: &str, progs: &mut BTreeSet<u64>, links: &mut BTreeSet<u64>) {
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return;
-    };
-    for fd in fds.flatten() {
-        let Ok(info) = std::fs::read_to_string(format!(
-            "/proc/{pid}/fdinfo/{}",
-            fd.file_name().to_string_lossy()
-        )) else {
-            continue;
-        };
-        for l in info.lines() {
-            let (k, v) = l.split_once(':').unwrap_or(("", ""));
-            let Ok(v) = v.trim().parse::<u64>() else {
-                continue;
-            };
-            match k {
-                "prog_id" => {
-                    progs.insert(v);
-                }
-                "link_id" => {
-                    links.insert(v);
-                }
-                _ => {}
+    for (k, v) in fdinfo_ids(pid).unwrap_or_default() {
+        match k.as_str() {
+            "prog_id" => {
+                progs.insert(v);
             }
+            "link_id" => {
+                links.insert(v);
+            }
+            _ => {}
         }
     }
 }

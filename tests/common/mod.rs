@@ -152,14 +152,11 @@ impl Drop for Running {
     }
 }
 
-/// BPF program ids held by `pid`, from its fds' fdinfo (this bpftool
-/// build cannot show pids).
-pub fn prog_ids_of(pid: u32) -> Vec<u64> {
-    let mut ids = Vec::new();
-    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .flatten()
-    {
+/// `(key, value)` of every numeric fdinfo line (`prog_id`, `link_id`...)
+/// of `pid`'s descriptors; `None` when the process is gone.
+pub fn fdinfo_ids(pid: &str) -> Option<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
         let Ok(info) = std::fs::read_to_string(format!(
             "/proc/{pid}/fdinfo/{}",
             fd.file_name().to_string_lossy()
@@ -167,11 +164,24 @@ pub fn prog_ids_of(pid: u32) -> Vec<u64> {
             continue;
         };
         for l in info.lines() {
-            if let Some(v) = l.strip_prefix("prog_id:") {
-                ids.push(v.trim().parse().unwrap());
+            let (k, v) = l.split_once(':').unwrap_or(("", ""));
+            if let Ok(v) = v.trim().parse::<u64>() {
+                out.push((k.to_string(), v));
             }
         }
     }
+    Some(out)
+}
+
+/// BPF program ids held by `pid`, from its fds' fdinfo (this bpftool
+/// build cannot show pids).
+pub fn prog_ids_of(pid: u32) -> Vec<u64> {
+    let mut ids: Vec<u64> = fdinfo_ids(&pid.to_string())
+        .expect("process alive")
+        .into_iter()
+        .filter(|(k, _)| k == "prog_id")
+        .map(|(_, v)| v)
+        .collect();
     ids.sort();
     ids.dedup();
     ids
