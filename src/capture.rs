@@ -22,6 +22,8 @@ pub struct CaptureSpec {
     pub all: bool,
     pub events: bool,
     pub aggregate: bool,
+    /// With `aggregate`: stream each new group's first drop (the exporter).
+    pub sample_new: bool,
     pub hook: Option<Hook>,
     /// Ring buffer bytes; 0 = default.
     pub ring_bytes: u32,
@@ -89,6 +91,7 @@ impl Capture {
             noise,
             aggregate: spec.aggregate,
             events: spec.events,
+            sample_new: spec.sample_new,
             has_reason: facts.reasons.has_reasons(),
             has_rx_sk: facts.kfree_skb_has_rx_sk,
             self_tgid: (!spec.include_own).then(std::process::id),

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod diagnose;
 pub mod doctor;
 pub mod event;
+pub mod export;
 pub mod filter;
 /// Fuzz target bodies, shared by fuzz/ and tests/fuzz_smoke.rs; not an API.
 #[doc(hidden)]

@@ -41,6 +41,9 @@ enum Cmd {
     Drops(cli::drops::DropsArgs),
     /// Capture drops for a while, then say for each group why and what to change.
     Explain(cli::explain::ExplainArgs),
+    /// Serve drop counts, their causes and doctor findings to Prometheus
+    /// (/metrics on 127.0.0.1:9789 unless --listen says otherwise).
+    Export(cli::export::ExportArgs),
     /// Scan every namespace for known traps (exit 2 warning, 3 critical).
     Doctor(cli::doctor::DoctorArgs),
     /// Broken-network scenarios built from namespaces.
@@ -116,6 +119,7 @@ fn main() {
     let r = match args.cmd {
         Cmd::Drops(a) => cli::drops::run(a),
         Cmd::Explain(a) => cli::explain::run(a),
+        Cmd::Export(a) => cli::export::run(a),
         Cmd::Doctor(a) => cli::doctor::run(a),
         Cmd::Lab(c) => cli::lab::run(c),
         Cmd::Reasons(a) => cli::reasons::run(a),

@@ -60,6 +60,7 @@ pub fn run(args: DropsArgs) -> Result<()> {
         all: args.all,
         events: args.events,
         aggregate: !args.events,
+        sample_new: false,
         hook: args.hook.map(Into::into),
         ring_bytes: ring_bytes(args.ring_kib)?,
         include_own: false,

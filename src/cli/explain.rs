@@ -48,6 +48,7 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         all: args.all,
         events: true,
         aggregate: false,
+        sample_new: false,
         hook: args.hook.map(Into::into),
         ring_bytes: 0,
         include_own: false,

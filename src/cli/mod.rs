@@ -3,6 +3,7 @@ pub mod completions;
 pub mod doctor;
 pub mod drops;
 pub mod explain;
+pub mod export;
 pub mod lab;
 pub mod reasons;
 pub mod run;

@@ -90,3 +90,27 @@ impl Session {
 fn key_proto(f: &Finding) -> Option<&str> {
     f.sample.as_ref().and_then(|e| e.flow.proto.as_deref())
 }
+
+/// One drop diagnosed on its own, as `explain` would at its first sight:
+/// the cause the exporter attaches to a new drop group. Live evidence is
+/// read now (sockets, sysctls, routes...). `rules_window`: watch firewall
+/// rules for that long to name the one that drops (legacy counters, or an
+/// nftrace table for nft drops); None arms nothing on the system.
+pub fn diagnose_one(e: &DropEvent, rules_window: Option<std::time::Duration>) -> Option<Finding> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok();
+    let mut f = explain(std::slice::from_ref(e), release.as_deref().map(str::trim))
+        .into_iter()
+        .next()?;
+    f.absorb(evidence::gather(e));
+    if let (Some(w), "NETFILTER_DROP") = (rules_window, e.reason) {
+        let mut rules = RuleWatch::default();
+        rules.on_drop(e);
+        std::thread::sleep(w);
+        for (ns, c) in rules.finish() {
+            if ns == e.netns {
+                f.absorb(c);
+            }
+        }
+    }
+    Some(f)
+}

@@ -84,6 +84,7 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
         all: false,
         events: true,
         aggregate: false,
+        sample_new: false,
         hook,
         ring_bytes: 0,
         include_own: true,

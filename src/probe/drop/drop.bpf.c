@@ -27,6 +27,9 @@ const volatile __u32 cfg_self_tgid = 0;
 const volatile __u32 cfg_consumed = 1;        /* SKB_CONSUMED, from BTF */
 const volatile bool cfg_aggregate = true;     /* count in agg map */
 const volatile bool cfg_events = false;       /* stream to ring buffer */
+/* Aggregate mode: also stream the drop that creates a group (the exporter
+ * diagnoses one sample per group; cost stays one event per new group). */
+const volatile bool cfg_sample_new = false;
 const volatile bool cfg_reason_include = false; /* reasons map holds includes */
 const volatile bool cfg_reason_exclude = false; /* reasons map holds excludes */
 const volatile bool cfg_netns_filter = false;
@@ -342,6 +345,7 @@ static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u3
 	count(NW_CNT_SEEN);
 	__u32 len = RD(btf, skb, len);
 
+	bool sample = false;
 	if (cfg_aggregate) {
 		struct nw_agg_key key = {
 			.location = location, .reason = reason, .netns = netns, .ifindex = ifindex,
@@ -356,7 +360,9 @@ static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u3
 				__builtin_memcpy(init.ifname, e->ifname, NW_IFNAMSIZ);
 			else
 				read_ifname(dev, init.ifname);
-			if (bpf_map_update_elem(&agg, &key, &init, BPF_NOEXIST) != 0) {
+			int err = bpf_map_update_elem(&agg, &key, &init, BPF_NOEXIST);
+			sample = cfg_sample_new && err == 0;
+			if (err != 0) {
 				/* Raced with another CPU creating it, or the map is full. */
 				v = bpf_map_lookup_elem(&agg, &key);
 				if (v) {
@@ -369,7 +375,20 @@ static __always_inline int handle_drop(struct sk_buff *skb, __u64 location, __u3
 		}
 	}
 
-	if (cfg_events && e) {
+	if (sample && !cfg_events) {
+		/* First drop of a new group: fill what the events path reads. */
+		if (!e)
+			e = bpf_map_lookup_elem(&scratch, &zero);
+		if (!e)
+			return 0;
+		if (!have_name)
+			read_ifname(dev, e->ifname);
+		if (!need_flow_filter()) {
+			e->protocol = bpf_ntohs(RD(btf, skb, protocol));
+			grab_headers(skb, e);
+		}
+	}
+	if ((cfg_events || sample) && e) {
 		e->time_ns = bpf_ktime_get_ns();
 		e->skbaddr = (__u64)skb;
 		e->location = location;

@@ -45,6 +45,10 @@ pub struct DropOptions {
     pub aggregate: bool,
     /// Stream one event per drop through the ring buffer.
     pub events: bool,
+    /// With `aggregate`: stream the first drop of each new group, so a
+    /// consumer can diagnose one sample per group at constant cost
+    /// (`netwhy export`).
+    pub sample_new: bool,
     /// The kernel passes a drop reason (>= 5.17).
     pub has_reason: bool,
     /// kfree_skb passes the socket it was delivering to (>= 6.11): the
@@ -72,6 +76,7 @@ impl Default for DropOptions {
             noise: Vec::new(),
             aggregate: true,
             events: false,
+            sample_new: false,
             has_reason: true,
             has_rx_sk: false,
             self_tgid: Some(std::process::id()),
@@ -219,56 +224,25 @@ impl DropProbe {
 
     /// Kernel counters summed over CPUs.
     pub fn counters(&self) -> Result<Counters, ProbeError> {
-        let sum = |idx: u32| -> Result<u64, ProbeError> {
-            let per_cpu = self
-                .skel
-                .maps
-                .counters
-                .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
-                .map_err(|e| ProbeError::map("counters", e))?
-                .unwrap_or_default();
-            Ok(per_cpu.iter().map(|b| read_u64(b)).sum())
-        };
-        Ok(Counters {
-            seen: sum(CNT_SEEN)?,
-            lost: sum(CNT_LOST)?,
-            hidden: sum(CNT_HIDDEN)?,
-            agg_full: sum(CNT_AGG_FULL)?,
-            own: sum(CNT_SELF)?,
-        })
+        read_counters(&self.skel.maps.counters)
     }
 
     /// Every aggregate group with its count and bytes summed over CPUs.
     pub fn groups(&self) -> Result<Vec<(RawAggKey, RawAggVal)>, ProbeError> {
-        let map = &self.skel.maps.agg;
-        let mut out = Vec::new();
-        for key in map.keys() {
-            let Some(per_cpu) = map
-                .lookup_percpu(&key, MapFlags::ANY)
-                .map_err(|e| ProbeError::map("agg", e))?
-            else {
-                continue; // deleted meanwhile
-            };
-            let mut total = RawAggVal::default();
-            for v in &per_cpu {
-                let v: RawAggVal = decode(v).ok_or_else(|| ProbeError::Map {
-                    map: "agg",
-                    detail: "short value".into(),
-                })?;
-                total.count += v.count;
-                total.bytes += v.bytes;
-                if v.ifname[0] != 0 {
-                    total.ifname = v.ifname;
-                }
-                if v.netns_src != 0 {
-                    total.netns_src = v.netns_src;
-                }
-            }
-            if let Some(k) = decode::<RawAggKey>(&key) {
-                out.push((k, total));
-            }
-        }
-        Ok(out)
+        read_groups(&self.skel.maps.agg)
+    }
+
+    /// A handle on the aggregate and the counters that another thread can
+    /// own: the exporter's HTTP thread reads them at scrape time while the
+    /// probe (not `Send`) stays with the thread that attached it.
+    pub fn agg_reader(&self) -> Result<AggReader, ProbeError> {
+        let maps = &self.skel.maps;
+        Ok(AggReader {
+            agg: libbpf_rs::MapHandle::try_from(&maps.agg)
+                .map_err(|e| ProbeError::map("agg", e))?,
+            counters: libbpf_rs::MapHandle::try_from(&maps.counters)
+                .map_err(|e| ProbeError::map("counters", e))?,
+        })
     }
 
     /// A reader of the ring buffer (--events mode).
@@ -286,6 +260,86 @@ impl DropProbe {
         let ring = b.build().map_err(|e| ProbeError::map("events", e))?;
         Ok(EventReader { ring, queue })
     }
+}
+
+/// The aggregate and counters of a running probe, through duplicated map
+/// file descriptors: valid while the probe's programs stay loaded.
+pub struct AggReader {
+    agg: libbpf_rs::MapHandle,
+    counters: libbpf_rs::MapHandle,
+}
+
+impl AggReader {
+    pub fn counters(&self) -> Result<Counters, ProbeError> {
+        read_counters(&self.counters)
+    }
+
+    pub fn groups(&self) -> Result<Vec<(RawAggKey, RawAggVal)>, ProbeError> {
+        read_groups(&self.agg)
+    }
+
+    /// Forgets groups (of namespaces that are gone): their next drop, if
+    /// any, starts a new group.
+    pub fn remove(&self, key: &RawAggKey) -> Result<(), ProbeError> {
+        match self.agg.delete(encode(key)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ProbeError::map("agg", e)),
+        }
+    }
+
+    /// Capacity of the aggregate map, in groups.
+    pub fn capacity(&self) -> u32 {
+        self.agg.max_entries()
+    }
+}
+
+fn read_counters(map: &dyn MapCore) -> Result<Counters, ProbeError> {
+    let sum = |idx: u32| -> Result<u64, ProbeError> {
+        let per_cpu = map
+            .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| ProbeError::map("counters", e))?
+            .unwrap_or_default();
+        Ok(per_cpu.iter().map(|b| read_u64(b)).sum())
+    };
+    Ok(Counters {
+        seen: sum(CNT_SEEN)?,
+        lost: sum(CNT_LOST)?,
+        hidden: sum(CNT_HIDDEN)?,
+        agg_full: sum(CNT_AGG_FULL)?,
+        own: sum(CNT_SELF)?,
+    })
+}
+
+fn read_groups(map: &dyn MapCore) -> Result<Vec<(RawAggKey, RawAggVal)>, ProbeError> {
+    let mut out = Vec::new();
+    for key in map.keys() {
+        let Some(per_cpu) = map
+            .lookup_percpu(&key, MapFlags::ANY)
+            .map_err(|e| ProbeError::map("agg", e))?
+        else {
+            continue; // deleted meanwhile
+        };
+        let mut total = RawAggVal::default();
+        for v in &per_cpu {
+            let v: RawAggVal = decode(v).ok_or_else(|| ProbeError::Map {
+                map: "agg",
+                detail: "short value".into(),
+            })?;
+            total.count += v.count;
+            total.bytes += v.bytes;
+            if v.ifname[0] != 0 {
+                total.ifname = v.ifname;
+            }
+            if v.netns_src != 0 {
+                total.netns_src = v.netns_src;
+            }
+        }
+        if let Some(k) = decode::<RawAggKey>(&key) {
+            out.push((k, total));
+        }
+    }
+    Ok(out)
 }
 
 /// Reads drop events from the ring buffer in batches.
@@ -339,6 +393,7 @@ fn configure(
     ro.cfg_consumed = opts.consumed;
     ro.cfg_aggregate = opts.aggregate;
     ro.cfg_events = opts.events;
+    ro.cfg_sample_new = opts.sample_new && opts.aggregate;
     ro.cfg_reason_include = !f.reasons_include.is_empty();
     ro.cfg_reason_exclude = !f.reasons_exclude.is_empty();
     ro.cfg_netns_filter = !f.netns.is_empty();
@@ -399,6 +454,19 @@ fn decode<T: Copy + Default>(data: &[u8]) -> Option<T> {
     // (every bit pattern valid); the length was checked; read_unaligned
     // tolerates the ring buffer's 8-byte alignment.
     Some(unsafe { std::ptr::read_unaligned(data.as_ptr().cast::<T>()) })
+}
+
+/// The bytes of an aggregate key, as the map stores it (explicitly padded
+/// in event.h, so no byte is uninitialised).
+fn encode(k: &RawAggKey) -> &[u8] {
+    // SAFETY: RawAggKey is a generated #[repr(C)] struct of integers with
+    // explicit padding fields; any &T may be viewed as size_of::<T>() bytes.
+    unsafe {
+        std::slice::from_raw_parts(
+            (k as *const RawAggKey).cast::<u8>(),
+            std::mem::size_of::<RawAggKey>(),
+        )
+    }
 }
 
 // The generated layout must match what the C header promises.
