@@ -127,7 +127,10 @@ def container_security(c):
 def main():
     dirname = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "kubernetes")
     objs, errors = load(dirname)
-    errors += check(objs)
+    try:
+        errors += check(objs)
+    except SystemExit as e:
+        errors.append(str(e))
     for e in errors:
         print(e)
     return 1 if errors else 0
