@@ -389,6 +389,7 @@ fn every_promql_probe_is_listed_substituted_and_accepted_by_prometheus() {
         .iter()
         .map(|p| p["targets"].as_array().unwrap().len())
         .sum();
+    // Every variable but the datasource one is a query.
     let variables = d["templating"]["list"].as_array().unwrap().len() - 1;
     assert_eq!(list.len(), targets + variables + 7, "{list:#?}");
 
@@ -414,9 +415,8 @@ fn every_promql_probe_is_listed_substituted_and_accepted_by_prometheus() {
         "{needs:?}"
     );
 
-    // Prometheus itself parses and type-checks each probe (a vector where
-    // a scalar is due, a many-to-many join on no data is not caught, but
-    // everything that the query API refuses up front is).
+    // Prometheus parses and type-checks each probe. Errors that depend on
+    // the data (a join that turns many-to-many) need data: the next test.
     let prom = Prometheus::start(&[("prometheus", SELF)], &[]);
     for e in &list {
         let probe = e["probe"].as_str().unwrap();
