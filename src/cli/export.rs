@@ -101,12 +101,13 @@ pub fn run(args: ExportArgs) -> Result<()> {
         rules_window: args.attribute_rules.then_some(Duration::from_secs(3)),
         state_file: args.state_file.clone(),
     };
+    let listener = Server::bind(args.listen)?;
     let cap = Capture::start(&spec, facts)?;
     let hook = cap.probe.hook();
     let reader = cap.probe.agg_reader()?;
     let shared = Arc::new(Shared::new(opts, reader, cap.enricher, hook.as_str()));
     let restored = export::restore(&shared)?;
-    let server = Server::start(shared.clone())?;
+    let server = Server::start(listener, shared.clone());
     export::start_doctor(&shared);
     // Tools and tests wait for this line.
     crate::log::info(format_args!(

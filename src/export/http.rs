@@ -20,20 +20,23 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds now (so a busy port is an error before anything else starts)
-    /// and serves from a thread until `shared.stop`.
-    pub fn start(shared: Arc<Shared>) -> Result<Server, ExportError> {
-        let want = shared.opts.listen;
-        let server = tiny_http::Server::http(want).map_err(|e| ExportError::Listen {
-            addr: want,
+    /// Binds `addr`: done before anything is attached, so a busy port is
+    /// an error that leaves nothing behind.
+    pub fn bind(addr: SocketAddr) -> Result<tiny_http::Server, ExportError> {
+        tiny_http::Server::http(addr).map_err(|e| ExportError::Listen {
+            addr,
             detail: e.to_string(),
-        })?;
-        let addr = server.server_addr().to_ip().unwrap_or(want);
+        })
+    }
+
+    /// Serves from a thread until `shared.stop`.
+    pub fn start(server: tiny_http::Server, shared: Arc<Shared>) -> Server {
+        let addr = server.server_addr().to_ip().unwrap_or(shared.opts.listen);
         let thread = std::thread::Builder::new()
             .name("nw-http".into())
             .spawn(move || serve(&server, &shared))
             .expect("spawning a thread");
-        Ok(Server { thread, addr })
+        Server { thread, addr }
     }
 
     /// Waits for the request in flight, if any, to be answered.
@@ -49,6 +52,10 @@ fn serve(server: &tiny_http::Server, sh: &Shared) {
             Ok(None) => {}
             Err(e) => crate::log::warn(format_args!("http: {e}")),
         }
+    }
+    // Stopping: answer what was already received, then close.
+    while let Ok(Some(req)) = server.try_recv() {
+        handle(req, sh);
     }
 }
 
