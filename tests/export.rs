@@ -365,3 +365,66 @@ fn groups_of_a_deleted_namespace_are_forgotten_after_stale_after() {
     });
     drop(r);
 }
+
+#[test]
+fn firewall_rules_are_traced_only_with_attribute_rules() {
+    if !root_or_skip("firewall_rules_are_traced_only_with_attribute_rules") {
+        return;
+    }
+    let s = netwhy::lab::scenarios::find("nft-reject").expect("scenario");
+    for attribute in [false, true] {
+        let mut lab = Lab::new().expect("lab");
+        s.build(&mut lab).expect("build");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut args = Vec::new();
+        for ns in &lab.nss {
+            args.extend(["--netns".to_string(), ns.name.clone()]);
+        }
+        if attribute {
+            args.push("--attribute-rules".into());
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = exporter(&addr, &argv);
+        s.trigger(&mut lab).expect("trigger");
+        let rtr = lab.ns("rtr").clone();
+        let traced = |lab: &Lab| {
+            lab.nss.iter().any(|ns| {
+                netwhy::state::nftrace::tables(ns.inode)
+                    .expect("list tables")
+                    .iter()
+                    .any(|t| t.name.starts_with("netwhy_trace_"))
+            })
+        };
+        if attribute {
+            // The rule is named by the flow's next packets, while traced.
+            std::thread::sleep(Duration::from_millis(700));
+            assert!(traced(&lab), "--attribute-rules armed no nft trace");
+            s.trigger(&mut lab).expect("trigger again");
+        }
+        let sel = [("netns", rtr.name.as_str()), ("reason", "NETFILTER_DROP")];
+        let s2 = scrape_until(&addr, "the cause", |x| {
+            metric(x, "netwhy_drop_cause_info", &sel) > 0.0
+        });
+        let cause = s2
+            .iter()
+            .find(|(n, l, _)| n == "netwhy_drop_cause_info" && l["netns"] == rtr.name)
+            .unwrap();
+        if attribute {
+            assert_eq!(
+                cause.1["cause"],
+                s.diagnosis().unwrap().as_str(),
+                "{cause:?}"
+            );
+            assert!(
+                cause.1["subject"].starts_with("nft inet nwlab_filter forward handle"),
+                "{cause:?}"
+            );
+            // The tracer goes when its window ends.
+            std::thread::sleep(Duration::from_secs(4));
+        } else {
+            assert_eq!(cause.1["subject"], "", "{cause:?}");
+        }
+        assert!(!traced(&lab), "trace table left (attribute={attribute})");
+        drop(r);
+    }
+}

@@ -66,6 +66,41 @@ pub enum Subject {
     },
 }
 
+impl Subject {
+    /// One short line naming the subject: a metric label value
+    /// (`netwhy export`'s cause info), not the full evidence.
+    pub fn short(&self) -> String {
+        match self {
+            Subject::Port { proto, port } => format!("{proto}/{port}"),
+            Subject::Socket { proto, local, .. } => format!("{proto} socket {local}"),
+            Subject::Sysctl { name, value } => format!("{name}={value}"),
+            Subject::NftRule {
+                family,
+                table,
+                chain,
+                handle,
+                ..
+            } => match handle {
+                Some(h) => format!("nft {family} {table} {chain} handle {h}"),
+                None => format!("nft {family} {table} {chain} policy"),
+            },
+            Subject::IptablesRule {
+                table,
+                chain,
+                index,
+                target,
+            } => format!("iptables -t {table} {chain} #{index} {target}"),
+            Subject::Conntrack { orig, .. } => format!("conntrack {orig}"),
+            Subject::Neighbour { addr, dev, state } => {
+                format!("neighbour {addr} dev {dev} {state}")
+            }
+            Subject::BpfProg {
+                name, dev, hook, ..
+            } => format!("bpf {name} on {dev} {hook}"),
+        }
+    }
+}
+
 /// Evidence for one drop group.
 #[derive(Debug, Clone, Default)]
 pub struct Clues {

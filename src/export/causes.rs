@@ -19,6 +19,8 @@ use crate::probe::drop::EventReader;
 pub struct Cause {
     pub cause: &'static str,
     pub summary: String,
+    /// What the evidence points at (port, sysctl, rule...), or empty.
+    pub subject: String,
 }
 
 const QUEUE: usize = 256;
@@ -105,6 +107,7 @@ fn worker(sh: &Shared, rx: &Receiver<DropEvent>) {
         let cause = Cause {
             cause: f.cause.as_str(),
             summary: first_sentence(f.meaning),
+            subject: f.subjects.first().map(|s| s.short()).unwrap_or_default(),
         };
         crate::log::debug(format_args!(
             "cause of {} at {} in netns {}: {}",

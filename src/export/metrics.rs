@@ -20,7 +20,7 @@ pub type Labels = Vec<(String, String)>;
 pub struct Snapshot {
     /// Per series: labels, drops, bytes.
     pub drops: Vec<(Labels, u64, u64)>,
-    /// Group labels plus `cause` and `summary`.
+    /// Group labels plus `cause`, `summary` and `subject`.
     pub causes: Vec<Labels>,
     /// `check`, `severity`, `netns`, `subject`.
     pub doctor: Vec<Labels>,

@@ -204,6 +204,7 @@ pub fn snapshot(sh: &Shared) -> Result<Snapshot, ProbeError> {
             let mut l = labels[..4].to_vec();
             l.push(("cause".into(), c.cause.to_string()));
             l.push(("summary".into(), c.summary.clone()));
+            l.push(("subject".into(), c.subject.clone()));
             snap.causes.push(l);
         }
         snap.drops.push((labels, *count, *bytes));
