@@ -58,6 +58,9 @@ pub struct ExportArgs {
     /// Force the kernel hook.
     #[arg(long, value_enum)]
     pub hook: Option<HookArg>,
+    /// Benchmarks: start with this many synthetic groups in the kernel map.
+    #[arg(long, hide = true, value_name = "N")]
+    pub bench_groups: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -107,6 +110,9 @@ pub fn run(args: ExportArgs) -> Result<()> {
     let reader = cap.probe.agg_reader()?;
     let shared = Arc::new(Shared::new(opts, reader, cap.enricher, hook.as_str()));
     let restored = export::restore(&shared)?;
+    if let Some(n) = args.bench_groups {
+        export::bench_fill(&shared, n)?;
+    }
     let server = Server::start(listener, shared.clone());
     export::start_doctor(&shared);
     // Tools and tests wait for this line.

@@ -94,7 +94,7 @@ fn metrics_response(req: &Request, sh: &Shared) -> Response<std::io::Cursor<Vec<
     let format = Format::from_accept(accept.as_deref());
     match scrape::snapshot(sh) {
         Ok(snap) => {
-            let body = metrics::encode(&snap, format);
+            let body = metrics::encode(snap, format);
             let took = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
             sh.last_scrape_ns.store(took, Ordering::Relaxed);
             Response::from_string(body).with_header(header("Content-Type", format.content_type()))

@@ -1,15 +1,16 @@
 //! The exposition: one scrape's figures into the Prometheus text format or
-//! OpenMetrics, through prometheus-client (no hand-written format). A
-//! fresh registry per scrape: every value is read from the kernel at
+//! OpenMetrics, through prometheus-client (no hand-written format), as a
+//! collector of constant metrics: every value is read from the kernel at
 //! scrape time, and series that ended must not linger in a registry.
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::AtomicU64;
+use std::fmt;
 
-use prometheus_client::encoding::prometheus_text;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 /// Label pairs of one series, in exposition order.
@@ -69,12 +70,11 @@ impl Format {
     }
 }
 
-type FGauge = Gauge<f64, AtomicU64>;
-
 /// Encodes `s` in `format`.
-pub fn encode(s: &Snapshot, format: Format) -> String {
-    let reg = registry(s);
-    let mut out = String::with_capacity(256 + 160 * s.drops.len());
+pub fn encode(s: Snapshot, format: Format) -> String {
+    let mut out = String::with_capacity(256 + 200 * s.drops.len());
+    let mut reg = Registry::default();
+    reg.register_collector(Box::new(Collect(s)));
     let res = match format {
         Format::Text => prometheus_text::encode(&mut out, &reg),
         Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &reg),
@@ -85,97 +85,126 @@ pub fn encode(s: &Snapshot, format: Format) -> String {
     out
 }
 
-fn registry(s: &Snapshot) -> Registry {
-    let mut reg = Registry::default();
-    let drops = Family::<Labels, Counter>::default();
-    let bytes = Family::<Labels, Counter>::default();
-    for (l, c, b) in &s.drops {
-        drops.get_or_create(l).inc_by(*c);
-        bytes.get_or_create(l).inc_by(*b);
+/// The snapshot as constant metrics, written straight from its rows: no
+/// per-series atomics or label hashing, which dominate a 10k-series scrape
+/// built from metric families.
+#[derive(Debug)]
+struct Collect(Snapshot);
+
+fn counters<'a>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    rows: impl Iterator<Item = (&'a Labels, u64)>,
+) -> fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, unit, MetricType::Counter)?;
+    for (l, v) in rows {
+        ConstCounter::new(v).encode(m.encode_family(l)?)?;
     }
-    reg.register(
-        "netwhy_drops",
-        "Packets the kernel dropped, by reason, function, network namespace and device.",
-        drops,
-    );
-    reg.register_with_unit(
-        "netwhy_drop",
-        "Bytes of the packets the kernel dropped (skb->len).",
-        Unit::Bytes,
-        bytes,
-    );
-    let causes = Family::<Labels, Gauge>::default();
-    for l in &s.causes {
-        causes.get_or_create(l).set(1);
+    Ok(())
+}
+
+fn gauges<'a>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: impl Iterator<Item = (&'a Labels, i64)>,
+) -> fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (l, v) in rows {
+        ConstGauge::new(v).encode(m.encode_family(l)?)?;
     }
-    reg.register(
-        "netwhy_drop_cause_info",
-        "The diagnosis netwhy explain gives for a drop group, from live evidence (value 1).",
-        causes,
-    );
-    let doctor = Family::<Labels, Gauge>::default();
-    for l in &s.doctor {
-        doctor.get_or_create(l).set(1);
+    Ok(())
+}
+
+fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> fmt::Result {
+    ConstCounter::new(v).encode(enc.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
+fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> fmt::Result {
+    let v = i64::try_from(v).unwrap_or(i64::MAX);
+    ConstGauge::new(v).encode(enc.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+impl Collector for Collect {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        let s = &self.0;
+        counters(
+            &mut enc,
+            "netwhy_drops",
+            "Packets the kernel dropped, by reason, function, network namespace and device",
+            None,
+            s.drops.iter().map(|(l, c, _)| (l, *c)),
+        )?;
+        counters(
+            &mut enc,
+            "netwhy_drop",
+            "Bytes of the packets the kernel dropped (skb->len)",
+            Some(&Unit::Bytes),
+            s.drops.iter().map(|(l, _, b)| (l, *b)),
+        )?;
+        gauges(
+            &mut enc,
+            "netwhy_drop_cause_info",
+            "The diagnosis netwhy explain gives for a drop group, from live evidence (value 1)",
+            s.causes.iter().map(|l| (l, 1)),
+        )?;
+        gauges(
+            &mut enc,
+            "netwhy_doctor_finding",
+            "A trap netwhy doctor finds in live state, refreshed every --doctor-interval (value 1)",
+            s.doctor.iter().map(|l| (l, 1)),
+        )?;
+        let lost: Vec<(Labels, u64)> = s
+            .lost
+            .iter()
+            .map(|(src, n)| (vec![("source".to_string(), (*src).to_string())], *n))
+            .collect();
+        counters(
+            &mut enc,
+            "netwhy_lost_events",
+            "Drops or samples netwhy could not record: ring = ring buffer full, aggregate_full = group map full, cause_queue = diagnosis queue full",
+            None,
+            lost.iter().map(|(l, n)| (l, *n)),
+        )?;
+        counter(
+            &mut enc,
+            "netwhy_hidden_drops",
+            "Known-harmless drops counted but not reported (netwhy drops --all shows them)",
+            s.hidden,
+        )?;
+        gauge(
+            &mut enc,
+            "netwhy_folded_groups",
+            "Drop groups without a series of their own, counted in their reason's location=\"other\" series",
+            s.folded_groups,
+        )?;
+        counter(
+            &mut enc,
+            "netwhy_series_capped",
+            "Drop groups refused a series because --max-series was reached",
+            s.capped_total,
+        )?;
+        gauges(
+            &mut enc,
+            "netwhy_build_info",
+            "netwhy's version, the running kernel and the drop hook in use (value 1)",
+            std::iter::once((&s.build, 1)),
+        )?;
+        ConstGauge::new(s.last_scrape_secs).encode(enc.encode_descriptor(
+            "netwhy_exporter_scrape_duration",
+            "Time the previous scrape took to read the kernel and encode",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+        )?)?;
+        gauge(
+            &mut enc,
+            "netwhy_exporter_series",
+            "Series in this exposition",
+            s.series() as u64,
+        )
     }
-    reg.register(
-        "netwhy_doctor_finding",
-        "A trap netwhy doctor finds in live state, refreshed every --doctor-interval (value 1).",
-        doctor,
-    );
-    let lost = Family::<Labels, Counter>::default();
-    for (src, n) in &s.lost {
-        lost.get_or_create(&vec![("source".into(), (*src).into())])
-            .inc_by(*n);
-    }
-    reg.register(
-        "netwhy_lost_events",
-        "Drops or samples netwhy could not record: ring = ring buffer full, aggregate_full = group map full, cause_queue = diagnosis queue full.",
-        lost,
-    );
-    let hidden: Counter = Counter::default();
-    hidden.inc_by(s.hidden);
-    reg.register(
-        "netwhy_hidden_drops",
-        "Known-harmless drops counted but not reported (netwhy drops --all shows them).",
-        hidden,
-    );
-    let folded: Gauge = Gauge::default();
-    folded.set(i64::try_from(s.folded_groups).unwrap_or(i64::MAX));
-    reg.register(
-        "netwhy_folded_groups",
-        "Drop groups without a series of their own, counted in their reason's location=\"other\" series.",
-        folded,
-    );
-    let capped: Counter = Counter::default();
-    capped.inc_by(s.capped_total);
-    reg.register(
-        "netwhy_series_capped",
-        "Drop groups refused a series because --max-series was reached.",
-        capped,
-    );
-    let build = Family::<Labels, Gauge>::default();
-    build.get_or_create(&s.build).set(1);
-    reg.register(
-        "netwhy_build_info",
-        "netwhy's version, the running kernel and the drop hook in use (value 1).",
-        build,
-    );
-    let dur = FGauge::default();
-    dur.set(s.last_scrape_secs);
-    reg.register_with_unit(
-        "netwhy_exporter_scrape_duration",
-        "Time the previous scrape took to read the kernel and encode.",
-        Unit::Seconds,
-        dur,
-    );
-    let series: Gauge = Gauge::default();
-    series.set(i64::try_from(s.series()).unwrap_or(i64::MAX));
-    reg.register(
-        "netwhy_exporter_series",
-        "Series in this exposition.",
-        series,
-    );
-    reg
 }
 
 #[cfg(test)]

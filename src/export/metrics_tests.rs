@@ -41,7 +41,7 @@ fn fixture() -> Snapshot {
 
 #[test]
 fn text_format_has_typed_families_and_the_samples() {
-    let t = encode(&fixture(), Format::Text);
+    let t = encode(fixture(), Format::Text);
     for line in [
         "# TYPE netwhy_drops_total counter",
         "netwhy_drops_total{reason=\"NO_SOCKET\",location=\"__udp4_lib_rcv\",netns=\"blue\",dev=\"lo\"} 3",
@@ -66,7 +66,7 @@ fn text_format_has_typed_families_and_the_samples() {
 
 #[test]
 fn openmetrics_ends_with_eof_and_declares_units() {
-    let t = encode(&fixture(), Format::OpenMetrics);
+    let t = encode(fixture(), Format::OpenMetrics);
     assert!(t.ends_with("# EOF\n"), "{t}");
     assert!(t.contains("# UNIT netwhy_drop_bytes bytes"), "{t}");
     assert!(t.contains("# TYPE netwhy_drops counter"), "{t}");

@@ -146,3 +146,46 @@ pub fn start_doctor(shared: &Arc<Shared>) {
         doctor::spawn(shared.clone(), every);
     }
 }
+
+/// Benchmarks: fills the kernel aggregate with `n` groups, one per kernel
+/// function, spread over ten reasons, in this process's namespace on `lo`,
+/// so that scrape latency at 10k series can be measured (bench/export).
+#[doc(hidden)]
+pub fn bench_fill(shared: &Shared, n: usize) -> Result<(), ExportError> {
+    use std::os::unix::fs::MetadataExt;
+    let netns = std::fs::metadata("/proc/self/ns/net")
+        .ok()
+        .and_then(|m| u32::try_from(m.ino()).ok())
+        .unwrap_or(0);
+    let addrs: Vec<u64> = {
+        let en = lock(&shared.enricher);
+        let mut seen = std::collections::HashSet::new();
+        en.kallsyms
+            .iter()
+            .filter(|(_, name, module)| module.is_none() && seen.insert(name.to_string()))
+            .map(|(a, _, _)| a + 1)
+            .take(n)
+            .collect()
+    };
+    let mut ifname = [0i8; 16];
+    for (d, s) in ifname.iter_mut().zip(b"lo") {
+        *d = *s as i8;
+    }
+    for (i, addr) in addrs.iter().enumerate() {
+        let key = crate::probe::drop::RawAggKey {
+            location: *addr,
+            reason: 2 + (i % 10) as u32,
+            netns,
+            ifindex: 1,
+            ..Default::default()
+        };
+        let val = crate::probe::drop::RawAggVal {
+            count: i as u64 + 1,
+            bytes: 100 * (i as u64 + 1),
+            ifname,
+            ..Default::default()
+        };
+        shared.reader.insert(&key, &val)?;
+    }
+    Ok(())
+}
