@@ -1,11 +1,12 @@
 //! A finding as text: what happened, why (with evidence), what to check,
 //! the fix. Shared by `explain` and `run`.
 use crate::diagnose::finding::Finding;
-use crate::output::text::netns_label;
+use crate::output::text::{container_suffix, netns_label};
 
 /// Block `n` of the text report.
 pub fn finding_text(n: usize, f: &Finding) -> String {
-    let ns = netns_label(f.netns, f.netns_name.as_deref());
+    let ns = netns_label(f.netns, f.netns_name.as_deref())
+        + &container_suffix(f.container.as_deref());
     let mut s = if f.source == crate::diagnose::finding::Source::State {
         format!("[{n}] no drop yet, but live state is a known trap  netns={ns}\n")
     } else {
