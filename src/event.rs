@@ -169,14 +169,7 @@ pub struct DropSite {
     pub container: Option<Arc<Container>>,
 }
 
-/// serde's `Arc` support needs its `rc` feature; the container is written
-/// as the plain object it points to instead.
-pub fn serialize_container<S: serde::Serializer>(
-    c: &Option<Arc<Container>>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    c.as_deref().serialize(s)
-}
+pub use crate::container::serialize_container;
 
 // The site's fields read as the event's and the row's own (`e.reason`).
 impl std::ops::Deref for DropEvent {

@@ -13,6 +13,8 @@ pub mod cgroup;
 pub mod records;
 pub(crate) mod resolver;
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 pub use resolver::Resolver;
@@ -93,6 +95,15 @@ impl Container {
             || self.id == spec
             || (spec.len() >= 12 && self.id.starts_with(spec))
     }
+}
+
+/// serde's `Arc` support needs its `rc` feature; an optional container is
+/// written as the plain object it points to instead (`serialize_with`).
+pub fn serialize_container<S: serde::Serializer>(
+    c: &Option<Arc<Container>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    c.as_deref().serialize(s)
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

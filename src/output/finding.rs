@@ -60,4 +60,34 @@ mod tests {
             "{text}"
         );
     }
+
+    /// `explain` and `--events` name the pod right after the netns, and
+    /// say nothing more when the netns holds no container.
+    #[test]
+    fn the_pod_stands_beside_the_netns() {
+        let mut ev = event("NO_SOCKET", "__udp4_lib_rcv");
+        let plain = crate::output::text::event_line(&ev);
+        assert!(plain.contains(" netns=init(4026531840) dev=eth0(2) "), "{plain}");
+        ev.site.container = Some(std::sync::Arc::new(crate::container::Container {
+            runtime: crate::container::Runtime::Containerd,
+            id: "1".repeat(64),
+            name: Some("nginx".into()),
+            pod: Some("web-7d4b9".into()),
+            namespace: Some("shop".into()),
+        }));
+        let line = crate::output::text::event_line(&ev);
+        assert!(
+            line.contains(" netns=init(4026531840) pod=shop/web-7d4b9 container=nginx dev=eth0(2) "),
+            "{line}"
+        );
+        let f = &explain(&[ev], Some("6.18.0"))[0];
+        let text = finding_text(1, f);
+        assert!(
+            text.starts_with("[1] 1x NO_SOCKET at __udp4_lib_rcv+0x10  netns=init(4026531840) pod=shop/web-7d4b9 container=nginx dev=eth0\n"),
+            "{text}"
+        );
+        let j = serde_json::to_value(f).unwrap();
+        assert_eq!(j["container"]["pod"], "web-7d4b9");
+        assert_eq!(j["container"]["namespace"], "shop");
+    }
 }
