@@ -22,7 +22,10 @@ pub enum Candidate {
     /// `ctr`'s default `/<namespace>/<id>`: only a container if containerd
     /// has a bundle of that id in that namespace (checked by the reader),
     /// since any two-level cgroup looks like this.
-    Plain { namespace: String, id: String },
+    Plain {
+        namespace: String,
+        id: String,
+    },
     /// A systemd-nspawn machine, by its (unescaped) name.
     Nspawn(String),
 }
@@ -154,7 +157,9 @@ mod tests {
         assert_eq!(one(&format!("/system.slice/docker-{ID}.scope")), want);
         // dockershim pods under the systemd driver
         assert_eq!(
-            one(&format!("/kubepods.slice/kubepods-pod1_2.slice/docker-{ID}.scope")),
+            one(&format!(
+                "/kubepods.slice/kubepods-pod1_2.slice/docker-{ID}.scope"
+            )),
             want
         );
     }
@@ -176,7 +181,9 @@ mod tests {
             Some(Candidate::Kube(ID.into()))
         );
         assert_eq!(
-            one(&format!("/kubepods.slice/kubepods-pod1.slice/crio-{ID}.scope")),
+            one(&format!(
+                "/kubepods.slice/kubepods-pod1.slice/crio-{ID}.scope"
+            )),
             Some(Candidate::Crio(ID.into()))
         );
         assert_eq!(
@@ -184,7 +191,10 @@ mod tests {
             Some(Candidate::Crio(ID.into()))
         );
         // CRI-O's monitor is not the container.
-        assert_eq!(one(&format!("/kubepods.slice/crio-conmon-{ID}.scope")), None);
+        assert_eq!(
+            one(&format!("/kubepods.slice/crio-conmon-{ID}.scope")),
+            None
+        );
     }
 
     #[test]
@@ -196,7 +206,10 @@ mod tests {
             one(&format!("/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope/container")),
             want
         );
-        assert_eq!(one(&format!("/machine.slice/libpod-conmon-{ID}.scope")), None);
+        assert_eq!(
+            one(&format!("/machine.slice/libpod-conmon-{ID}.scope")),
+            None
+        );
     }
 
     #[test]
@@ -218,7 +231,13 @@ mod tests {
                 id: "web1".into()
             })
         );
-        for host in ["/", "/init.scope", "/system.slice/ssh.service", "/user.slice/user-0.slice", "/a/b/c"] {
+        for host in [
+            "/",
+            "/init.scope",
+            "/system.slice/ssh.service",
+            "/user.slice/user-0.slice",
+            "/a/b/c",
+        ] {
             assert_eq!(one(host), None, "{host}");
         }
     }

@@ -55,7 +55,9 @@ impl Hints {
             .split(|&b| b == 0)
             .filter_map(|a| std::str::from_utf8(a).ok())
             .collect();
-        let prog = args.first().map_or("", |a| a.rsplit('/').next().unwrap_or(a));
+        let prog = args
+            .first()
+            .map_or("", |a| a.rsplit('/').next().unwrap_or(a));
         let mut h = Hints::default();
         if prog == "conmon" {
             h.bundle = args
@@ -65,7 +67,9 @@ impl Hints {
         } else if prog.starts_with("containerd-shim") {
             // cwd = <state>/io.containerd.runtime.v2.task/<namespace>/<id>
             h.containerd_state = cwd
-                .filter(|c| c.ancestors().nth(2).and_then(Path::file_name) == Some(OsStr::new(TASKS)))
+                .filter(|c| {
+                    c.ancestors().nth(2).and_then(Path::file_name) == Some(OsStr::new(TASKS))
+                })
                 .and_then(|c| c.ancestors().nth(3))
                 .map(Path::to_path_buf);
         }
@@ -78,11 +82,15 @@ impl Hints {
 /// layout, a Kubernetes cgroup no runtime here knows).
 pub fn read(root: &Path, cand: &Candidate, hints: &Hints) -> Option<Found> {
     match cand {
-        Candidate::Docker(id) => Some(docker(root, id).unwrap_or_else(|| bare(Runtime::Docker, id))),
+        Candidate::Docker(id) => {
+            Some(docker(root, id).unwrap_or_else(|| bare(Runtime::Docker, id)))
+        }
         Candidate::Containerd(id) => {
             Some(containerd(root, None, id, hints).unwrap_or_else(|| bare(Runtime::Containerd, id)))
         }
-        Candidate::Crio(id) => Some(crio(root, id, hints).unwrap_or_else(|| bare(Runtime::Crio, id))),
+        Candidate::Crio(id) => {
+            Some(crio(root, id, hints).unwrap_or_else(|| bare(Runtime::Crio, id)))
+        }
         Candidate::Podman(id) => Some(podman(root, id, hints)),
         Candidate::Kube(id) => containerd(root, None, id, hints)
             .or_else(|| crio(root, id, hints))
@@ -126,7 +134,10 @@ fn read_json(p: &Path) -> Option<Value> {
 }
 
 fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key)?.as_str().filter(|s| !s.is_empty()).map(str::to_string)
+    v.get(key)?
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 fn containerd(root: &Path, ns: Option<&str>, id: &str, hints: &Hints) -> Option<Found> {
@@ -178,11 +189,20 @@ pub fn containerd_found(id: &str, spec: &Value) -> Found {
 
 fn crio(root: &Path, id: &str, hints: &Hints) -> Option<Found> {
     let mut specs = Vec::new();
-    if let Some(b) = hints.bundle.as_ref().filter(|b| b.to_string_lossy().contains(id)) {
+    if let Some(b) = hints
+        .bundle
+        .as_ref()
+        .filter(|b| b.to_string_lossy().contains(id))
+    {
         specs.push(under(root, b).join("config.json"));
     }
     for base in [STORAGE_RUNROOT, STORAGE_ROOT] {
-        specs.push(root.join(base).join("overlay-containers").join(id).join("userdata/config.json"));
+        specs.push(
+            root.join(base)
+                .join("overlay-containers")
+                .join(id)
+                .join("userdata/config.json"),
+        );
     }
     let spec = specs.iter().find_map(|p| read_json(p))?;
     let a = &spec["annotations"];
@@ -220,7 +240,10 @@ fn podman(root: &Path, id: &str, hints: &Hints) -> Found {
         }
     }
     for d in STORAGE_DRIVERS {
-        lists.push(root.join(STORAGE_ROOT).join(format!("{d}-containers/containers.json")));
+        lists.push(
+            root.join(STORAGE_ROOT)
+                .join(format!("{d}-containers/containers.json")),
+        );
     }
     let name = lists
         .iter()

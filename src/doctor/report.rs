@@ -5,8 +5,8 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{exit_code, Finding, Report, Severity};
-use crate::output::style::{self, Palette, Role};
 use crate::container::Resolver;
+use crate::output::style::{self, Palette, Role};
 use crate::output::text::{container_suffix, netns_label};
 
 /// The closing JSON object.

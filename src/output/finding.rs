@@ -5,8 +5,8 @@ use crate::output::text::{container_suffix, netns_label};
 
 /// Block `n` of the text report.
 pub fn finding_text(n: usize, f: &Finding) -> String {
-    let ns = netns_label(f.netns, f.netns_name.as_deref())
-        + &container_suffix(f.container.as_deref());
+    let ns =
+        netns_label(f.netns, f.netns_name.as_deref()) + &container_suffix(f.container.as_deref());
     let mut s = if f.source == crate::diagnose::finding::Source::State {
         format!("[{n}] no drop yet, but live state is a known trap  netns={ns}\n")
     } else {
@@ -67,7 +67,10 @@ mod tests {
     fn the_pod_stands_beside_the_netns() {
         let mut ev = event("NO_SOCKET", "__udp4_lib_rcv");
         let plain = crate::output::text::event_line(&ev);
-        assert!(plain.contains(" netns=init(4026531840) dev=eth0(2) "), "{plain}");
+        assert!(
+            plain.contains(" netns=init(4026531840) dev=eth0(2) "),
+            "{plain}"
+        );
         ev.site.container = Some(std::sync::Arc::new(crate::container::Container {
             runtime: crate::container::Runtime::Containerd,
             id: "1".repeat(64),
@@ -77,7 +80,9 @@ mod tests {
         }));
         let line = crate::output::text::event_line(&ev);
         assert!(
-            line.contains(" netns=init(4026531840) pod=shop/web-7d4b9 container=nginx dev=eth0(2) "),
+            line.contains(
+                " netns=init(4026531840) pod=shop/web-7d4b9 container=nginx dev=eth0(2) "
+            ),
             "{line}"
         );
         let f = &explain(&[ev], Some("6.18.0"))[0];

@@ -26,7 +26,10 @@ pub fn render(groups: &[DropGroup], top: usize, footer: &str, width: Option<usiz
     // Off a terminal pod and container names are not cut: NETNS widens
     // for them (tables without containers keep their layout).
     if width.is_none() && groups.iter().take(top).any(|g| g.container.is_some()) {
-        let longest = groups.iter().take(top).map(|g| netns_cell(g).chars().count());
+        let longest = groups
+            .iter()
+            .take(top)
+            .map(|g| netns_cell(g).chars().count());
         c.netns = longest.fold(c.netns, usize::max);
     }
     let mut s = String::new();
@@ -340,9 +343,15 @@ mod tests {
         // Columns stay aligned: DEV starts at the same place in both rows.
         assert_eq!(rows[1].find(" lo(1)"), rows[2].find(" lo(1)"), "{out}");
         assert!(!before.contains("pod="));
-        assert_eq!(before.lines().nth(1), Some(render(&[plain], 5, "", None).lines().nth(1).unwrap()));
+        assert_eq!(
+            before.lines().nth(1),
+            Some(render(&[plain], 5, "", None).lines().nth(1).unwrap())
+        );
         let narrow = render(&[g], 5, "", Some(152));
-        assert!(narrow.contains("init(4026531840) pod=paym… lo(1)"), "{narrow}");
+        assert!(
+            narrow.contains("init(4026531840) pod=paym… lo(1)"),
+            "{narrow}"
+        );
     }
 
     /// NETNS narrows first, REASON last, none below its minimum.
