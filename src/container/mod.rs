@@ -8,6 +8,17 @@
 //! (`records`). No Kubernetes API and no runtime socket: a node without a
 //! runtime simply has no containers. [`Resolver`] caches the answer per
 //! netns so a drop never costs a /proc walk.
+//!
+//! Runtimes started with directories of their own (podman `--root`, a
+//! second containerd with its own `state`) need no setting: the records
+//! are found from the container's parent process, conmon's `-b BUNDLE`
+//! argument or the containerd shim's working directory (its bundle). In a
+//! DaemonSet, `NETWHY_HOST_ROOT` names where the host's root is mounted;
+//! with hostPID its `/proc` is the host's.
+//!
+//! Several containers in one netns (a pod): an application container is
+//! shown rather than the sandbox, and of those the one whose process has the
+//! lowest pid, a stable choice; `--container` matches any of them.
 #![forbid(unsafe_code)]
 pub mod cgroup;
 pub mod records;

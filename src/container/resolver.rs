@@ -69,6 +69,10 @@ impl Resolver {
         let may_rescan = age.is_none_or(|a| a >= MIN_RESCAN);
         if old || (may_rescan && !self.by_netns.contains_key(&netns)) {
             let _ = self.scan();
+            // A netns no process is in (held by a bind mount, as `ip netns`
+            // makes them) has no container: remembered until the next
+            // periodic scan, so its drops do not rescan every second.
+            self.by_netns.entry(netns).or_default();
         }
         self.by_netns.get(&netns)?.first().cloned()
     }

@@ -130,7 +130,7 @@ fn crio_podman_docker_records() {
 #[test]
 fn parents_say_where_records_are() {
     let h = Hints::from_parent(
-        b"/usr/bin/conmon\0--api-version\0001\0-c\0abc\0-b\0/srv/st/vfs-containers/abc/userdata\0-n\0x\0",
+        b"/usr/bin/conmon\0--api-version\0v1\0-c\0abc\0-b\0/srv/st/vfs-containers/abc/userdata\0-n\0x\0",
         None,
     );
     assert_eq!(
@@ -308,6 +308,12 @@ fn resolver_on_a_fake_host() {
     r.process(800, 1, 18, &format!("0::/docker/{}\n", id('6')));
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(label(&mut res, 18).as_deref(), Some("container=redis"));
+    // A netns without processes is looked for once, then remembered.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(res.lookup(19), None);
+    r.process(900, 1, 19, &format!("0::/docker/{}\n", id('6')));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(res.lookup(19), None, "rescanned on a remembered miss");
     // A gone namespace is forgotten at the next scan.
     fs::remove_dir_all(r.0.join("proc/500")).unwrap();
     assert!(res.netns_of(None, Some("web-1")).is_err());
