@@ -212,6 +212,29 @@ fn podman_container_is_named() {
         .iter()
         .any(|f| f["container"]["name"] == p.name.as_str()));
 
+    // trace names it on the steps and the fate of a packet dropped there.
+    let out = run(&[
+        "trace",
+        "tcp port 9",
+        "--container",
+        &p.name,
+        "-o",
+        "json",
+        "--count",
+        "1",
+        "--duration",
+        "15",
+    ]);
+    assert!(out.status.success(), "trace: {}", stderr_of(&out));
+    let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
+    let fates = of_type(&lines, "fate");
+    assert!(
+        fates.iter().any(|f| f["fate"] == "dropped"
+            && f["container"]["name"] == p.name.as_str()
+            && f["container"]["runtime"] == "podman"),
+        "{lines:?}"
+    );
+
     let out = run(&[
         "drops",
         "--container",
