@@ -7,11 +7,12 @@
 //! Nothing here knows the knowledge base: a group's hint is
 //! `diagnose::hint_for`, called by whoever builds the row.
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::container::{Container, Resolver};
 use crate::kernel::kallsyms::Kallsyms;
 use crate::kernel::netns::NetnsNames;
 use crate::kernel::reasons::DropReasons;
@@ -158,7 +159,17 @@ pub struct DropSite {
     pub netns_name: Option<String>,
     pub dev: Option<String>,
     pub ifindex: u32,
+    /// The container running in `netns` (`crate::container::Resolver`);
+    /// left out of the JSON when there is none, so hosts without
+    /// containers see the same objects as before.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_container"
+    )]
+    pub container: Option<Arc<Container>>,
 }
+
+pub use crate::container::serialize_container;
 
 // The site's fields read as the event's and the row's own (`e.reason`).
 impl std::ops::Deref for DropEvent {
@@ -259,6 +270,8 @@ pub struct Enricher {
     pub reasons: DropReasons,
     pub kallsyms: Kallsyms,
     pub netns: NetnsNames,
+    /// Containers by netns, cached (a drop never walks /proc itself).
+    pub containers: Resolver,
     /// CLOCK_REALTIME - CLOCK_MONOTONIC, to turn bpf_ktime into wall time.
     mono_to_wall: i128,
     locations: HashMap<u64, Location>,
@@ -272,6 +285,7 @@ impl Enricher {
             reasons,
             kallsyms,
             netns,
+            containers: Resolver::new(),
             mono_to_wall: mono_to_wall_offset(),
             locations: HashMap::new(),
             reason_names: HashMap::new(),
@@ -316,6 +330,11 @@ impl Enricher {
         self.netns.name_or_refresh(ino).map(str::to_string)
     }
 
+    /// The container running in netns `ino`, if any.
+    pub fn container(&mut self, ino: u32) -> Option<Arc<Container>> {
+        self.containers.lookup(ino)
+    }
+
     /// A bpf_ktime_get_ns() value as wall-clock ns since the Unix epoch.
     pub fn wall_ns(&self, mono_ns: u64) -> u64 {
         (i128::from(mono_ns) + self.mono_to_wall).max(0) as u64
@@ -337,6 +356,7 @@ impl Enricher {
                 netns_name: self.netns_name(raw.netns),
                 dev: cstr(&raw.ifname),
                 ifindex: raw.ifindex,
+                container: self.container(raw.netns),
             },
             netns_source: NetnsSource::from_wire(raw.netns_src),
             mark: raw.mark,
@@ -370,6 +390,7 @@ impl Enricher {
                 netns_name: self.netns_name(key.netns),
                 dev,
                 ifindex: key.ifindex,
+                container: self.container(key.netns),
             },
             netns_source: NetnsSource::from_wire(netns_src),
             count,
@@ -419,6 +440,13 @@ pub fn sort_by_rate(groups: &mut [DropGroup]) {
     });
 }
 
+/// What text output puts after `netns=...`: ` pod=ns/name container=c`,
+/// or nothing when no container runs there (the line is then as it was
+/// before netwhy knew containers).
+pub fn container_suffix(c: Option<&Container>) -> String {
+    c.map(|c| format!(" {}", c.label())).unwrap_or_default()
+}
+
 /// `name(inode)` or the bare inode.
 pub fn netns_label(ino: u32, name: Option<&str>) -> String {
     match name {
@@ -456,6 +484,7 @@ mod tests {
             netns_name: Some("init".into()),
             dev: Some("lo".into()),
             ifindex: 1,
+            container: None,
         }
     }
 
@@ -504,6 +533,25 @@ mod tests {
             r#"{{"type":"group","v":1,{SITE_JSON},"netns_source":"rx_sk","count":9,"bytes":540,"rate":1.5,"hint":"h"}}"#
         );
         assert_eq!(serde_json::to_string(&g).unwrap(), want);
+    }
+
+    /// With a container, the site gains one nested object after `ifindex`
+    /// and nothing else moves.
+    #[test]
+    fn drop_json_carries_the_container() {
+        let mut e = sample_event();
+        e.site.container = Some(Arc::new(Container {
+            runtime: crate::container::Runtime::Containerd,
+            id: "ab12".into(),
+            name: Some("nginx".into()),
+            pod: Some("web-7d4b9".into()),
+            namespace: Some("shop".into()),
+        }));
+        let j = serde_json::to_string(&e).unwrap();
+        let want = format!(
+            r#"{SITE_JSON},"container":{{"runtime":"containerd","id":"ab12","name":"nginx","pod":"web-7d4b9","namespace":"shop"}},"netns_source":"dev""#
+        );
+        assert!(j.contains(&want), "{j}");
     }
 
     #[test]

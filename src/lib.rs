@@ -8,6 +8,7 @@
 //! argument parsing plus the wiring of one source to one sink.
 pub mod capture;
 pub mod cli;
+pub mod container;
 pub mod diagnose;
 pub mod doctor;
 pub mod event;

@@ -50,7 +50,8 @@ pub fn run(args: DoctorArgs) -> Result<()> {
         opts.window
     ));
     let started = std::time::Instant::now();
-    let rep = doctor::run(&opts).context("netwhy doctor")?;
+    let mut rep = doctor::run(&opts).context("netwhy doctor")?;
+    rep.name_containers(&mut crate::container::Resolver::new());
     crate::log::debug(format_args!(
         "doctor: {} namespace(s), {} finding(s), {} skipped, in {} ms",
         rep.namespaces,

@@ -30,6 +30,12 @@ pub struct TraceArgs {
     /// name or /proc/PID/ns/net); tracked packets are followed everywhere.
     #[arg(long, value_name = "NS")]
     pub netns: Vec<String>,
+    /// Start tracking only in the netns of this Kubernetes pod (NS/NAME or NAME).
+    #[arg(long, value_name = "NS/NAME")]
+    pub pod: Option<String>,
+    /// Start tracking only in the netns of this container (name or id).
+    #[arg(long, value_name = "NAME")]
+    pub container: Option<String>,
     /// Start tracking only on this device (name, or ifindex).
     #[arg(long, short = 'i', value_name = "DEV")]
     pub dev: Option<String>,
@@ -82,6 +88,10 @@ pub fn run(args: TraceArgs) -> Result<()> {
     for spec in &args.netns {
         netns.push(resolve_netns_spec(spec).with_context(|| format!("bad --netns '{spec}'"))?);
     }
+    netns.extend(
+        crate::container::Resolver::new()
+            .netns_of(args.pod.as_deref(), args.container.as_deref())?,
+    );
     let dev = args.dev.as_deref().map(parse_dev).transpose()?;
     let mark = args.mark.as_deref().map(parse_mark).transpose()?;
     let cgroup = match args.pid {

@@ -99,6 +99,8 @@ fn finding_site<S: serde::Serializer>(site: &DropSite, s: S) -> Result<S::Ok, S:
         netns: u32,
         netns_name: &'a Option<String>,
         dev: &'a Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        container: Option<&'a crate::container::Container>,
     }
     Named {
         reason: site.reason,
@@ -106,6 +108,7 @@ fn finding_site<S: serde::Serializer>(site: &DropSite, s: S) -> Result<S::Ok, S:
         netns: site.netns,
         netns_name: &site.netns_name,
         dev: &site.dev,
+        container: site.container.as_deref(),
     }
     .serialize(s)
 }
@@ -232,6 +235,7 @@ pub fn state_finding(netns: u32, netns_name: Option<String>, c: Clues) -> Option
             netns_name,
             dev: None,
             ifindex: 0,
+            container: None,
         },
         count: 0,
         flows: Vec::new(),
@@ -274,6 +278,7 @@ pub(crate) mod tests {
                 netns_name: Some("init".into()),
                 dev: Some("eth0".into()),
                 ifindex: 2,
+                container: None,
             },
             netns_source: crate::event::NetnsSource::Dev,
             mark: 0,

@@ -63,6 +63,13 @@ pub struct Finding {
     pub severity: Severity,
     pub netns: u32,
     pub netns_name: String,
+    /// The container in `netns` ([`Report::name_containers`]); only in the
+    /// JSON when there is one.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::container::serialize_container"
+    )]
+    pub container: Option<std::sync::Arc<crate::container::Container>>,
     /// What is wrong: a sysctl name, `addr/len dev X`, a rule, a device...
     pub subject: String,
     pub evidence: Vec<String>,
@@ -79,6 +86,7 @@ impl Finding {
             severity,
             netns: st.target.ino,
             netns_name: st.target.name.clone(),
+            container: None,
             subject,
             evidence: Vec::new(),
             fix: Vec::new(),

@@ -5,8 +5,9 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{exit_code, Finding, Report, Severity};
+use crate::container::Resolver;
 use crate::output::style::{self, Palette, Role};
-use crate::output::text::netns_label;
+use crate::output::text::{container_suffix, netns_label};
 
 /// The closing JSON object.
 #[derive(Debug, Clone, Serialize)]
@@ -41,6 +42,16 @@ impl Summary {
     }
 }
 
+impl Report {
+    /// Names the container of each finding's namespace (one /proc walk
+    /// for the whole report: the resolver caches by netns).
+    pub fn name_containers(&mut self, r: &mut Resolver) {
+        for f in &mut self.findings {
+            f.container = r.lookup(f.netns);
+        }
+    }
+}
+
 pub fn json<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
     for f in &r.findings {
         crate::output::json_line(w, f)?;
@@ -71,7 +82,7 @@ fn finding_text_in(f: &Finding, pal: Palette) -> String {
         pal.paint(role(f.severity), f.severity.as_str()),
         f.check,
         f.subject,
-        netns_label(f.netns, Some(&f.netns_name))
+        netns_label(f.netns, Some(&f.netns_name)) + &container_suffix(f.container.as_deref())
     );
     for e in &f.evidence {
         s += &format!("    seen: {e}\n");
@@ -129,6 +140,7 @@ mod tests {
             severity: sev,
             netns: 4026532246,
             netns_name: "blue".into(),
+            container: None,
             subject: "fd00::5/64 dev eth0".into(),
             evidence: vec!["it failed".into()],
             fix: vec!["ip netns exec blue sysctl -w net.ipv6.conf.eth0.accept_dad=0".into()],
@@ -167,6 +179,31 @@ mod tests {
         );
         assert_eq!(s["worst"], "critical");
         assert_eq!(s["exit_code"], 3);
+    }
+
+    /// A finding in a container's namespace names it in text and JSON; a
+    /// finding on the host has no `container` key at all.
+    #[test]
+    fn findings_name_their_container() {
+        let mut f = finding(Severity::Warning);
+        let host = serde_json::to_value(&f).unwrap();
+        assert!(host.get("container").is_none(), "{host}");
+        f.container = Some(std::sync::Arc::new(crate::container::Container {
+            runtime: crate::container::Runtime::Podman,
+            id: "9".repeat(64),
+            name: Some("db-main".into()),
+            pod: None,
+            namespace: None,
+        }));
+        let t = finding_text_in(&f, Palette::PLAIN);
+        assert!(
+            t.starts_with("[warning] ipv6-dad-failed  fd00::5/64 dev eth0  netns=blue(4026532246) container=db-main\n"),
+            "{t}"
+        );
+        let j = serde_json::to_value(&f).unwrap();
+        assert_eq!(j["container"]["runtime"], "podman");
+        assert_eq!(j["container"]["name"], "db-main");
+        assert!(j["container"]["pod"].is_null());
     }
 
     #[test]

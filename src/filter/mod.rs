@@ -17,6 +17,7 @@ pub mod pcap;
 
 use std::net::IpAddr;
 
+use crate::container::{ContainerError, Resolver};
 use crate::kernel::netns::resolve_netns_spec;
 use crate::kernel::reasons::DropReasons;
 
@@ -63,6 +64,8 @@ pub enum FilterError {
     Mark(String),
     #[error("bad --dev '{0}': interface names are at most 15 bytes")]
     Dev(String),
+    #[error(transparent)]
+    Container(#[from] ContainerError),
 }
 
 /// The filter flags shared by every capturing subcommand.
@@ -90,6 +93,15 @@ pub struct FilterArgs {
     /// Only packets whose skb mark matches VALUE[/MASK].
     #[arg(long, value_name = "MARK")]
     pub mark: Option<String>,
+    /// Only the network namespace of this Kubernetes pod: NAMESPACE/NAME,
+    /// or NAME in any namespace (read from the container runtimes' records
+    /// on this node).
+    #[arg(long, value_name = "NS/NAME")]
+    pub pod: Option<String>,
+    /// Only the network namespace of this container: its name (docker,
+    /// podman, Kubernetes container name) or id (12 characters or more).
+    #[arg(long, value_name = "NAME")]
+    pub container: Option<String>,
 }
 
 impl FilterArgs {
@@ -118,6 +130,12 @@ impl FilterArgs {
                 detail: e.to_string(),
             })?;
             f.netns.push(ino);
+        }
+        // Resolved now, like --netns: the kernel compares inodes, so a pod
+        // started after this point is not followed.
+        if self.pod.is_some() || self.container.is_some() {
+            let found = Resolver::new().netns_of(self.pod.as_deref(), self.container.as_deref())?;
+            f.netns.extend(found);
         }
         if let Some(d) = &self.dev {
             f.dev = Some(parse_dev(d)?);

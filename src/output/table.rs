@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use crate::event::DropGroup;
 use crate::output::style::{self, Palette, Role};
-use crate::output::text::netns_label;
+use crate::output::text::{container_suffix, netns_label};
 
 const HINT_TITLE: &str = "HINT (full text: netwhy reasons REASON --at FUNCTION)";
 
@@ -19,7 +19,19 @@ const HINT_TITLE: &str = "HINT (full text: netwhy reasons REASON --at FUNCTION)"
 /// full lines (a pipe, a file).
 pub fn render(groups: &[DropGroup], top: usize, footer: &str, width: Option<usize>) -> String {
     let pal = style::stdout();
-    let c = Columns::fit(width);
+    let mut c = Columns::fit(width);
+    let netns_cell = |g: &DropGroup| {
+        netns_label(g.netns, g.netns_name.as_deref()) + &container_suffix(g.container.as_deref())
+    };
+    // Off a terminal pod and container names are not cut: NETNS widens
+    // for them (tables without containers keep their layout).
+    if width.is_none() && groups.iter().take(top).any(|g| g.container.is_some()) {
+        let longest = groups
+            .iter()
+            .take(top)
+            .map(|g| netns_cell(g).chars().count());
+        c.netns = longest.fold(c.netns, usize::max);
+    }
     let mut s = String::new();
     let header = format!(
         "{:>9} {:>10}  {:<rw$} {:<lw$} {:<nw$} {:<12}{}",
@@ -46,7 +58,7 @@ pub fn render(groups: &[DropGroup], top: usize, footer: &str, width: Option<usiz
         let rest = format!(
             " {:<lw$} {:<nw$} {:<12}{}",
             truncate(&g.location.to_string(), c.location),
-            truncate(&netns_label(g.netns, g.netns_name.as_deref()), c.netns),
+            truncate(&netns_cell(g), c.netns),
             dev,
             c.hint_cell(&g.hint),
             lw = c.location,
@@ -219,6 +231,7 @@ mod tests {
                 netns_name: Some("init".into()),
                 dev: Some("lo".into()),
                 ifindex: 1,
+                container: None,
             },
             netns_source: crate::event::NetnsSource::Dev,
             count,
@@ -304,6 +317,41 @@ mod tests {
         // Wide enough: the same table as without a width.
         let wide = render(&[g.clone()], 5, "lost: 0", Some(400));
         assert_eq!(wide, render(&[g], 5, "lost: 0", None));
+    }
+
+    /// A row in a container names its pod beside the netns, whole on a
+    /// pipe (the column widens) and cut to the column on a terminal; rows
+    /// without one keep the old layout.
+    #[test]
+    fn container_rows_name_the_pod() {
+        let plain = group("NO_SOCKET", 1.0, 1);
+        let before = render(std::slice::from_ref(&plain), 5, "", None);
+        let mut g = plain.clone();
+        g.site.container = Some(std::sync::Arc::new(crate::container::Container {
+            runtime: crate::container::Runtime::Crio,
+            id: "c0ffee".into(),
+            name: Some("api".into()),
+            pod: Some("backend-5f6c".into()),
+            namespace: Some("payments".into()),
+        }));
+        let out = render(&[g.clone(), plain.clone()], 5, "", None);
+        let rows: Vec<&str> = out.lines().collect();
+        assert!(
+            rows[1].contains(" init(4026531840) pod=payments/backend-5f6c container=api lo(1) "),
+            "{out}"
+        );
+        // Columns stay aligned: DEV starts at the same place in both rows.
+        assert_eq!(rows[1].find(" lo(1)"), rows[2].find(" lo(1)"), "{out}");
+        assert!(!before.contains("pod="));
+        assert_eq!(
+            before.lines().nth(1),
+            Some(render(&[plain], 5, "", None).lines().nth(1).unwrap())
+        );
+        let narrow = render(&[g], 5, "", Some(152));
+        assert!(
+            narrow.contains("init(4026531840) pod=paym… lo(1)"),
+            "{narrow}"
+        );
     }
 
     /// NETNS narrows first, REASON last, none below its minimum.

@@ -19,8 +19,9 @@ pub fn event_line(e: &DropEvent) -> String {
     );
     let _ = write!(
         s,
-        " netns={}",
-        netns_label(e.netns, e.netns_name.as_deref())
+        " netns={}{}",
+        netns_label(e.netns, e.netns_name.as_deref()),
+        container_suffix(e.container.as_deref())
     );
     if let Some(d) = &e.dev {
         let _ = write!(s, " dev={d}({})", e.ifindex);
@@ -35,4 +36,4 @@ pub fn event_line(e: &DropEvent) -> String {
     s
 }
 
-pub use crate::event::netns_label;
+pub use crate::event::{container_suffix, netns_label};

@@ -9,10 +9,12 @@ pub mod render;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::container::Container;
 use crate::event::{cstr, DropEvent, DropSite, Enricher, Location, NetnsSource, Task, TaskContext};
 use crate::packet::{self, Flow, HdrKind};
 use crate::probe::path::{RawStep, Role, STEP_FATE, STEP_FIRST};
@@ -32,6 +34,12 @@ pub struct Step {
     pub role: Option<Role>,
     pub netns: u32,
     pub netns_name: Option<String>,
+    /// The container in `netns`; only in the JSON when there is one.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::event::serialize_container"
+    )]
+    pub container: Option<Arc<Container>>,
     pub dev: Option<String>,
     pub ifindex: u32,
     pub len: u32,
@@ -91,6 +99,7 @@ impl Step {
             netns_name: self.netns_name.clone(),
             dev: self.dev.clone(),
             ifindex: self.ifindex,
+            container: self.container.clone(),
         })
     }
 
@@ -200,6 +209,12 @@ pub struct Fate {
     pub hint: Option<&'static str>,
     pub netns: u32,
     pub netns_name: Option<String>,
+    /// The container in `netns`; only in the JSON when there is one.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::event::serialize_container"
+    )]
+    pub container: Option<Arc<Container>>,
     pub dev: Option<String>,
     /// The socket it was queued on (delivered).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -278,6 +293,7 @@ pub fn decode(raw: &RawStep, hook: (&str, Role), en: &mut Enricher, consumed: u3
         role: Some(hook.1),
         netns: raw.netns,
         netns_name: en.netns_name(raw.netns),
+        container: en.container(raw.netns),
         dev: cstr(&raw.ifname),
         ifindex: raw.ifindex,
         len: raw.len,
@@ -348,6 +364,7 @@ pub fn classify(id: u64, all: &[Step]) -> Fate {
         hint: None,
         netns: place.map_or(0, |s| s.netns),
         netns_name: place.and_then(|s| s.netns_name.clone()),
+        container: place.and_then(|s| s.container.clone()),
         dev: place.and_then(|s| s.dev.clone()),
         socket: None,
         pid: None,

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{Fate, FateKind, Packet, Step};
-use crate::event::netns_label;
+use crate::event::{container_suffix, netns_label};
 use crate::probe::path::{Role, STEP_FIRST};
 
 /// A packet as a block of lines (ending with a newline).
@@ -42,8 +42,9 @@ pub fn step_line(st: &Step) -> String {
     let mut s = format!("{:>10}  {:<24}", ms(st.delta_ns), st.hook);
     let _ = write!(
         s,
-        " netns={}",
-        netns_label(st.netns, st.netns_name.as_deref())
+        " netns={}{}",
+        netns_label(st.netns, st.netns_name.as_deref()),
+        container_suffix(st.container.as_deref())
     );
     match &st.dev {
         Some(d) => {
@@ -89,8 +90,9 @@ pub fn step_line(st: &Step) -> String {
 /// `fate: dropped NO_SOCKET at __udp4_lib_rcv+0x4bc in srv dev eth0: hint`
 pub fn fate_line(f: &Fate) -> String {
     let place = format!(
-        "in netns {}{}",
+        "in netns {}{}{}",
         netns_label(f.netns, f.netns_name.as_deref()),
+        container_suffix(f.container.as_deref()),
         f.dev
             .as_deref()
             .map(|d| format!(" dev {d}"))
@@ -146,11 +148,12 @@ pub fn pcap_comment(p: &Packet, i: usize) -> String {
         return String::new();
     };
     let mut c = format!(
-        "packet {} step {}/{n}: {} netns={} dev={}",
+        "packet {} step {}/{n}: {} netns={}{} dev={}",
         p.id,
         i + 1,
         s.hook,
         netns_label(s.netns, s.netns_name.as_deref()),
+        container_suffix(s.container.as_deref()),
         s.dev.as_deref().unwrap_or("-")
     );
     if let Some(of) = s.clone_of {

@@ -25,6 +25,7 @@ fn step(packet: u64, t: u64, hook: &str, role: Role, f: Flow) -> Step {
         role: Some(role),
         netns: 7,
         netns_name: Some("ns".into()),
+        container: None,
         dev: Some("eth0".into()),
         ifindex: 2,
         len: 40,
