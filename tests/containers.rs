@@ -440,6 +440,49 @@ fn containerd_pod_is_named() {
         "{findings:?}"
     );
 
+    // The exporter labels the pod's drop series (--labels pod,container).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let exp = common::start(&[
+        "export",
+        "--listen",
+        &addr,
+        "--labels",
+        "pod,container",
+        "--pod",
+        &pod_spec,
+        "--doctor-interval",
+        "0",
+    ]);
+    let want = [
+        format!("pod_namespace=\"{POD_NS}\""),
+        format!("pod=\"{pod}\""),
+        format!("container=\"{CONTAINER}\""),
+    ];
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let series = loop {
+        let (st, body) = common::prometheus::get(&addr, "/metrics").expect("scrape");
+        assert_eq!(st, 200);
+        let hit: Vec<String> = body
+            .lines()
+            .filter(|l| l.starts_with("netwhy_drops_total{") && want.iter().all(|w| l.contains(w)))
+            .map(str::to_string)
+            .collect();
+        if !hit.is_empty() && body.contains("netwhy_drop_cause_info{") {
+            break hit;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "no labelled series: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert!(series[0].contains("reason=\"NO_SOCKET\""), "{series:?}");
+    drop(exp);
+
     let out = run(&["drops", "--events", "--duration", "1.5", "--pod", &pod_spec]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.lines().any(|l| l.contains(&label)), "{text}");

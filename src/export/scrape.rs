@@ -103,13 +103,6 @@ fn netns_label(en: &mut Enricher, ino: u32) -> String {
     }
 }
 
-/// MERGE: placeholder for crate::container::Container.
-struct Pod {
-    namespace: Option<String>,
-    pod: Option<String>,
-    name: Option<String>,
-}
-
 fn group_labels(en: &mut Enricher, g: &GroupLabels, pods: bool) -> Labels {
     let mut l: Labels = vec![
         ("reason".into(), en.reason(g.reason).to_string()),
@@ -118,10 +111,8 @@ fn group_labels(en: &mut Enricher, g: &GroupLabels, pods: bool) -> Labels {
         ("dev".into(), g.dev.clone()),
     ];
     if pods {
-        // MERGE: en.container(g.netns) once the container resolver lands.
-        let c: Option<&crate::event::Task> = None;
-        let _ = (&en, c);
-        let c: Option<&Pod> = None;
+        let c = en.container(g.netns);
+        let c = c.as_deref();
         let get = |f: Option<&String>| f.cloned().unwrap_or_default();
         l.push((
             "pod_namespace".into(),
