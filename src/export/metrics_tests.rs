@@ -85,3 +85,22 @@ fn accept_header_picks_the_format() {
         .content_type()
         .starts_with("application/openmetrics-text"));
 }
+
+/// Encoding cost at 10k groups (bench/export measures whole scrapes).
+#[test]
+#[ignore]
+fn encode_10k_timing() {
+    let mut s = fixture();
+    s.drops = (0..10_000)
+        .map(|i| {
+            let mut lb = l(&[("reason", "NO_SOCKET"), ("netns", "4026531840"), ("dev", "eth0")]);
+            lb.insert(1, ("location".into(), format!("function_number_{i}")));
+            (lb, i as u64, 100 * i as u64)
+        })
+        .collect();
+    for f in [Format::Text, Format::OpenMetrics] {
+        let t = std::time::Instant::now();
+        let out = encode(s.clone(), f);
+        eprintln!("{f:?}: {} bytes in {:?}", out.len(), t.elapsed());
+    }
+}

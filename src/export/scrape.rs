@@ -152,7 +152,11 @@ pub fn snapshot(sh: &Shared) -> Result<Snapshot, ProbeError> {
     for (k, v) in &raw {
         let g = GroupLabels {
             reason: k.reason,
-            location: en.location(k.location).symbol,
+            // The symbol alone: `Enricher::location` clones three strings.
+            location: en
+                .kallsyms
+                .resolve(k.location)
+                .map_or_else(|| format!("{:#x}", k.location), |s| s.name.to_string()),
             netns: k.netns,
             dev: cstr(&v.ifname).unwrap_or_default(),
         };
