@@ -441,11 +441,7 @@ fn containerd_pod_is_named() {
     );
 
     // The exporter labels the pod's drop series (--labels pod,container).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{}", common::prometheus::free_port());
     let exp = common::start(&[
         "export",
         "--listen",

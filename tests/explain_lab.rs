@@ -150,14 +150,7 @@ fn run_one(s: &dyn Scenario) {
         );
     }
     // Program unloads are deferred (RCU): allow a moment.
-    let gone = (0..50).any(|_| {
-        let loaded = loaded_prog_ids();
-        let gone = progs.iter().all(|p| !loaded.contains(p));
-        if !gone {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        gone
-    });
+    let gone = progs_unloaded(&progs);
     assert!(gone, "{name}: BPF programs {progs:?} still loaded");
     eprintln!("{name}: {:?} in {took:?}", s.diagnosis());
 }

@@ -6,18 +6,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::prometheus::get;
 use common::*;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
 
 type Sample = (String, BTreeMap<String, String>, f64);
 
@@ -107,31 +99,13 @@ fn udp_to_closed_port(lab: &Lab, n: u32) -> u64 {
     after["Udp:NoPorts"] - before["Udp:NoPorts"]
 }
 
-fn promtool_check(body: &str) {
-    let mut p = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (apt install prometheus)");
-    p.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-    let out = p.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn counts_equal_the_kernels_and_the_exposition_is_clean() {
     if !root_or_skip("counts_equal_the_kernels_and_the_exposition_is_clean") {
         return;
     }
     let lab = pair();
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", common::prometheus::free_port());
     let r = exporter(&addr, &[]);
     let kernel = udp_to_closed_port(&lab, 4);
     assert!(kernel >= 4, "kernel counted {kernel}");
@@ -161,7 +135,7 @@ fn counts_equal_the_kernels_and_the_exposition_is_clean() {
     assert!(!cause[0].1["summary"].is_empty());
     assert_eq!(metric(&s, "netwhy_build_info", &[("hook", "tp_btf")]), 1.0);
     let body = scrape(&addr);
-    promtool_check(&body);
+    promtool_check_metrics(&body);
     assert!(body.contains("# TYPE netwhy_drops_total counter"));
     // OpenMetrics when asked for, as Prometheus does.
     let mut c = TcpStream::connect(&addr).unwrap();
@@ -197,7 +171,7 @@ fn groups_beyond_top_n_fold_into_other_and_nothing_is_lost() {
         return;
     }
     let lab = pair();
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", common::prometheus::free_port());
     let cli = lab.ns("cli").name.clone();
     let srv = lab.ns("srv").name.clone();
     let r = exporter(
@@ -244,7 +218,7 @@ fn the_state_file_carries_counters_across_a_restart() {
     std::fs::create_dir_all(&dir).unwrap();
     let state = dir.join("state.json");
     let state_s = state.to_str().unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", common::prometheus::free_port());
     let srv = lab.ns("srv").name.clone();
     let sel = [("netns", srv.as_str()), ("reason", "NO_SOCKET")];
     let r = exporter(&addr, &["--state-file", state_s]);
@@ -289,7 +263,7 @@ fn sigterm_answers_the_scrape_in_flight_then_detaches() {
     if !root_or_skip("sigterm_answers_the_scrape_in_flight_then_detaches") {
         return;
     }
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", common::prometheus::free_port());
     let r = exporter(&addr, &[]);
     let progs = prog_ids_of(r.child.id());
     assert!(!progs.is_empty(), "exporter holds no BPF program");
@@ -309,14 +283,7 @@ fn sigterm_answers_the_scrape_in_flight_then_detaches() {
     let (st, _, err) = r.finish();
     assert!(st.success(), "exit {st:?}: {err:?}");
     assert!(err.iter().any(|l| l.contains("detached")), "{err:?}");
-    let gone = (0..50).any(|_| {
-        let loaded = loaded_prog_ids();
-        let gone = progs.iter().all(|p| !loaded.contains(p));
-        if !gone {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        gone
-    });
+    let gone = progs_unloaded(&progs);
     assert!(gone, "BPF programs {progs:?} still loaded");
 }
 
@@ -348,7 +315,7 @@ fn groups_of_a_deleted_namespace_are_forgotten_after_stale_after() {
         return;
     }
     let lab = pair();
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", common::prometheus::free_port());
     let srv = lab.ns("srv").name.clone();
     let srv_ino = lab.ns("srv").inode.to_string();
     let r = exporter(&addr, &["--stale-after", "2"]);
@@ -375,7 +342,7 @@ fn firewall_rules_are_traced_only_with_attribute_rules() {
     for attribute in [false, true] {
         let mut lab = Lab::new().expect("lab");
         s.build(&mut lab).expect("build");
-        let addr = format!("127.0.0.1:{}", free_port());
+        let addr = format!("127.0.0.1:{}", common::prometheus::free_port());
         let mut args = Vec::new();
         for ns in &lab.nss {
             args.extend(["--netns".to_string(), ns.name.clone()]);

@@ -6,7 +6,6 @@
 //! dashboard and the alert rules (deploy/) returns data.
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -38,13 +37,6 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "Udp:RcvbufErrors",
     ),
 ];
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
 
 fn exporter(addr: &str, state: &str) -> Running {
     start(&[
@@ -137,7 +129,7 @@ fn prometheus_sees_the_kernels_drops_their_causes_and_the_dashboards_data() {
     std::fs::create_dir_all(&dir).unwrap();
     let state = dir.join("state.json");
     let state = state.to_str().unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", common::prometheus::free_port());
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let rules = root.join("deploy/prometheus/netwhy-rules.yml");
     let mut r = exporter(&addr, state);
@@ -180,21 +172,7 @@ fn prometheus_sees_the_kernels_drops_their_causes_and_the_dashboards_data() {
 
     // The exposition Prometheus scrapes is clean for promtool too.
     let (_, body) = common::prometheus::get(&addr, "/metrics").unwrap();
-    let mut check = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool");
-    std::io::Write::write_all(&mut check.stdin.take().unwrap(), body.as_bytes()).unwrap();
-    let out = check.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_check_metrics(&body);
 
     // Every dashboard panel and alert expression returns data now.
     let mut empty = Vec::new();

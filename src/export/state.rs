@@ -132,6 +132,9 @@ pub fn save(
     let text = serde_json::to_string(&f).map_err(|e| err(path, e))?;
     let tmp = path.with_extension("tmp");
     let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir)?;
+        }
         let mut file = fs::File::create(&tmp)?;
         file.write_all(text.as_bytes())?;
         file.sync_all()?;

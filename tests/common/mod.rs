@@ -201,3 +201,40 @@ pub fn loaded_prog_ids() -> Vec<u64> {
         .map(|p| p["id"].as_u64().unwrap())
         .collect()
 }
+
+/// True once none of `progs` is loaded: program unloads are deferred
+/// (RCU), so this waits up to 5 s.
+pub fn progs_unloaded(progs: &[u64]) -> bool {
+    (0..50).any(|_| {
+        let loaded = loaded_prog_ids();
+        let gone = progs.iter().all(|p| !loaded.contains(p));
+        if !gone {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        gone
+    })
+}
+
+/// `promtool check metrics` on an exposition must be clean.
+pub fn promtool_check_metrics(body: &str) {
+    use std::io::Write;
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (apt install prometheus)");
+    p.stdin
+        .take()
+        .expect("stdin piped")
+        .write_all(body.as_bytes())
+        .expect("write to promtool");
+    let out = p.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -232,7 +232,7 @@ impl Drop for Prometheus {
 /// A port the kernel just handed out on loopback. Another process could
 /// take it before Prometheus binds it; on a test machine that is rare
 /// enough, and `start` then fails loudly with Prometheus's log.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     l.local_addr().unwrap().port()
 }
