@@ -212,6 +212,26 @@ fn podman_container_is_named() {
         .iter()
         .any(|f| f["container"]["name"] == p.name.as_str()));
 
+    // doctor scans that container's namespace alone.
+    let out = run(&[
+        "doctor",
+        "--container",
+        &p.name,
+        "-o",
+        "json",
+        "--window",
+        "0",
+    ]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 2 | 3)),
+        "doctor --container: {}",
+        stderr_of(&out)
+    );
+    let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
+    let summary = of_type(&lines, "doctor_summary");
+    assert_eq!(summary.len(), 1, "{lines:?}");
+    assert_eq!(summary[0]["namespaces"], 1, "{:?}", summary[0]);
+
     // trace names it on the steps and the fate of a packet dropped there.
     let out = run(&[
         "trace",

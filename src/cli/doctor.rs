@@ -20,6 +20,13 @@ pub struct DoctorArgs {
     /// and every namespace with a name or a process inside.
     #[arg(long, value_name = "NS")]
     pub netns: Vec<String>,
+    /// Only the network namespace of this Kubernetes pod: NAMESPACE/NAME,
+    /// or NAME in any namespace (from the container runtimes' records).
+    #[arg(long, value_name = "NS/NAME")]
+    pub pod: Option<String>,
+    /// Only the network namespace of this container (name or id).
+    #[arg(long, value_name = "NAME")]
+    pub container: Option<String>,
     /// Sample counters over this many seconds for the "rising" checks
     /// (rx drops, listen overflows); 0 disables them.
     #[arg(long, value_name = "SECS", default_value = "1")]
@@ -35,8 +42,13 @@ pub fn run(args: DoctorArgs) -> Result<()> {
             args.window
         );
     }
-    let targets = args
-        .netns
+    let mut specs = args.netns.clone();
+    if args.pod.is_some() || args.container.is_some() {
+        let found = crate::container::Resolver::new()
+            .netns_of(args.pod.as_deref(), args.container.as_deref())?;
+        specs.extend(found.iter().map(u32::to_string));
+    }
+    let targets = specs
         .iter()
         .map(|s| Target::resolve(s))
         .collect::<Result<Vec<_>, _>>()?;
