@@ -89,9 +89,7 @@ impl Action {
                 Ok(())
             }
             Action::RestoreSysctl { path, value } => fs::write(path, value),
-            Action::RestoreNetnsSysctls { netns, sysctls } => {
-                restore_netns_sysctls(netns, sysctls)
-            }
+            Action::RestoreNetnsSysctls { netns, sysctls } => restore_netns_sysctls(netns, sysctls),
             Action::RemoveCgroup2 { cgroup, cgroupns } => {
                 let here = crate::sys::cgroup::namespace();
                 if here != *cgroupns {

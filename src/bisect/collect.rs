@@ -47,7 +47,11 @@ impl Setting {
     /// (key, bad, good) of this setting and its followers.
     pub fn keys(&self) -> Vec<(&str, &str, &str)> {
         let mut v = vec![(self.sysctl.as_str(), self.bad.as_str(), self.good.as_str())];
-        v.extend(self.with.iter().map(|k| (k.as_str(), self.bad.as_str(), self.good.as_str())));
+        v.extend(
+            self.with
+                .iter()
+                .map(|k| (k.as_str(), self.bad.as_str(), self.good.as_str())),
+        );
         v
     }
 }
@@ -156,7 +160,10 @@ pub fn default_key(key: &str) -> Option<String> {
     if !DEVICE_TREES.contains(&(parts[1], parts[2])) || matches!(parts[3], "all" | "default") {
         return None;
     }
-    Some(format!("net.{}.{}.default.{}", parts[1], parts[2], parts[4]))
+    Some(format!(
+        "net.{}.{}.default.{}",
+        parts[1], parts[2], parts[4]
+    ))
 }
 
 /// Write order: namespace-wide keys, then `all`, then `default`, then
@@ -183,11 +190,19 @@ const ALIASES: &[(&str, &str)] = &[("net.ipv4.ip_forward", "net.ipv4.conf.all.fo
 
 /// The differences between BROKEN and the good side. `host` is the init
 /// namespace's view (to tell host-global mirrors from read-only keys).
-pub fn diff(broken: &Side, good: &Side, host: &Side, allow_host: bool) -> (Vec<Setting>, Vec<Skipped>) {
+pub fn diff(
+    broken: &Side,
+    good: &Side,
+    host: &Side,
+    allow_host: bool,
+) -> (Vec<Setting>, Vec<Skipped>) {
     let mut set = Vec::new();
     let mut skipped = Vec::new();
     for (key, b) in broken {
-        if ALIASES.iter().any(|(main, alias)| key == alias && broken.contains_key(*main)) {
+        if ALIASES
+            .iter()
+            .any(|(main, alias)| key == alias && broken.contains_key(*main))
+        {
             continue;
         }
         let good_v = good
@@ -220,7 +235,9 @@ pub fn diff(broken: &Side, good: &Side, host: &Side, allow_host: bool) -> (Vec<S
                 with: Vec::new(),
             });
         } else if host_writable {
-            skipped.push(skip("host-global (a namespace only mirrors it): needs --allow-host-changes"));
+            skipped.push(skip(
+                "host-global (a namespace only mirrors it): needs --allow-host-changes",
+            ));
         } else {
             skipped.push(skip("read-only"));
         }
@@ -318,19 +335,26 @@ mod tests {
         let (set, skipped) = diff(&broken, &good, &host, false);
         let names: Vec<&str> = set.iter().map(|s| s.sysctl.as_str()).collect();
         assert!(set[0].with.is_empty());
-        assert_eq!(names, ["net.ipv4.ip_forward", "net.ipv4.conf.eth0.rp_filter"]);
+        assert_eq!(
+            names,
+            ["net.ipv4.ip_forward", "net.ipv4.conf.eth0.rp_filter"]
+        );
         assert_eq!(set[1].good, "0");
         assert_eq!(skipped.len(), 2, "{skipped:?}");
         assert!(skipped[0].why.contains("--allow-host-changes"));
         assert_eq!(skipped[1].why, "read-only");
         let (set, _) = diff(&broken, &good, &host, true);
-        assert!(set.iter().any(|s| s.host && s.sysctl == "net.core.rmem_default"));
+        assert!(set
+            .iter()
+            .any(|s| s.host && s.sysctl == "net.core.rmem_default"));
     }
 
     #[test]
     fn files_in_sysctl_conf_form() {
-        let s = parse_file("# c\n-net.ipv4.ip_forward = 1\nkernel.x=2\nnet.ipv4.ip_local_port_range = 1\t2\n")
-            .unwrap();
+        let s = parse_file(
+            "# c\n-net.ipv4.ip_forward = 1\nkernel.x=2\nnet.ipv4.ip_local_port_range = 1\t2\n",
+        )
+        .unwrap();
         assert_eq!(s.len(), 2);
         assert_eq!(s["net.ipv4.ip_local_port_range"].value, "1 2");
         assert!(parse_file("net.x\n").unwrap_err().contains("line 1"));
@@ -359,7 +383,10 @@ mod tests {
         assert_eq!(set[0].sysctl, "net.ipv4.ip_forward");
         assert_eq!(
             set[0].with,
-            ["net.ipv4.conf.default.forwarding", "net.ipv4.conf.eth0.forwarding"]
+            [
+                "net.ipv4.conf.default.forwarding",
+                "net.ipv4.conf.eth0.forwarding"
+            ]
         );
         assert_eq!(set[0].keys().len(), 3);
         // eth1 changed the other way: a setting of its own.

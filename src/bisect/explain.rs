@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::capture::{Capture, CaptureSpec, Facts};
-use crate::diagnose::session::Session;
 use crate::diagnose::finding::Finding;
+use crate::diagnose::session::Session;
 use crate::filter::KernelFilter;
 use crate::pipeline::drops::DropStream;
 use crate::pipeline::{drive, Diagnosis, NullSink, Until};
@@ -60,6 +60,8 @@ pub fn during(repro: &Repro, ino: u32, name: &str) -> Result<Vec<Finding>, Bisec
     drop(until);
     let diagnosis = src.diagnosis.take().expect("diagnosing");
     drop(src);
-    worker.join().map_err(|_| BisectError::Explain("repro thread panicked".into()))??;
+    worker
+        .join()
+        .map_err(|_| BisectError::Explain("repro thread panicked".into()))??;
     Ok(diagnosis.finish())
 }

@@ -43,7 +43,9 @@ pub enum BisectError {
     Wait(std::io::Error),
     #[error("interrupted; every setting was restored")]
     Interrupted,
-    #[error("the repro passes on {0} as it is: nothing to bisect (check the command fails there first)")]
+    #[error(
+        "the repro passes on {0} as it is: nothing to bisect (check the command fails there first)"
+    )]
     NotBroken(String),
     #[error("the difference is not in these settings: the repro still fails with all {0} differing settings reverted{1}")]
     Elsewhere(usize, String),
@@ -122,7 +124,10 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&Step)) -> Result<Outcome, B
     let good = good_side(opts, &mut target)?;
     let (settings, mut skipped) = collect::diff(&broken, &good, &host, opts.allow_host);
     if settings.is_empty() {
-        return Err(BisectError::NoDifference(opts.netns.clone(), skipped_note(&skipped)));
+        return Err(BisectError::NoDifference(
+            opts.netns.clone(),
+            skipped_note(&skipped),
+        ));
     }
     target.protect(&broken)?;
     let mut runs = 0u64;
@@ -161,10 +166,15 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&Step)) -> Result<Outcome, B
         // All broken is BROKEN as it was: known to fail.
         memo.remember(&all, true);
         let found = ddmin::ddmin(&all, &mut memo)?;
-        found.iter().map(|&i| settings[i].clone()).collect::<Vec<_>>()
+        found
+            .iter()
+            .map(|&i| settings[i].clone())
+            .collect::<Vec<_>>()
     };
     let explain = if opts.explain {
-        let idx: Vec<usize> = (0..n).filter(|i| culprits.contains(&settings[*i])).collect();
+        let idx: Vec<usize> = (0..n)
+            .filter(|i| culprits.contains(&settings[*i]))
+            .collect();
         let ino = target.inode;
         let name = opts.netns.clone();
         target.with(&settings, &idx, || explain::during(&opts.repro, ino, &name))?
@@ -174,7 +184,12 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&Step)) -> Result<Outcome, B
     target.restore(&broken)?;
     let fix = culprits
         .iter()
-        .flat_map(|s| s.keys().into_iter().map(|(k, _, g)| fix_line(&opts.netns, s.host, k, g)).collect::<Vec<_>>())
+        .flat_map(|s| {
+            s.keys()
+                .into_iter()
+                .map(|(k, _, g)| fix_line(&opts.netns, s.host, k, g))
+                .collect::<Vec<_>>()
+        })
         .collect();
     Ok(Outcome {
         netns: opts.netns.clone(),
@@ -189,7 +204,11 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&Step)) -> Result<Outcome, B
 }
 
 fn fix_line(netns: &str, host: bool, key: &str, good: &str) -> String {
-    let v = if good.contains(' ') { format!("\"{good}\"") } else { good.to_string() };
+    let v = if good.contains(' ') {
+        format!("\"{good}\"")
+    } else {
+        good.to_string()
+    };
     if host {
         format!("sysctl -w {key}={v}")
     } else {
@@ -201,7 +220,10 @@ fn skipped_note(skipped: &[Skipped]) -> String {
     if skipped.is_empty() {
         return String::new();
     }
-    let host = skipped.iter().filter(|s| s.why.contains("--allow-host-changes")).count();
+    let host = skipped
+        .iter()
+        .filter(|s| s.why.contains("--allow-host-changes"))
+        .count();
     let mut note = format!(" ({} more differ but were skipped", skipped.len());
     if host > 0 {
         note.push_str(&format!(", {host} host-global: try --allow-host-changes"));

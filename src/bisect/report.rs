@@ -46,7 +46,11 @@ pub fn text(o: &Outcome) -> String {
         let _ = writeln!(t, "  {f}");
     }
     if !o.skipped.is_empty() {
-        let _ = writeln!(t, "skipped (differ, but not bisected; kept at {}'s values):", o.netns);
+        let _ = writeln!(
+            t,
+            "skipped (differ, but not bisected; kept at {}'s values):",
+            o.netns
+        );
         for s in &o.skipped {
             let _ = writeln!(t, "  {}: {}", s.sysctl, s.why);
         }
@@ -81,9 +85,18 @@ mod tests {
             explain: vec![],
         };
         let t = text(&o);
-        assert!(t.contains("net.ipv4.conf.eth0.rp_filter = 1  (good: 0)"), "{t}");
-        assert!(t.contains("13 differing settings, 9 configurations, 9 repro runs"), "{t}");
-        assert!(t.contains("sysctl -w net.ipv4.conf.eth0.rp_filter=0"), "{t}");
+        assert!(
+            t.contains("net.ipv4.conf.eth0.rp_filter = 1  (good: 0)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("13 differing settings, 9 configurations, 9 repro runs"),
+            "{t}"
+        );
+        assert!(
+            t.contains("sysctl -w net.ipv4.conf.eth0.rp_filter=0"),
+            "{t}"
+        );
         assert!(t.contains("net.core.rmem_default: host-global"), "{t}");
         let j = serde_json::to_value(&o).unwrap();
         assert_eq!(j["type"], "bisect_result");

@@ -17,14 +17,24 @@ pub struct BisectArgs {
     pub netns: String,
     /// The good side: `defaults` (a fresh namespace's values) or the
     /// `ip netns` name of a namespace where REPRO works.
-    #[arg(long, value_name = "NETNS|defaults", default_value = "defaults", conflicts_with = "good_file")]
+    #[arg(
+        long,
+        value_name = "NETNS|defaults",
+        default_value = "defaults",
+        conflicts_with = "good_file"
+    )]
     pub good: String,
     /// The good side from a file in `sysctl -a` / sysctl.conf form.
     #[arg(long, value_name = "FILE")]
     pub good_file: Option<PathBuf>,
     /// What to compare; only `sysctl` is implemented (routes, rules and
     /// the nft ruleset are not bisected yet).
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "sysctl")]
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "sysctl"
+    )]
     pub what: Vec<String>,
     /// Also bisect host-global settings (a namespace only mirrors them),
     /// changing them on the host only while REPRO runs.
@@ -43,7 +53,12 @@ pub struct BisectArgs {
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     pub output: Format,
     /// The reproduction: exit 0 = works, non-zero = broken.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "REPRO")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "REPRO"
+    )]
     pub repro: Vec<String>,
 }
 
@@ -95,7 +110,11 @@ pub fn run(args: BisectArgs) -> Result<()> {
     stdout.flush()?;
     drop(stdout);
     if !outcome.explain.is_empty() || opts.explain {
-        let mut out = sink::for_format(args.output, BufWriter::new(io::stdout().lock()), Default::default());
+        let mut out = sink::for_format(
+            args.output,
+            BufWriter::new(io::stdout().lock()),
+            Default::default(),
+        );
         finish(
             &mut out,
             &[Item::Findings {
