@@ -199,7 +199,7 @@ impl Target {
                 }
             }
         }
-        pairs.sort_by(|a, b| collect::rank(&a.0).cmp(&collect::rank(&b.0)));
+        pairs.sort_by_key(|a| collect::rank(&a.0));
         if self.settle(pairs)? > 0 {
             // Tests kill netwhy here, with BROKEN changed.
             crate::lab::test_pause("bisect step");
@@ -278,6 +278,6 @@ fn ordered(side: &Side) -> Vec<(String, String)> {
         .filter(|(_, e)| e.writable)
         .map(|(k, e)| (k.clone(), e.value.clone()))
         .collect();
-    v.sort_by(|a, b| collect::rank(&a.0).cmp(&collect::rank(&b.0)));
+    v.sort_by_key(|a| collect::rank(&a.0));
     v
 }

@@ -8,10 +8,13 @@
 
 use std::collections::HashMap;
 
+/// The predicate: true when the repro fails with these indices broken.
+type Predicate<'a, E> = Box<dyn FnMut(&[usize]) -> Result<bool, E> + 'a>;
+
 /// A predicate with a memory: a configuration asked twice (ddmin asks the
 /// complements of two halves, which are the halves) runs once.
 pub struct Memo<'a, E> {
-    test: Box<dyn FnMut(&[usize]) -> Result<bool, E> + 'a>,
+    test: Predicate<'a, E>,
     seen: HashMap<Vec<usize>, bool>,
     /// Configurations actually tested.
     pub calls: usize,
