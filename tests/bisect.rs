@@ -427,3 +427,74 @@ fn sigterm_and_sigkill_in_the_middle_leave_the_namespace_as_it_was() {
     }
     let _ = std::fs::remove_file(&until);
 }
+
+const RMEM_MAX: &str = "/proc/sys/net/core/rmem_max";
+
+#[test]
+fn host_global_settings_only_with_allow_host_changes_and_restored() {
+    if !root_or_skip("host_global_settings_only_with_allow_host_changes_and_restored") {
+        return;
+    }
+    let lab = common::pair();
+    harm(&lab, "srv");
+    let before = snapshot(&lab, "srv");
+    let srv = lab.ns("srv").name.clone();
+    // The good file: srv's own values but tcp_sack and fin_timeout at the
+    // defaults, and a host-global rmem_max one byte above the host's (a
+    // change no socket notices).
+    let host_rmem = std::fs::read_to_string(RMEM_MAX)
+        .unwrap()
+        .trim()
+        .to_string();
+    let good_rmem = (host_rmem.parse::<u64>().unwrap() + 1).to_string();
+    let mut good = String::new();
+    for (k, e) in &before {
+        let v = match k.as_str() {
+            "net.ipv4.tcp_sack" => "1",
+            "net.ipv4.tcp_fin_timeout" => "60",
+            "net.core.rmem_max" => good_rmem.as_str(),
+            _ => e.value.as_str(),
+        };
+        good.push_str(&format!("{k} = {v}\n"));
+    }
+    let file = std::env::temp_dir().join(format!("netwhy-bisect-host-{}", std::process::id()));
+    std::fs::write(&file, good).unwrap();
+    let repro = pair_repro(&srv);
+    for allow in [false, true] {
+        let mut args = vec![
+            "--netns",
+            srv.as_str(),
+            "--good-file",
+            file.to_str().unwrap(),
+        ];
+        if allow {
+            args.push("--allow-host-changes");
+        }
+        args.extend(["--no-explain", "-o", "json", "--"]);
+        args.extend(repro.iter().map(String::as_str));
+        let out = bisect(&args);
+        assert_same(&before, &snapshot(&lab, "srv"));
+        assert_eq!(std::fs::read_to_string(RMEM_MAX).unwrap().trim(), host_rmem);
+        let r = result(&out);
+        let names: Vec<&str> = r["culprits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["sysctl"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_sack"],
+            "{r}"
+        );
+        let skipped_rmem = r["skipped"].as_array().unwrap().iter().any(|s| {
+            s["sysctl"] == "net.core.rmem_max"
+                && s["why"].as_str().unwrap().contains("--allow-host-changes")
+        });
+        // Without the flag it is skipped; with it, it is one of the three
+        // settings bisected (and found harmless).
+        assert_eq!(skipped_rmem, !allow, "{r}");
+        assert_eq!(r["differences"], if allow { 3 } else { 2 }, "{r}");
+    }
+    let _ = std::fs::remove_file(&file);
+}
