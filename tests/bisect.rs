@@ -268,7 +268,18 @@ fn two_settings_that_only_break_together_are_both_named() {
     let before = snapshot(&lab, "srv");
     let srv = lab.ns("srv").name.clone();
     let repro = pair_repro(&srv);
-    let mut args = vec!["--netns", srv.as_str(), "--no-explain", "-o", "json", "--"];
+    // The good side is another namespace this time.
+    let reference = lab.ns("ref").name.clone();
+    let mut args = vec![
+        "--netns",
+        srv.as_str(),
+        "--good",
+        reference.as_str(),
+        "--no-explain",
+        "-o",
+        "json",
+        "--",
+    ];
     args.extend(repro.iter().map(String::as_str));
     let out = bisect(&args);
     assert_same(&before, &snapshot(&lab, "srv"));

@@ -177,7 +177,18 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&Step)) -> Result<Outcome, B
             .collect();
         let ino = target.inode;
         let name = opts.netns.clone();
-        target.with(&settings, &idx, || explain::during(&opts.repro, ino, &name))?
+        // The culprits are the answer; a capture that cannot start (no
+        // BTF, no BPF) costs only the explanation.
+        match target.with(&settings, &idx, || explain::during(&opts.repro, ino, &name)) {
+            Ok(f) => f,
+            Err(BisectError::Explain(e)) => {
+                crate::log::warn(format_args!(
+                    "cannot show what explain sees ({e}); --no-explain skips it"
+                ));
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        }
     } else {
         Vec::new()
     };
