@@ -47,7 +47,7 @@ pub enum BisectError {
         "the repro passes on {0} as it is: nothing to bisect (check the command fails there first)"
     )]
     NotBroken(String),
-    #[error("the difference is not in these settings: the repro still fails with all {0} differing settings reverted{1}")]
+    #[error("the difference is not in these settings: the repro still fails with all {0} differing sysctls reverted{1}; routes, rules, nft and addresses are not compared yet")]
     Elsewhere(usize, String),
     #[error("{0} has no settings that differ from the good side{1}: the difference is not in these settings")]
     NoDifference(String, String),
