@@ -93,11 +93,7 @@ fn encode_10k_timing() {
     let mut s = fixture();
     s.drops = (0..10_000)
         .map(|i| {
-            let mut lb = l(&[
-                ("reason", "NO_SOCKET"),
-                ("netns", "4026531840"),
-                ("dev", "eth0"),
-            ]);
+            let mut lb = l(&[("reason", "NO_SOCKET"), ("netns", "4026531840"), ("dev", "eth0")]);
             lb.insert(1, ("location".into(), format!("function_number_{i}")));
             (lb, i as u64, 100 * i as u64)
         })
