@@ -6,6 +6,7 @@
 //! named by `kernel`), optionally diagnoses them (`diagnose`), and yields
 //! typed items that an `output` sink renders. Every subcommand in `cli` is
 //! argument parsing plus the wiring of one source to one sink.
+pub mod bisect;
 pub mod capture;
 pub mod cli;
 pub mod container;

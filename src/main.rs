@@ -61,6 +61,9 @@ enum Cmd {
     /// The kernel log (and facts) out of a crash dump, from VMCOREINFO alone.
     #[command(subcommand)]
     Vmcore(netwhy_vmcore::cli::VmcoreCmd),
+    /// Find the settings of a namespace that break a reproduction (delta
+    /// debugging against a good side; everything is restored).
+    Bisect(cli::bisect::BisectArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(cli::completions::CompletionsArgs),
     /// Write man pages (netwhy.1, netwhy-SUBCOMMAND.1...) into a directory.
@@ -129,6 +132,7 @@ fn main() {
         Cmd::Completions(a) => cli::completions::completions(a, Cli::command()),
         Cmd::Man(a) => cli::completions::man(a, Cli::command()),
         Cmd::Skbfuncs(a) => cli::skbfuncs::run(a),
+        Cmd::Bisect(a) => cli::bisect::run(a),
     };
     if let Err(e) = r {
         eprintln!("netwhy: error: {}", netwhy_vmcore::cli::error_line(&e));

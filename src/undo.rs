@@ -44,6 +44,15 @@ pub enum Action {
     /// Unmount the tracefs netwhy mounted at /sys/kernel/tracing for the
     /// classic tracepoints (it was not mounted before).
     UnmountTracefs,
+    /// Put sysctls of named netns NETNS back (`netwhy bisect`), as
+    /// (dotted key, value) in write order: only those whose value differs
+    /// now are written, so keys that cascade (ip_forward sets every
+    /// device's forwarding) are settled by the later, specific ones. A
+    /// namespace that is gone needs nothing.
+    RestoreNetnsSysctls {
+        netns: String,
+        sysctls: Vec<(String, String)>,
+    },
 }
 
 impl Action {
@@ -54,6 +63,9 @@ impl Action {
             Action::RemoveCgroup { path } => format!("remove cgroup {path}"),
             Action::RemoveCgroup2 { cgroup, .. } => format!("remove cgroup {cgroup}"),
             Action::UnmountTracefs => "unmount /sys/kernel/tracing".into(),
+            Action::RestoreNetnsSysctls { netns, sysctls } => {
+                format!("restore {} sysctls in netns {netns}", sysctls.len())
+            }
         }
     }
 
@@ -77,6 +89,7 @@ impl Action {
                 Ok(())
             }
             Action::RestoreSysctl { path, value } => fs::write(path, value),
+            Action::RestoreNetnsSysctls { netns, sysctls } => restore_netns_sysctls(netns, sysctls),
             Action::RemoveCgroup2 { cgroup, cgroupns } => {
                 let here = crate::sys::cgroup::namespace();
                 if here != *cgroupns {
@@ -106,6 +119,37 @@ impl Action {
                 last
             }
         }
+    }
+}
+
+/// [`Action::RestoreNetnsSysctls`]: enter the namespace on a thread and
+/// write back what differs (whitespace-insensitive, as /proc prints tabs).
+fn restore_netns_sysctls(netns: &str, sysctls: &[(String, String)]) -> io::Result<()> {
+    let file = match fs::File::open(Path::new("/run/netns").join(netns)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let sysctls = sysctls.to_vec();
+    let failed = crate::sys::netns::run_in(file, move || {
+        let mut failed = Vec::new();
+        for (key, value) in &sysctls {
+            let path = crate::state::sysctl::path_of(key);
+            let now = fs::read_to_string(&path).unwrap_or_default();
+            let same = now.split_whitespace().eq(value.split_whitespace());
+            if !same {
+                if let Err(e) = fs::write(&path, value) {
+                    failed.push(format!("{key}: {e}"));
+                }
+            }
+        }
+        failed
+    })
+    .map_err(io::Error::other)?;
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(io::Error::other(failed.join(", ")))
     }
 }
 

@@ -1,4 +1,5 @@
 //! Subcommands: thin adapters from parsed arguments to the library.
+pub mod bisect;
 pub mod completions;
 pub mod doctor;
 pub mod drops;
