@@ -78,6 +78,15 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
                         && s["hook"] == hook.to_string()
                 })
         }
+        "tcp-accept-queue-full" | "tcp-syncookie-accept-queue-full" => {
+            has(&|s| s["kind"] == "socket" && s["local"] == "198.18.0.2:8088")
+                && has(&|s| s["kind"] == "sysctl" && s["name"] == "net.core.somaxconn")
+        }
+        "udp-send-no-route" => has(&|s| {
+            s["kind"] == "counter"
+                && s["name"] == "Ip:OutNoRoutes"
+                && s["change"].as_u64().is_some_and(|c| c >= 3)
+        }),
         _ => true,
     };
     assert!(ok, "{name}: subject missing from the first finding: {f:#}");
@@ -87,6 +96,9 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
         "udp-bad-checksum" => Some("Udp:InCsumErrors +"),
         "rp-filter-martian" => Some("TcpExt:IPReversePathFilter +"),
         "no-route" => Some("IpExt:InNoRoutes +"),
+        "tcp-accept-queue-full" | "tcp-syncookie-accept-queue-full" => {
+            Some("TcpExt:ListenOverflows +")
+        }
         _ => None,
     };
     if let Some(c) = counter {
