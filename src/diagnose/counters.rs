@@ -123,6 +123,7 @@ pub fn findings(
             let count = moved.iter().map(|(_, d)| *d).max().unwrap_or(0);
             let mut f = state_finding(cx.netns, cx.netns_name.map(str::to_owned), c)?;
             f.count = count;
+            f.source = super::finding::Source::Counter;
             Some(f)
         })
         .collect();
@@ -257,6 +258,33 @@ mod tests {
         assert!(losses(&t, &[], true).is_empty());
     }
 
+    /// The SYN-cookie ACK drop is the listen overflow: its finding claims
+    /// the listen counters, so the same incident is not reported twice.
+    #[test]
+    fn syncookie_drop_claims_the_listen_counters() {
+        let e = crate::diagnose::finding::tests::event("NO_SOCKET", "cookie_v4_check");
+        let ns = e.netns;
+        let f = crate::diagnose::finding::explain(&[e], None);
+        let claimed = cited(&f);
+        let d = Counters::delta(
+            &c(&[("TcpExt:ListenOverflows", 0)]),
+            &c(&[("TcpExt:ListenOverflows", 2)]),
+        );
+        assert!(losses(&d, &claimed[&ns], false).is_empty());
+        // Another drop in the namespace leaves the overflow its own finding.
+        let f = crate::diagnose::finding::explain(
+            &[crate::diagnose::finding::tests::event(
+                "NO_SOCKET",
+                "__udp4_lib_rcv",
+            )],
+            None,
+        );
+        assert_eq!(
+            ids(&losses(&d, &cited(&f)[&ns], false)),
+            ["accept-queue-full"]
+        );
+    }
+
     #[test]
     fn counter_finding_has_its_counters_and_count() {
         let b = c(&[("Udp:SndbufErrors", 1)]);
@@ -270,6 +298,7 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].cause, specific::UDP_SNDBUF_FULL.id);
         assert_eq!(f[0].count, 5);
+        assert_eq!(f[0].source, crate::diagnose::finding::Source::Counter);
         assert!(
             f[0].evidence[0].contains("Udp:SndbufErrors +5"),
             "{:?}",

@@ -122,7 +122,10 @@ fn unverified_entries_say_so() {
     let x = lookup("NO_SOCKET", "cookie_v4_check");
     assert!(x.verified);
     assert!(x.caveat().is_none());
-    let r = refine::all().iter().find(|r| !r.verified).expect("one unverified");
+    let r = refine::all()
+        .iter()
+        .find(|r| !r.verified)
+        .expect("one unverified");
     assert!(lookup(r.reason, r.functions[0]).caveat().is_some());
     assert!(lookup("NETFILTER_DROP", "nft_do_chain").verified);
 }
