@@ -82,11 +82,18 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
             has(&|s| s["kind"] == "socket" && s["local"] == "198.18.0.2:8088")
                 && has(&|s| s["kind"] == "sysctl" && s["name"] == "net.core.somaxconn")
         }
-        "udp-send-no-route" => has(&|s| {
-            s["kind"] == "counter"
-                && s["name"] == "Ip:OutNoRoutes"
-                && s["change"].as_u64().is_some_and(|c| c >= 3)
-        }),
+        "udp-send-no-route" | "udp-sndbuf-full" => {
+            let (counter, min) = if name == "udp-sndbuf-full" {
+                ("Udp:SndbufErrors", 5)
+            } else {
+                ("Ip:OutNoRoutes", 3)
+            };
+            has(&|s| {
+                s["kind"] == "counter"
+                    && s["name"] == counter
+                    && s["change"].as_u64().is_some_and(|c| c >= min)
+            })
+        }
         _ => true,
     };
     assert!(ok, "{name}: subject missing from the first finding: {f:#}");

@@ -147,7 +147,51 @@ fn gather(cause: Entry, moved: &[(String, u64)], cx: &Context<'_>, c: &mut Clues
         listener_evidence(cx.netns, cx.netns_name, &ls, c);
     } else if cause.id == specific::SEND_NO_ROUTE.id {
         no_route(moved, cx, c);
+    } else if cause.id == specific::UDP_SNDBUF_FULL.id {
+        sndbuf(cx, c);
     }
+}
+
+/// The send-buffer sysctls, and the UDP sockets whose send buffer is
+/// (nearly) full now: the sender may still be there.
+fn sndbuf(cx: &Context<'_>, c: &mut Clues) {
+    let ns = in_ns(cx.netns_name);
+    let read = |k: &str| {
+        crate::state::sysctl::read(cx.netns, k)
+            .ok()
+            .map(|v| v.trim().to_string())
+    };
+    let (def, max) = (read("net.core.wmem_default"), read("net.core.wmem_max"));
+    if let (Some(d), Some(m)) = (&def, &max) {
+        c.line(format!(
+            "sysctls in this netns: net.core.wmem_default={d}, net.core.wmem_max={m} (SO_SNDBUF \
+             may not exceed wmem_max)"
+        ));
+        c.subjects.push(Subject::Sysctl {
+            name: "net.core.wmem_default".into(),
+            value: d.clone(),
+        });
+    }
+    for s in sockets::dump_in(cx.netns, Proto::Udp).unwrap_or_default() {
+        if let Some(m) = s
+            .mem
+            .filter(|m| m.sndbuf > 0 && m.wmem_alloc * 2 >= m.sndbuf)
+        {
+            c.line(format!(
+                "udp socket {s}: {} of {} send-buffer bytes in use now",
+                m.wmem_alloc, m.sndbuf
+            ));
+        }
+    }
+    const WANT: u64 = 16 << 20;
+    let raise = match max.and_then(|m| m.parse::<u64>().ok()) {
+        Some(m) if m >= WANT => String::new(),
+        _ => format!("{ns}sysctl -w net.core.wmem_max={WANT}, then "),
+    };
+    c.fix(format!(
+        "{raise}a larger SO_SNDBUF in the sender (or pace it: the link drains slower than it \
+         sends)"
+    ));
 }
 
 /// Addresses from the documentation ranges: no specific route covers them,

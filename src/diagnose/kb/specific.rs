@@ -383,7 +383,7 @@ pub const SEND_NO_ROUTE: Entry =
 
 pub const UDP_SNDBUF_FULL: Entry = counted!(
     "udp-sndbuf-full",
-    false,
+    true,
     "UDP sends failed: socket send buffer full",
     "UDP sends failed because the socket's send buffer was full (Udp:SndbufErrors moved): \
      the datagram was never queued, the application got ENOBUFS/EAGAIN.",

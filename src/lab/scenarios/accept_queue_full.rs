@@ -135,7 +135,10 @@ impl super::Scenario for AcceptQueueFull {
             "{CLIENTS} handshakes {CLIENT} -> {SRV}:{PORT} to a listener with backlog 0 that \
              never accepts: {answered} SYN-ACKed, {refused} SYNs refused"
         ))
-        .note(format!("accept queue (queued, backlog): {queued:?}")))
+        .note(match queued {
+            Some((q, max)) => format!("accept queue at the end: {q} queued, backlog {max}"),
+            None => "the listener was not found at the end".into(),
+        }))
     }
     fn expect(&self) -> Expect {
         let x = Expect::default().counter(ExpectCounter::new("srv", "TcpExt:ListenOverflows", 2));

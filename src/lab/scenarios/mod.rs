@@ -14,6 +14,7 @@ mod udp_closed_port;
 mod udp_rcvbuf_full;
 mod udp_rmem_overflow;
 mod udp_send_no_route;
+mod udp_sndbuf_full;
 
 use super::expect::Expect;
 use super::{Lab, LabError};
@@ -100,6 +101,7 @@ pub static ALL: &[&dyn Scenario] = &[
     &accept_queue_full::AcceptQueueFull { syncookies: false },
     &accept_queue_full::AcceptQueueFull { syncookies: true },
     &udp_send_no_route::UdpSendNoRoute,
+    &udp_sndbuf_full::UdpSndbufFull,
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Scenario> {
