@@ -78,6 +78,22 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
                         && s["hook"] == hook.to_string()
                 })
         }
+        "tcp-accept-queue-full" | "tcp-syncookie-accept-queue-full" => {
+            has(&|s| s["kind"] == "socket" && s["local"] == "198.18.0.2:8088")
+                && has(&|s| s["kind"] == "sysctl" && s["name"] == "net.core.somaxconn")
+        }
+        "udp-send-no-route" | "udp-sndbuf-full" => {
+            let (counter, min) = if name == "udp-sndbuf-full" {
+                ("Udp:SndbufErrors", 5)
+            } else {
+                ("Ip:OutNoRoutes", 3)
+            };
+            has(&|s| {
+                s["kind"] == "counter"
+                    && s["name"] == counter
+                    && s["change"].as_u64().is_some_and(|c| c >= min)
+            })
+        }
         _ => true,
     };
     assert!(ok, "{name}: subject missing from the first finding: {f:#}");
@@ -87,6 +103,9 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
         "udp-bad-checksum" => Some("Udp:InCsumErrors +"),
         "rp-filter-martian" => Some("TcpExt:IPReversePathFilter +"),
         "no-route" => Some("IpExt:InNoRoutes +"),
+        "tcp-accept-queue-full" | "tcp-syncookie-accept-queue-full" => {
+            Some("TcpExt:ListenOverflows +")
+        }
         _ => None,
     };
     if let Some(c) = counter {
@@ -174,5 +193,86 @@ fn explain_names_every_lab_scenarios_cause() {
     assert!(
         failed.is_empty(),
         "explain got these scenarios wrong: {failed:?}"
+    );
+}
+
+/// A TCP listener on 127.0.0.1 (an ephemeral port) with a listen backlog
+/// of 0: std's TcpListener always asks for 128.
+fn tiny_listener() -> (std::os::fd::OwnedFd, std::net::SocketAddr) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: plain socket(2), owned at once.
+    let fd = unsafe { OwnedFd::from_raw_fd(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0)) };
+    // SAFETY: zeroed sockaddr_in is valid.
+    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sa.sin_family = libc::AF_INET as libc::sa_family_t;
+    sa.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: valid fd and sockaddr_in of `len` bytes.
+    unsafe {
+        assert_eq!(
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sa as *const libc::sockaddr_in).cast(),
+                len
+            ),
+            0
+        );
+        assert_eq!(libc::listen(fd.as_raw_fd(), 0), 0);
+        assert_eq!(
+            libc::getsockname(
+                fd.as_raw_fd(),
+                (&mut sa as *mut libc::sockaddr_in).cast(),
+                &mut len
+            ),
+            0
+        );
+    }
+    let port = u16::from_be(sa.sin_port);
+    (fd, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// Without --netns, explain watches the host's counters too: a listen
+/// overflow on the host (a listener that never accepts, backlog 0) is a
+/// counter-only finding of the host namespace about that listener.
+#[test]
+fn unscoped_explain_reports_a_host_listen_overflow() {
+    if !root_or_skip("unscoped_explain_reports_a_host_listen_overflow") {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let host = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+    let r = start(&["explain", "-o", "json", "--duration", "9"]);
+    assert!(
+        !prog_ids_of(r.child.id()).is_empty(),
+        "explain attached nothing"
+    );
+    // The host's counters are snapshotted just after "attached" is logged.
+    std::thread::sleep(Duration::from_millis(300));
+    let (listener, addr) = tiny_listener();
+    // The first connection fills the queue; the next SYNs are refused.
+    let first = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .expect("the first connection fits the queue");
+    for _ in 0..3 {
+        let late = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300));
+        assert!(late.is_err(), "a SYN got past a full accept queue");
+    }
+    r.signal(libc::SIGINT);
+    let (st, out, err) = r.finish();
+    // Closed only now: their resets must not land in the capture.
+    drop((first, listener));
+    assert!(st.success(), "explain failed: {err:?}");
+    let v = json_lines(&out);
+    let f = of_type(&v, "finding")
+        .into_iter()
+        .find(|f| f["cause"] == "accept-queue-full" && f["netns"] == host)
+        .unwrap_or_else(|| panic!("no host accept-queue-full finding: {out}"));
+    assert_eq!(f["source"], "counter", "{f:#}");
+    assert!(f["count"].as_u64().is_some_and(|c| c >= 3), "{f:#}");
+    let local = addr.to_string();
+    assert!(
+        f["subjects"].as_array().is_some_and(|s| s
+            .iter()
+            .any(|s| s["kind"] == "socket" && s["local"] == local.as_str())),
+        "the listener is not the subject: {f:#}"
     );
 }

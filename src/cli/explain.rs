@@ -67,7 +67,12 @@ pub fn run(args: ExplainArgs) -> Result<()> {
     );
     // A few thousand samples suffice to group a flood; the kernel counters
     // below still count everything.
-    let diagnosis = Diagnosis::new(Session::new(scoped), 100_000);
+    // Unscoped, the host is watched too (counter-only losses: diagnose::counters).
+    let mut session = Session::new(scoped.clone());
+    if scoped.is_empty() {
+        session.watch_host();
+    }
+    let diagnosis = Diagnosis::new(session, 100_000);
     let mut src = DropStream::new(&cap.probe, &mut cap.enricher)?
         .wait(Duration::from_millis(20))
         .diagnose(diagnosis);

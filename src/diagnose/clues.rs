@@ -64,6 +64,9 @@ pub enum Subject {
         attach: String,
         priority: Option<u16>,
     },
+    /// A kernel loss counter that moved while no drop event showed the
+    /// loss (`TcpExt:ListenOverflows`), and by how much.
+    Counter { name: String, change: u64 },
 }
 
 impl Subject {
@@ -97,6 +100,7 @@ impl Subject {
             Subject::BpfProg {
                 name, dev, hook, ..
             } => format!("bpf {name} on {dev} {hook}"),
+            Subject::Counter { name, change } => format!("{name} +{change}"),
         }
     }
 }

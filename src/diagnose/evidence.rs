@@ -111,6 +111,19 @@ fn no_socket(e: &DropEvent, c: &mut Clues) {
     let (Some(p), Some((src, dst))) = (proto_of(e), endpoints(e)) else {
         return;
     };
+    // With syncookies the kernel keeps no request socket: the final ACK
+    // must create the connection, and a full accept queue makes that fail
+    // as NO_SOCKET in cookie_v4_check. A listener *is* there: the diagnosis
+    // is the accept-queue overflow, never "nothing is listening".
+    let syncookie = refine::refine("NO_SOCKET", &e.location.symbol)
+        .is_some_and(|r| r.id == refine::SYNCOOKIE_ACK_ACCEPT_QUEUE_FULL.id);
+    if syncookie && p == Proto::Tcp {
+        c.cause = Some(refine::SYNCOOKIE_ACK_ACCEPT_QUEUE_FULL.entry());
+        return match sockets::listeners_on(e.netns, Proto::Tcp, dst.port()) {
+            Ok(ls) => listener_evidence(e.netns, e.netns_name.as_deref(), &ls, c),
+            Err(err) => c.line(format!("socket lookup failed: {err}")),
+        };
+    }
     let ns = in_ns(e.netns_name.as_deref());
     c.subjects.push(Subject::Port {
         proto: p.to_string(),
@@ -155,6 +168,78 @@ fn no_socket(e: &DropEvent, c: &mut Clues) {
         for s in &on_port {
             c.subjects.push(socket_subject(s));
         }
+    }
+}
+
+/// What bears on a listener's accept-queue overflow: each listener with its
+/// queue against its backlog, the sysctls that cap the backlog, and the fix
+/// sized from them. Shared by the SYN-cookie drop and the counter-only
+/// finding (`diagnose::counters`), which are one incident.
+pub(super) fn listener_evidence(
+    ino: u32,
+    netns_name: Option<&str>,
+    listeners: &[SockInfo],
+    c: &mut Clues,
+) {
+    let ns = in_ns(netns_name);
+    if listeners.is_empty() {
+        c.line("no listener with a full accept queue was seen (it drained, or closed)");
+    }
+    for l in listeners {
+        let (q, max) = l.accept_queue().unwrap_or((0, 0));
+        let state = if q > max { "full" } else { "not full now" };
+        c.line(format!(
+            "listener: {l}: {q} connection(s) wait for accept() with a backlog of {max} ({state})"
+        ));
+        c.subjects.push(socket_subject(l));
+    }
+    let read = |k: &str| {
+        sysctl::read(ino, k)
+            .ok()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let keys = [
+        "net.core.somaxconn",
+        "net.ipv4.tcp_max_syn_backlog",
+        "net.ipv4.tcp_syncookies",
+    ];
+    let vals: Vec<String> = keys
+        .iter()
+        .filter_map(|k| read(k).map(|v| format!("{k}={v}")))
+        .collect();
+    if !vals.is_empty() {
+        c.line(format!(
+            "sysctls in this netns: {} (listen()'s backlog is capped by somaxconn)",
+            vals.join(", ")
+        ));
+    }
+    let somaxconn = read("net.core.somaxconn");
+    if let Some(v) = &somaxconn {
+        c.subjects.push(Subject::Sysctl {
+            name: "net.core.somaxconn".into(),
+            value: v.clone(),
+        });
+    }
+    let cap: u64 = somaxconn.and_then(|v| v.parse().ok()).unwrap_or(4096);
+    for l in listeners {
+        let (_, max) = l.accept_queue().unwrap_or((0, 0));
+        let want = (u64::from(max) * 4).clamp(1024, 65535);
+        let owner = l
+            .owner
+            .as_ref()
+            .map(|o| format!("{} [{}]", o.comm, o.pid))
+            .unwrap_or_else(|| "the server".into());
+        let raise = if want > cap {
+            format!("{ns}sysctl -w net.core.somaxconn={want}, then ")
+        } else {
+            String::new()
+        };
+        c.fix(format!(
+            "{raise}give {owner} on {} a listen() backlog of {want} (now {max}) and make it \
+             accept() faster",
+            l.local
+        ));
     }
 }
 

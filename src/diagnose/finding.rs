@@ -46,6 +46,10 @@ pub enum Source {
     /// A trap seen in live state while no packet was dropped (yet): the
     /// site's reason and location are empty.
     State,
+    /// Losses only kernel counters saw (no drop event: a refused SYN freed
+    /// with consume_skb, a send that failed before an skb existed); `count`
+    /// is how many, reason and location are empty.
+    Counter,
 }
 
 /// One explained group of drops.
@@ -395,7 +399,11 @@ pub(crate) mod tests {
             assert_eq!(c.to_string(), name);
             assert_eq!(serde_json::from_str::<Confidence>(&j).unwrap(), c);
         }
-        for (s, name) in [(Source::Drop, "drop"), (Source::State, "state")] {
+        for (s, name) in [
+            (Source::Drop, "drop"),
+            (Source::State, "state"),
+            (Source::Counter, "counter"),
+        ] {
             let j = serde_json::to_string(&s).unwrap();
             assert_eq!(j, format!("\"{name}\""));
             assert_eq!(serde_json::from_str::<Source>(&j).unwrap(), s);

@@ -17,6 +17,7 @@ use std::borrow::Cow;
 
 pub mod clues;
 pub mod corroborate;
+pub mod counters;
 pub mod evidence;
 pub mod finding;
 pub mod kb;

@@ -227,8 +227,8 @@ pub const SYNCOOKIE_ACK_ACCEPT_QUEUE_FULL: Refinement = Refinement {
         "Make the application accept faster (more accept threads/workers).",
     ]),
     hint: Some("SYN-cookie ACK, accept queue full: ss -ltn"),
-    // Seen on 6.18 while building netwhy (shared FACTS), no lab scenario yet.
-    verified: false,
+    // Lab scenario tcp-syncookie-accept-queue-full.
+    verified: true,
 };
 
 pub const PING_REPLY_NO_PING_SOCKET: Refinement = Refinement {

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use super::clues::Clues;
 use super::corroborate::{self, CounterWatch};
+use super::counters;
 use super::evidence;
 use super::finding::{explain, explain_key as group_key, ExplainKey as GroupKey, Finding};
 use super::rules::RuleWatch;
@@ -19,6 +20,10 @@ pub struct Session {
     state: StateWatch,
     first_sight: HashMap<GroupKey, Clues>,
     counters: CounterWatch,
+    /// Names of the watched namespaces, for counter-only findings.
+    names: HashMap<u32, Option<String>>,
+    /// The host's netns inode when its counters are watched.
+    host: Option<u32>,
 }
 
 impl Session {
@@ -33,8 +38,20 @@ impl Session {
         Session {
             counters,
             rules,
+            names: watched.iter().cloned().collect(),
             state: StateWatch::new(watched),
             first_sight: HashMap::new(),
+            host: None,
+        }
+    }
+
+    /// Also watch the host's counters (a capture not limited to named
+    /// namespaces): its counter-only losses become findings too.
+    pub fn watch_host(&mut self) {
+        let ino = crate::kernel::netns::current_netns();
+        if ino != 0 {
+            self.counters.start(ino);
+            self.host = Some(ino);
         }
     }
 
@@ -42,6 +59,9 @@ impl Session {
     pub fn on_drop(&mut self, e: &DropEvent) {
         self.rules.on_drop(e);
         self.counters.start(e.netns);
+        self.names
+            .entry(e.netns)
+            .or_insert_with(|| e.netns_name.clone());
         self.first_sight
             .entry(group_key(e))
             .or_insert_with(|| evidence::gather(e));
@@ -70,7 +90,11 @@ impl Session {
                 let l = if f.cause == super::unknown::ID {
                     corroborate::unknown_line(before, after, corroborate::UNKNOWN_CAP)
                 } else {
-                    let names = corroborate::relevant(f.reason, key_proto(f), f.dev.as_deref());
+                    let mut names = corroborate::relevant(f.reason, key_proto(f), f.dev.as_deref());
+                    // The SYN-cookie ACK drop is a listen overflow: it counts as one.
+                    if f.cause == super::refine::SYNCOOKIE_ACK_ACCEPT_QUEUE_FULL.id {
+                        names.extend(counters::LISTEN.iter().map(|n| n.to_string()));
+                    }
                     corroborate::line(&names, before, after)
                 };
                 f.evidence.extend(l);
@@ -82,7 +106,24 @@ impl Session {
                 }
             }
         }
+        // Losses only counters saw come after what drops and traps show,
+        // the named namespaces' before the host's.
+        let cited = counters::cited(&findings);
+        let mut counted = Vec::new();
+        for (ino, (before, after)) in &counters {
+            let host = self.host == Some(*ino);
+            let cx = counters::Context {
+                netns: *ino,
+                netns_name: self.names.get(ino).and_then(|n| n.as_deref()),
+                full_listeners: self.state.full_listeners(*ino),
+            };
+            let none = Vec::new();
+            let cited = cited.get(ino).unwrap_or(&none);
+            counted.push((host, counters::findings(before, after, cited, host, &cx)));
+        }
+        counted.sort_by_key(|(host, _)| *host);
         findings.extend(self.state.findings());
+        findings.extend(counted.into_iter().flat_map(|(_, f)| f));
         findings
     }
 }

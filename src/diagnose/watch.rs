@@ -3,7 +3,10 @@
 //! the cause on others, or drop only under load (the seed case: a UDP
 //! receive buffer near INT_MAX, fatal on kernels before the 2020 fix).
 //! Sockets come and go during a capture, so the namespaces are sampled
-//! every [`PERIOD`] rather than once.
+//! every [`PERIOD`] rather than once. The same samples keep every TCP
+//! listener seen with a full accept queue: a listen overflow leaves only
+//! counters behind, and by the end of the capture the queue may have
+//! drained or the server may have gone.
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -11,7 +14,7 @@ use super::clues::{in_ns, Clues, Subject};
 use super::evidence::RCVBUF_DANGER;
 use super::finding::{state_finding, Finding};
 use super::kb::specific;
-use crate::state::sockets::{self, Proto};
+use crate::state::sockets::{self, Proto, SockInfo};
 
 /// How often the watched namespaces are sampled.
 pub const PERIOD: Duration = Duration::from_millis(100);
@@ -21,6 +24,9 @@ pub struct StateWatch {
     netns: Vec<(u32, Option<String>)>,
     next: Instant,
     seen: BTreeMap<(u32, String), Clues>,
+    /// Listeners seen with a full accept queue, per (netns, local address):
+    /// the sample with the longest queue.
+    full: BTreeMap<(u32, String), SockInfo>,
 }
 
 impl StateWatch {
@@ -29,6 +35,7 @@ impl StateWatch {
             netns,
             next: Instant::now(),
             seen: BTreeMap::new(),
+            full: BTreeMap::new(),
         }
     }
 
@@ -38,6 +45,10 @@ impl StateWatch {
             return;
         }
         self.next = Instant::now() + PERIOD;
+        let inos: Vec<u32> = self.netns.iter().map(|(ino, _)| *ino).collect();
+        for ino in inos {
+            self.sample_listeners(ino);
+        }
         for (ino, name) in &self.netns {
             let Ok(socks) = sockets::dump_in(*ino, Proto::Udp) else {
                 continue;
@@ -83,6 +94,35 @@ impl StateWatch {
                 self.seen.insert(key, c);
             }
         }
+    }
+
+    fn sample_listeners(&mut self, ino: u32) {
+        let Ok(socks) = sockets::dump_in(ino, Proto::Tcp) else {
+            return;
+        };
+        for s in socks {
+            let Some((q, max)) = s.accept_queue().filter(|(q, max)| q > max) else {
+                continue;
+            };
+            let key = (ino, s.local.to_string());
+            let longer = self
+                .full
+                .get(&key)
+                .and_then(SockInfo::accept_queue)
+                .is_none_or(|(old, _)| q > old);
+            if longer && q > max {
+                self.full.insert(key, s);
+            }
+        }
+    }
+
+    /// Listeners of `ino` seen with a full accept queue during the capture.
+    pub fn full_listeners(&self, ino: u32) -> Vec<SockInfo> {
+        self.full
+            .iter()
+            .filter(|((i, _), _)| *i == ino)
+            .map(|(_, s)| s.clone())
+            .collect()
     }
 
     /// One finding per trap seen.

@@ -9,6 +9,11 @@ pub fn finding_text(n: usize, f: &Finding) -> String {
         netns_label(f.netns, f.netns_name.as_deref()) + &container_suffix(f.container.as_deref());
     let mut s = if f.source == crate::diagnose::finding::Source::State {
         format!("[{n}] no drop yet, but live state is a known trap  netns={ns}\n")
+    } else if f.source == crate::diagnose::finding::Source::Counter {
+        format!(
+            "[{n}] {} lost with no drop event (kernel counters only)  netns={ns}\n",
+            f.count
+        )
     } else {
         format!(
             "[{n}] {}x {} at {}  netns={ns} dev={}\n",

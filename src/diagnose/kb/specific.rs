@@ -320,6 +320,122 @@ pub const XDP_BPF_DROP: Entry = entry!(
     ["Fix the XDP program's policy, or detach it: ip link set dev <dev> xdp off"],
 );
 
+/// Counter-only findings: losses the kernel counts but frees without a
+/// drop event (no skb yet, or `consume_skb`). Their `reason` is empty: no
+/// drop reason was reported, a counter moved.
+macro_rules! counted {
+    ($id:literal, $verified:literal, $hint:literal, $meaning:literal,
+     [$($c:literal),* $(,)?], [$($k:literal),* $(,)?], [$($f:literal),* $(,)?] $(,)?) => {
+        Entry {
+            reason: "",
+            id: crate::diagnose::Id::new($id),
+            meaning: $meaning,
+            causes: &[$($c),*],
+            checks: &[$($k),*],
+            fixes: &[$($f),*],
+            verified: $verified,
+            hint: $hint,
+        }
+    };
+}
+
+pub const ACCEPT_QUEUE_FULL: Entry = counted!(
+    "accept-queue-full",
+    true,
+    "listen overflow: SYNs refused, accept queue full",
+    "A listener's accept queue was full while netwhy watched: the kernel refused new \
+     connections (TcpExt:ListenOverflows/ListenDrops moved). The refused SYNs are freed \
+     with consume_skb, so no drop event exists; the client retransmits its SYN and sees \
+     a slow or timed-out connect.",
+    [
+        "The application accepts connections too slowly (blocked workers, GC pause, too \
+         few accept threads).",
+        "The listen backlog is too small for the connection rate: listen()'s backlog, \
+         capped by net.core.somaxconn.",
+    ],
+    [
+        "ss -ltn  (Recv-Q = queued connections, Send-Q = backlog)",
+        "nstat -az TcpExtListenOverflows TcpExtListenDrops",
+        "sysctl net.core.somaxconn net.ipv4.tcp_max_syn_backlog",
+    ],
+    [
+        "Make the application accept faster (more workers or accept threads).",
+        "Raise the backlog: sysctl -w net.core.somaxconn=4096 and pass a larger backlog \
+         to listen() (the server's backlog setting), then restart it.",
+    ],
+);
+
+pub const SEND_NO_ROUTE: Entry =
+    counted!(
+    "send-no-route",
+    true,
+    "sends failed: no route to the destination",
+    "Local sends failed before a packet existed: the route lookup found no route, so the \
+     syscall returned ENETUNREACH (Ip:OutNoRoutes / Ip6:OutNoRoutes moved). No skb was \
+     built, so no drop event exists.",
+    [
+        "No default route in the namespace (DHCP lost, a container without a gateway).",
+        "A missing route for the destination's prefix (VPN down, policy routing table empty).",
+    ],
+    ["ip route show; ip route get <dst>", "ip rule show", "nstat -az IpOutNoRoutes Ip6OutNoRoutes"],
+    ["Add the missing route: ip route add default via <gw> (or <prefix> via <gw> dev <dev>)."],
+);
+
+pub const UDP_SNDBUF_FULL: Entry = counted!(
+    "udp-sndbuf-full",
+    true,
+    "UDP sends failed: socket send buffer full",
+    "UDP sends failed because the socket's send buffer was full (Udp:SndbufErrors moved): \
+     the datagram was never queued, the application got ENOBUFS/EAGAIN.",
+    [
+        "The application sends faster than the device drains (a burst, a slow qdisc).",
+        "A small SO_SNDBUF or net.core.wmem_default.",
+    ],
+    [
+        "ss -uamp  (skmem tb column)",
+        "sysctl net.core.wmem_default net.core.wmem_max"
+    ],
+    [
+        "Raise the send buffer: sysctl -w net.core.wmem_max=16777216 and SO_SNDBUF in the \
+      application; or pace the sender."
+    ],
+);
+
+pub const SOFTNET_BACKLOG_FULL: Entry = counted!(
+    "softnet-backlog-full",
+    false,
+    "per-CPU input backlog full (softnet_stat dropped)",
+    "The per-CPU input queue (netdev_max_backlog) overflowed while netwhy watched: the \
+     `dropped` column of /proc/net/softnet_stat moved. This file is host-wide.",
+    [
+        "A burst larger than net.core.netdev_max_backlog on one CPU (RPS/RSS steering all \
+         traffic to few CPUs).",
+    ],
+    [
+        "cat /proc/net/softnet_stat  (2nd column per CPU)",
+        "sysctl net.core.netdev_max_backlog"
+    ],
+    ["sysctl -w net.core.netdev_max_backlog=4096; spread the load (RPS/RSS)."],
+);
+
+pub const DEV_RX_DROPPED: Entry = counted!(
+    "dev-rx-dropped",
+    false,
+    "device rx_dropped moved without a drop event",
+    "A device's rx_dropped counter moved while netwhy saw no drop on it: the driver or the \
+     core dropped frames before a drop event could name them (ring full, no buffer).",
+    [
+        "The NIC's receive ring is too small for bursts, or the CPU does not drain it in time.",
+        "Frames of a protocol nothing handles (counted here by some drivers).",
+    ],
+    [
+        "ip -s -s link show <dev>",
+        "ethtool -S <dev> | grep -i drop",
+        "ethtool -g <dev>"
+    ],
+    ["Enlarge the ring: ethtool -G <dev> rx <n>; spread interrupts (irqbalance, RSS)."],
+);
+
 /// Every evidence-driven entry.
 pub(super) const ENTRIES: &[Entry] = &[
     NO_SOCKET_UDP,
@@ -342,4 +458,9 @@ pub(super) const ENTRIES: &[Entry] = &[
     UDP_RMEM_OVERFLOW,
     TC_BPF_DROP,
     XDP_BPF_DROP,
+    ACCEPT_QUEUE_FULL,
+    SEND_NO_ROUTE,
+    UDP_SNDBUF_FULL,
+    SOFTNET_BACKLOG_FULL,
+    DEV_RX_DROPPED,
 ];

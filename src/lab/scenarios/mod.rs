@@ -1,4 +1,5 @@
 //! The scenario catalog. Adding one: a file here plus one line in [`ALL`].
+mod accept_queue_full;
 mod firewall_checksum;
 mod iptables_reject;
 mod nat_mismatch;
@@ -12,6 +13,8 @@ mod tcp_closed_port;
 mod udp_closed_port;
 mod udp_rcvbuf_full;
 mod udp_rmem_overflow;
+mod udp_send_no_route;
+mod udp_sndbuf_full;
 
 use super::expect::Expect;
 use super::{Lab, LabError};
@@ -95,6 +98,10 @@ pub static ALL: &[&dyn Scenario] = &[
     &tc_bpf_drop::TcBpfDrop(crate::lab::bpf::How::ClsBpf),
     &tc_bpf_drop::TcBpfDrop(crate::lab::bpf::How::Xdp { generic: false }),
     &tc_bpf_drop::TcBpfDrop(crate::lab::bpf::How::Xdp { generic: true }),
+    &accept_queue_full::AcceptQueueFull { syncookies: false },
+    &accept_queue_full::AcceptQueueFull { syncookies: true },
+    &udp_send_no_route::UdpSendNoRoute,
+    &udp_sndbuf_full::UdpSndbufFull,
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Scenario> {
