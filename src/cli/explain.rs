@@ -54,6 +54,13 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         include_own: false,
     };
     let mut cap = Capture::start(&spec, facts)?;
+    // The session snapshots the counters it watches: before the line that
+    // tells tools and tests to start their traffic.
+    // Unscoped, the host is watched too (counter-only losses: diagnose::counters).
+    let mut session = Session::new(scoped.clone());
+    if scoped.is_empty() {
+        session.watch_host();
+    }
     crate::log::info(format_args!(
         "attached to {}/kfree_skb; capturing for {:.1}s (Ctrl-C to explain now)",
         cap.probe.hook().as_str(),
@@ -66,12 +73,7 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         Default::default(),
     );
     // A few thousand samples suffice to group a flood; the kernel counters
-    // below still count everything.
-    // Unscoped, the host is watched too (counter-only losses: diagnose::counters).
-    let mut session = Session::new(scoped.clone());
-    if scoped.is_empty() {
-        session.watch_host();
-    }
+    // still count everything.
     let diagnosis = Diagnosis::new(session, 100_000);
     let mut src = DropStream::new(&cap.probe, &mut cap.enricher)?
         .wait(Duration::from_millis(20))
