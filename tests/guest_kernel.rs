@@ -121,7 +121,11 @@ fn lab_scenarios_pass_on_debian_6_12() {
     let g = Guest::new(DEBIAN_6_12)
         .with_netwhy()
         .module("sch_ingress")
-        .module("cls_bpf");
+        .module("cls_bpf")
+        // The accept-queue scenarios' client is a TUN device.
+        .module("tun")
+        // udp-sndbuf-full holds the sender's queue with a tbf qdisc.
+        .module("sch_tbf");
     let script = "netwhy lab run --all --check -o json";
     let Some(o) = guest::or_skip(test, g.run(script, Duration::from_secs(600))) else {
         return;

@@ -125,7 +125,7 @@ impl Guest {
         self
     }
 
-    /// The netwhy under test, plus the host's iproute2 `ip`, `nft`,
+    /// The netwhy under test, plus the host's iproute2 `ip` and `tc`, `nft`,
     /// `conntrack` and iptables (legacy and nft): netwhy's lab builds and
     /// breaks networks with them, and busybox's `ip` cannot (it ignores veth
     /// peer names and has no `ip netns`). The iptables multi-call binaries
@@ -141,7 +141,9 @@ impl Guest {
             .binary("netwhy", netwhy)
             .binary("ip", "/usr/sbin/ip")
             .binary("nft", "/usr/sbin/nft")
-            .binary("conntrack", "/usr/sbin/conntrack");
+            .binary("conntrack", "/usr/sbin/conntrack")
+            // busybox's tc knows no tbf (udp-sndbuf-full shapes with it).
+            .binary("tc", "/usr/sbin/tc");
         for name in [
             "iptables-legacy",
             "iptables-legacy-restore",
