@@ -18,7 +18,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, json_lines, of_type, root_or_skip, stderr_of, Lab};
+use common::{bin, journals_of, json_lines, of_type, root_or_skip, stderr_of, Lab};
 use netwhy::bisect::apply::read_netns;
 use netwhy::bisect::collect::Side;
 
@@ -393,20 +393,6 @@ fn paused(lab: &Lab, until: &std::path::Path) -> (std::process::Child, Vec<Strin
     // Keep reading so netwhy never blocks on a full pipe.
     std::thread::spawn(move || for _ in rd.lines() {});
     (child, lines)
-}
-
-fn journals_of(pid: u32) -> usize {
-    std::fs::read_dir("/run/netwhy")
-        .map(|d| {
-            d.flatten()
-                .filter(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .starts_with(&format!("undo-{pid}-"))
-                })
-                .count()
-        })
-        .unwrap_or(0)
 }
 
 #[test]

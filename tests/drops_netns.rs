@@ -20,48 +20,9 @@ use serde_json::Value;
 const CLI: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const SRV: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 
-/// One's-complement sum over 16-bit words.
-fn csum(data: &[u8], mut sum: u32) -> u16 {
-    for c in data.chunks(2) {
-        let w = if c.len() == 2 {
-            u16::from_be_bytes([c[0], c[1]])
-        } else {
-            u16::from_be_bytes([c[0], 0])
-        };
-        sum += u32::from(w);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// An IPv4/TCP segment cli → srv with the given flags and correct sums.
 fn tcp_segment(sport: u16, dport: u16, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
-    let mut p = vec![0u8; 40];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&40u16.to_be_bytes());
-    p[8] = 64;
-    p[9] = 6;
-    p[12..16].copy_from_slice(&CLI.octets());
-    p[16..20].copy_from_slice(&SRV.octets());
-    let hc = csum(&p[..20], 0);
-    p[10..12].copy_from_slice(&hc.to_be_bytes());
-    p[20..22].copy_from_slice(&sport.to_be_bytes());
-    p[22..24].copy_from_slice(&dport.to_be_bytes());
-    p[24..28].copy_from_slice(&seq.to_be_bytes());
-    p[28..32].copy_from_slice(&ack.to_be_bytes());
-    p[32] = 5 << 4;
-    p[33] = flags;
-    p[34..36].copy_from_slice(&65535u16.to_be_bytes());
-    let mut pseudo = Vec::new();
-    pseudo.extend_from_slice(&CLI.octets());
-    pseudo.extend_from_slice(&SRV.octets());
-    pseudo.extend_from_slice(&[0, 6, 0, 20]);
-    let pre = u32::from(!csum(&pseudo, 0));
-    let tc = csum(&p[20..], pre);
-    p[36..38].copy_from_slice(&tc.to_be_bytes());
-    p
+    traffic::ipv4_tcp(CLI, SRV, sport, dport, seq, ack, flags)
 }
 
 /// A TCP listener on `port` in `ns` with an accept queue of `backlog`,

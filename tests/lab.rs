@@ -18,20 +18,6 @@ fn lab_namespaces_of(pid: u32) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn journals_of(pid: u32) -> usize {
-    std::fs::read_dir("/run/netwhy")
-        .map(|d| {
-            d.flatten()
-                .filter(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .starts_with(&format!("undo-{pid}-"))
-                })
-                .count()
-        })
-        .unwrap_or(0)
-}
-
 /// Host values a scenario may change (through the journal) for a moment.
 const HOST_SYSCTLS: &[&str] = &["/proc/sys/net/core/rmem_default"];
 

@@ -208,7 +208,7 @@ pub fn drain(s: &UdpSocket, timeout: Duration) -> usize {
     n
 }
 
-fn csum16(data: &[u8], init: u32) -> u16 {
+pub(crate) fn csum16(data: &[u8], init: u32) -> u16 {
     let mut sum = init;
     for c in data.chunks(2) {
         let w = if c.len() == 2 {
@@ -250,16 +250,7 @@ pub fn ipv4_udp(
     p[22..24].copy_from_slice(&dport.to_be_bytes());
     p[24..26].copy_from_slice(&(ulen as u16).to_be_bytes());
     p[28..].copy_from_slice(payload);
-    let mut pseudo = Vec::with_capacity(12);
-    pseudo.extend_from_slice(&src.octets());
-    pseudo.extend_from_slice(&dst.octets());
-    pseudo.extend_from_slice(&[0, 17]);
-    pseudo.extend_from_slice(&(ulen as u16).to_be_bytes());
-    let pre: u32 = pseudo
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    let mut uc = csum16(&p[20..], pre);
+    let mut uc = csum16(&p[20..], pseudo_sum(src, dst, 17, ulen as u16));
     if uc == 0 {
         uc = 0xffff;
     }
@@ -268,6 +259,58 @@ pub fn ipv4_udp(
     }
     p[26..28].copy_from_slice(&uc.to_be_bytes());
     p
+}
+
+/// An IPv4 TCP segment (no L2 header, no options, no payload) with DF set
+/// and both checksums right: hand-made handshakes (the accept-queue
+/// scenarios' TUN client, tests that send segments no socket would).
+pub fn ipv4_tcp(
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+) -> Vec<u8> {
+    let mut p = vec![0u8; 40];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&40u16.to_be_bytes());
+    p[6] = 0x40; // DF
+    p[8] = 64;
+    p[9] = 6;
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    let hc = csum16(&p[..20], 0);
+    p[10..12].copy_from_slice(&hc.to_be_bytes());
+    p[20..22].copy_from_slice(&sport.to_be_bytes());
+    p[22..24].copy_from_slice(&dport.to_be_bytes());
+    p[24..28].copy_from_slice(&seq.to_be_bytes());
+    p[28..32].copy_from_slice(&ack.to_be_bytes());
+    p[32] = 5 << 4;
+    p[33] = flags;
+    p[34..36].copy_from_slice(&65535u16.to_be_bytes());
+    let tc = csum16(&p[20..], pseudo_sum(src, dst, 6, 20));
+    p[36..38].copy_from_slice(&tc.to_be_bytes());
+    p
+}
+
+/// The IPv4 pseudo-header's word sum, the start of an L4 checksum.
+pub(crate) fn pseudo_sum(
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+    proto: u8,
+    len: u16,
+) -> u32 {
+    let mut pseudo = Vec::with_capacity(12);
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&[0, proto]);
+    pseudo.extend_from_slice(&len.to_be_bytes());
+    pseudo
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum()
 }
 
 /// Send `packet` (an IPv4 packet) `count` times out of `ifname` in netns

@@ -238,3 +238,18 @@ pub fn promtool_check_metrics(body: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Undo journals of netwhy process `pid` left in /run/netwhy.
+pub fn journals_of(pid: u32) -> usize {
+    std::fs::read_dir("/run/netwhy")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(&format!("undo-{pid}-"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}

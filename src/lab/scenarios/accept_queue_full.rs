@@ -84,7 +84,7 @@ impl super::Scenario for AcceptQueueFull {
             &["route", "add", &format!("{CLIENT}/32"), "dev", TUN],
         )?;
         let send = |sport: u16, seq: u32, ack: u32, flags: u8| {
-            let p = tcp(CLIENT, SRV, sport, PORT, seq, ack, flags);
+            let p = traffic::ipv4_tcp(CLIENT, SRV, sport, PORT, seq, ack, flags);
             traffic::packet_send(&cli, "eth0", mac, p, 1)
         };
         let isn = |i: u16| 1_000_000 * u32::from(i);
@@ -262,57 +262,6 @@ fn read_synacks(tap: &OwnedFd, ports: &[u16]) -> std::collections::HashMap<u16, 
     got
 }
 
-fn csum(data: &[u8], init: u32) -> u16 {
-    let mut sum = init;
-    for c in data.chunks(2) {
-        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// An IPv4 TCP segment without options or payload, checksums right.
-fn tcp(
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    sport: u16,
-    dport: u16,
-    seq: u32,
-    ack: u32,
-    flags: u8,
-) -> Vec<u8> {
-    let mut p = vec![0u8; 40];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&40u16.to_be_bytes());
-    p[6] = 0x40;
-    p[8] = 64;
-    p[9] = 6;
-    p[12..16].copy_from_slice(&src.octets());
-    p[16..20].copy_from_slice(&dst.octets());
-    let hc = csum(&p[..20], 0);
-    p[10..12].copy_from_slice(&hc.to_be_bytes());
-    p[20..22].copy_from_slice(&sport.to_be_bytes());
-    p[22..24].copy_from_slice(&dport.to_be_bytes());
-    p[24..28].copy_from_slice(&seq.to_be_bytes());
-    p[28..32].copy_from_slice(&ack.to_be_bytes());
-    p[32] = 5 << 4;
-    p[33] = flags;
-    p[34..36].copy_from_slice(&65535u16.to_be_bytes());
-    let mut pseudo = Vec::with_capacity(12);
-    pseudo.extend_from_slice(&src.octets());
-    pseudo.extend_from_slice(&dst.octets());
-    pseudo.extend_from_slice(&[0, 6, 0, 20]);
-    let pre = pseudo
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    let tc = csum(&p[20..], pre);
-    p[36..38].copy_from_slice(&tc.to_be_bytes());
-    p
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,17 +269,10 @@ mod tests {
     /// A segment's checksums verify: summing it with its checksum gives 0.
     #[test]
     fn segments_checksum_to_zero() {
-        let p = tcp(CLIENT, SRV, 41000, PORT, 7, 9, SYN);
-        assert_eq!(csum(&p[..20], 0), 0);
-        let mut pseudo = Vec::new();
-        pseudo.extend_from_slice(&CLIENT.octets());
-        pseudo.extend_from_slice(&SRV.octets());
-        pseudo.extend_from_slice(&[0, 6, 0, 20]);
-        let pre = pseudo
-            .chunks(2)
-            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-            .sum();
-        assert_eq!(csum(&p[20..], pre), 0);
+        let p = traffic::ipv4_tcp(CLIENT, SRV, 41000, PORT, 7, 9, SYN);
+        assert_eq!(traffic::csum16(&p[..20], 0), 0);
+        let pre = traffic::pseudo_sum(CLIENT, SRV, 6, 20);
+        assert_eq!(traffic::csum16(&p[20..], pre), 0);
         assert_eq!(p[33], SYN);
     }
 }
