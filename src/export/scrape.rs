@@ -1,8 +1,6 @@
 //! One scrape: the kernel aggregate, named, bounded, with causes and
 //! doctor findings, as a [`Snapshot`].
 use std::collections::{HashMap, HashSet};
-use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -59,39 +57,11 @@ const LIVE_NETNS_MAX_AGE: Duration = Duration::from_secs(5);
 impl LiveNetns {
     pub fn contains(&mut self, ino: u32) -> bool {
         if self.read.is_none_or(|t| t.elapsed() >= LIVE_NETNS_MAX_AGE) {
-            self.set = live_namespaces();
+            self.set = crate::kernel::netns::Holders::scan().inodes().collect();
             self.read = Some(Instant::now());
         }
         ino == 0 || self.set.contains(&ino)
     }
-}
-
-/// Every network namespace held by a process or an `ip netns` mount.
-fn live_namespaces() -> HashSet<u32> {
-    let mut set = HashSet::new();
-    let mut add = |p: &std::path::Path| {
-        if let Ok(m) = fs::metadata(p) {
-            if let Ok(ino) = u32::try_from(m.ino()) {
-                set.insert(ino);
-            }
-        }
-    };
-    if let Ok(dir) = fs::read_dir("/run/netns") {
-        for e in dir.flatten() {
-            add(&e.path());
-        }
-    }
-    if let Ok(dir) = fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            if e.file_name()
-                .to_str()
-                .is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()))
-            {
-                add(&e.path().join("ns/net"));
-            }
-        }
-    }
-    set
 }
 
 /// The `netns` label: the `ip netns` name or `init`, else the inode (a

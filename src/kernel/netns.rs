@@ -39,17 +39,10 @@ impl NetnsNames {
     /// busy host); prefer [`NetnsNames::name_or_refresh`] in event loops.
     pub fn refresh(&mut self) {
         self.names.clear();
+        let holders = Holders::scan();
         // 1. ip-netns names win: they are what the user typed.
-        if let Ok(dir) = fs::read_dir(RUN_NETNS) {
-            for e in dir.flatten() {
-                let file_name = e.file_name();
-                let (Ok(meta), Some(name)) = (fs::metadata(e.path()), file_name.to_str()) else {
-                    continue;
-                };
-                if let Ok(ino) = u32::try_from(meta.ino()) {
-                    self.names.entry(ino).or_insert_with(|| name.to_owned());
-                }
-            }
+        for (ino, name) in holders.mounts {
+            self.names.entry(ino).or_insert(name);
         }
         // 2. The init netns, unless it has an ip-netns name.
         if let Some(ino) = ns_of_pid("1") {
@@ -57,18 +50,10 @@ impl NetnsNames {
         }
         // 3. The lowest pid in each remaining namespace names it.
         let mut lowest: HashMap<u32, u32> = HashMap::new();
-        if let Ok(dir) = fs::read_dir("/proc") {
-            for e in dir.flatten() {
-                let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                    continue;
-                };
-                let Some(ino) = ns_of_pid(&pid.to_string()) else {
-                    continue;
-                };
-                if !self.names.contains_key(&ino) {
-                    let l = lowest.entry(ino).or_insert(pid);
-                    *l = (*l).min(pid);
-                }
+        for (pid, ino) in holders.pids {
+            if !self.names.contains_key(&ino) {
+                let l = lowest.entry(ino).or_insert(pid);
+                *l = (*l).min(pid);
             }
         }
         for (ino, pid) in lowest {
@@ -100,6 +85,54 @@ impl NetnsNames {
 }
 
 /// Netns inode of a process, from the `net:[4026531840]` link text.
+/// What keeps network namespaces alive: `ip netns` mounts and processes.
+/// One walk serves both the naming above and the exporter's "which
+/// namespaces still exist" (a namespace nobody holds is gone).
+#[derive(Debug, Default)]
+pub struct Holders {
+    /// `/run/netns` entries: (inode, name).
+    pub mounts: Vec<(u32, String)>,
+    /// Every readable process: (pid, netns inode).
+    pub pids: Vec<(u32, u32)>,
+}
+
+impl Holders {
+    /// Walks `/run/netns` and `/proc`; unreadable entries are skipped.
+    pub fn scan() -> Self {
+        let mut h = Holders::default();
+        if let Ok(dir) = fs::read_dir(RUN_NETNS) {
+            for e in dir.flatten() {
+                let file_name = e.file_name();
+                let (Ok(meta), Some(name)) = (fs::metadata(e.path()), file_name.to_str()) else {
+                    continue;
+                };
+                if let Ok(ino) = u32::try_from(meta.ino()) {
+                    h.mounts.push((ino, name.to_owned()));
+                }
+            }
+        }
+        if let Ok(dir) = fs::read_dir("/proc") {
+            for e in dir.flatten() {
+                let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                    continue;
+                };
+                if let Some(ino) = ns_of_pid(&pid.to_string()) {
+                    h.pids.push((pid, ino));
+                }
+            }
+        }
+        h
+    }
+
+    /// Every inode held by a mount or a process.
+    pub fn inodes(&self) -> impl Iterator<Item = u32> + '_ {
+        self.mounts
+            .iter()
+            .map(|(ino, _)| *ino)
+            .chain(self.pids.iter().map(|(_, ino)| *ino))
+    }
+}
+
 fn ns_of_pid(pid: &str) -> Option<u32> {
     let link = fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
     parse_ns_link(link.to_str()?)
