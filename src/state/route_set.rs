@@ -56,6 +56,8 @@ const FRA_FWMARK: u16 = 10;
 const FRA_TABLE: u16 = 15;
 const FRA_FWMASK: u16 = 16;
 const FRA_OIFNAME: u16 = 17;
+const FRA_SUPPRESS_IFGROUP: u16 = 13;
+const FRA_SUPPRESS_PREFIXLEN: u16 = 14;
 const FRA_PROTOCOL: u16 = 21;
 
 const RT_TABLE_LOCAL: u8 = 255;
@@ -198,8 +200,13 @@ impl Entry {
             }
         }
         w.push(format!("table {}", table_name(self.table())));
-        w.push(format!("proto {}", self.hdr[5]));
-        w.push(format!("scope {}", self.hdr[6]));
+        w.push(format!("proto {}", proto_name(self.hdr[5])));
+        match self.hdr[6] {
+            0 => {}
+            253 => w.push("scope link".into()),
+            254 => w.push("scope host".into()),
+            sc => w.push(format!("scope {sc}")),
+        }
         if u32_of(&self.hdr[8..]).unwrap_or(0) & RTNH_F_ONLINK != 0 {
             w.push("onlink".into());
         }
@@ -242,7 +249,18 @@ impl Entry {
                 }
                 FRA_IIFNAME => w.push(format!("iif {}", cstr(v))),
                 FRA_OIFNAME => w.push(format!("oif {}", cstr(v))),
-                FRA_PROTOCOL => w.push(format!("proto {}", v.first().copied().unwrap_or(0))),
+                FRA_PROTOCOL => match v.first().copied().unwrap_or(0) {
+                    0 => {}
+                    p => w.push(format!("proto {}", proto_name(p))),
+                },
+                // -1: not set (what every rule without the option dumps).
+                FRA_SUPPRESS_IFGROUP | FRA_SUPPRESS_PREFIXLEN if u32_of(v) == Some(u32::MAX) => {}
+                FRA_SUPPRESS_PREFIXLEN => {
+                    w.push(format!("suppress_prefixlength {}", u32_of(v).unwrap_or(0)))
+                }
+                FRA_SUPPRESS_IFGROUP => {
+                    w.push(format!("suppress_ifgroup {}", u32_of(v).unwrap_or(0)))
+                }
                 t => w.push(format!("attr{t}={}", hex(v))),
             }
         }
@@ -321,6 +339,18 @@ fn table_name(t: u32) -> String {
         255 => "local".into(),
         t => t.to_string(),
     }
+}
+
+/// `ip`'s names of route protocols (/etc/iproute2/rt_protos).
+fn proto_name(p: u8) -> String {
+    match p {
+        2 => "kernel",
+        3 => "boot",
+        4 => "static",
+        16 => "dhcp",
+        _ => return p.to_string(),
+    }
+    .into()
 }
 
 fn route_type(t: u8) -> String {
@@ -536,7 +566,7 @@ mod tests {
         assert_eq!(e.key(), "198.18.0.2/32 table main metric 5");
         assert_eq!(
             e.describe(),
-            "blackhole 198.18.0.2/32 table main proto 4 scope 0 metric 5"
+            "blackhole 198.18.0.2/32 table main proto static metric 5"
         );
         // RTA_TABLE is what counts (the header's byte caps at 255).
         let mut b = vec![libc::AF_INET as u8, 32, 0, 0, 252, 4, 0, 1];
@@ -551,6 +581,8 @@ mod tests {
         b.extend(0u32.to_ne_bytes());
         nl::put(&mut b, FRA_DST, &[198, 18, 0, 2]);
         nl::put(&mut b, FRA_TABLE, &100u32.to_ne_bytes());
+        nl::put(&mut b, FRA_SUPPRESS_PREFIXLEN, &u32::MAX.to_ne_bytes());
+        nl::put(&mut b, FRA_PROTOCOL, &[0]);
         let e = rule_entry(&b).unwrap();
         assert_eq!(e.describe(), "pref 0 from all to 198.18.0.2/32 lookup 100");
         let body = e.body().unwrap();
