@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+pub mod netset;
 pub mod tracefs;
 
 pub const DIR: &str = "/run/netwhy";
@@ -53,6 +54,21 @@ pub enum Action {
         netns: String,
         sysctls: Vec<(String, String)>,
     },
+    /// Make the routes and rules of named netns NETNS exactly ROUTES again
+    /// (`netwhy bisect`; kernel-owned routes are not in the list and not
+    /// touched, see `state::route_set`).
+    RestoreNetnsRoutes {
+        netns: String,
+        routes: Vec<crate::state::route_set::Entry>,
+    },
+    /// Load RULESET (`nft list ruleset` text) into named netns NETNS in
+    /// one transaction with `flush ruleset`, when its stateless listing
+    /// differs from STATELESS (`netwhy bisect`, undo/netset.rs).
+    RestoreNetnsNft {
+        netns: String,
+        ruleset: String,
+        stateless: String,
+    },
 }
 
 impl Action {
@@ -65,6 +81,12 @@ impl Action {
             Action::UnmountTracefs => "unmount /sys/kernel/tracing".into(),
             Action::RestoreNetnsSysctls { netns, sysctls } => {
                 format!("restore {} sysctls in netns {netns}", sysctls.len())
+            }
+            Action::RestoreNetnsRoutes { netns, routes } => {
+                format!("restore {} routes and rules in netns {netns}", routes.len())
+            }
+            Action::RestoreNetnsNft { netns, .. } => {
+                format!("restore the nft ruleset of netns {netns}")
             }
         }
     }
@@ -90,6 +112,16 @@ impl Action {
             }
             Action::RestoreSysctl { path, value } => fs::write(path, value),
             Action::RestoreNetnsSysctls { netns, sysctls } => restore_netns_sysctls(netns, sysctls),
+            Action::RestoreNetnsRoutes { netns, routes } => {
+                crate::state::route_set::settle_in(netns, routes.clone())
+                    .map(|_| ())
+                    .map_err(io::Error::other)
+            }
+            Action::RestoreNetnsNft {
+                netns,
+                ruleset,
+                stateless,
+            } => netset::restore_nft(netns, ruleset, stateless),
             Action::RemoveCgroup2 { cgroup, cgroupns } => {
                 let here = crate::sys::cgroup::namespace();
                 if here != *cgroupns {

@@ -8,8 +8,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use super::collect::{self, Setting, Side, Skipped};
-use super::BisectError;
+use super::collect::{self, Change, Setting, Side, Skipped};
+use super::{nft, BisectError};
+use crate::state::route_set::{self, Entry};
 use crate::state::sysctl::path_of;
 use crate::undo::{Action, Journal};
 
@@ -18,6 +19,24 @@ pub struct Target {
     pub name: String,
     pub inode: u32,
     journal: Journal,
+    /// BROKEN's routes and rules at the start, once journalled.
+    routes: Option<Vec<Entry>>,
+    /// BROKEN's ruleset at the start, once journalled.
+    nft: Option<Nft>,
+}
+
+/// BROKEN's nft ruleset as saved, and each bisected table as it is now.
+struct Nft {
+    stateful: String,
+    stateless: String,
+    now: std::collections::BTreeMap<String, Option<String>>,
+}
+
+/// The routes and rules of named netns `name`.
+pub fn routes_of(name: &str) -> Result<Vec<Entry>, BisectError> {
+    route_set::read_in(name)
+        .map_err(|e| BisectError::Io(e.to_string()))?
+        .ok_or_else(|| BisectError::NoNetns(name.to_string()))
 }
 
 fn ns_file(name: &str) -> Result<File, BisectError> {
@@ -73,6 +92,8 @@ impl Target {
             name: name.to_string(),
             inode,
             journal: Journal::open().map_err(BisectError::Journal)?,
+            routes: None,
+            nft: None,
         })
     }
 
@@ -80,8 +101,9 @@ impl Target {
         read_netns(&self.name)
     }
 
-    /// A fresh namespace's values: made (journalled) and removed at once.
-    pub fn scratch_defaults(&mut self) -> Result<Side, BisectError> {
+    /// A fresh namespace's sysctls and routes (its nft ruleset is empty):
+    /// made (journalled) and removed at once.
+    pub fn scratch_defaults(&mut self) -> Result<(Side, Vec<Entry>), BisectError> {
         let name = format!(
             "netwhy-bisect-{}-{:08x}",
             std::process::id(),
@@ -99,7 +121,7 @@ impl Target {
             BisectError::Io(format!("cannot run `ip netns add`: {e} (install iproute2)"))
         })?;
         let side = if out.status.success() {
-            read_netns(&name)
+            read_netns(&name).and_then(|s| Ok((s, routes_of(&name)?)))
         } else {
             Err(BisectError::Io(format!(
                 "ip netns add {name}: {}",
@@ -110,14 +132,132 @@ impl Target {
         side
     }
 
-    /// Journal BROKEN's writable values before anything is written.
-    pub fn protect(&mut self, broken: &Side) -> Result<(), BisectError> {
+    /// Journal BROKEN's writable values before anything is written; and
+    /// its routes and rules, and its nft ruleset, when `settings` has any
+    /// of those.
+    pub fn protect(&mut self, broken: &Side, settings: &[Setting]) -> Result<(), BisectError> {
         self.journal
             .record(Action::RestoreNetnsSysctls {
                 netns: self.name.clone(),
                 sysctls: ordered(broken),
             })
-            .map_err(BisectError::Journal)
+            .map_err(BisectError::Journal)?;
+        if settings
+            .iter()
+            .any(|s| matches!(s.change, Change::Route { .. }))
+        {
+            let routes = routes_of(&self.name)?;
+            self.journal
+                .record(Action::RestoreNetnsRoutes {
+                    netns: self.name.clone(),
+                    routes: routes.clone(),
+                })
+                .map_err(BisectError::Journal)?;
+            self.routes = Some(routes);
+        }
+        let tables: Vec<(String, Option<String>)> = settings
+            .iter()
+            .filter_map(|s| match &s.change {
+                Change::Nft { bad, .. } => Some((s.name.as_str().to_string(), bad.clone())),
+                _ => None,
+            })
+            .collect();
+        if !tables.is_empty() {
+            let stateful = nft::stateful(&self.name)?;
+            let stateless = nft::stateless(&self.name)?;
+            // A ruleset nft cannot load back (iptables-nft's xt matches)
+            // could not be restored: refuse before changing it.
+            nft::check(&self.name, &crate::undo::netset::reload_script(&stateful)).map_err(
+                |e| {
+                    BisectError::Io(format!(
+                        "{}'s nft ruleset cannot be reloaded ({e}): leave nft out of --what",
+                        self.name
+                    ))
+                },
+            )?;
+            self.journal
+                .record(Action::RestoreNetnsNft {
+                    netns: self.name.clone(),
+                    ruleset: stateful.clone(),
+                    stateless: stateless.clone(),
+                })
+                .map_err(BisectError::Journal)?;
+            self.nft = Some(Nft {
+                stateful,
+                stateless,
+                now: tables.into_iter().collect(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Routes and rules as `want` (BROKEN's journalled list mixed).
+    fn settle_routes(&self, want: Vec<Entry>) -> Result<usize, BisectError> {
+        route_set::settle_in(&self.name, want)
+            .map_err(|e| BisectError::Io(format!("in netns {}: {e}", self.name)))
+    }
+
+    /// Each nft table of `want` (id, text) that is not so already, in one
+    /// transaction. Returns how many tables changed.
+    fn settle_nft(&mut self, want: Vec<(String, Option<String>)>) -> Result<usize, BisectError> {
+        let Some(saved) = self.nft.as_mut() else {
+            return Ok(0);
+        };
+        let change: Vec<(String, Option<String>)> = want
+            .into_iter()
+            .filter(|(id, t)| saved.now.get(id) != Some(t))
+            .collect();
+        if change.is_empty() {
+            return Ok(0);
+        }
+        let script: String = change
+            .iter()
+            .map(|(id, t)| nft::replace(id, t.as_deref()))
+            .collect();
+        nft::load(&self.name, &script)?;
+        let n = change.len();
+        saved.now.extend(change);
+        Ok(n)
+    }
+
+    /// Route and nft settings that cannot be applied alone (a gateway the
+    /// good side reaches and BROKEN does not, a device BROKEN lacks, a
+    /// table that needs a module not loaded): each good value is tried
+    /// with everything else as BROKEN has it, then BROKEN's is put back.
+    fn preflight_net(
+        &mut self,
+        settings: Vec<Setting>,
+    ) -> Result<(Vec<Setting>, Vec<Skipped>), BisectError> {
+        let mut ok = Vec::new();
+        let mut refused = Vec::new();
+        let base = self.routes.clone().unwrap_or_default();
+        for s in settings {
+            let tried = match &s.change {
+                Change::Route { .. } => {
+                    let one = [s.clone()];
+                    self.settle_routes(super::routes::mix(&base, &one, |_| false))
+                        .map(|_| ())
+                }
+                Change::Nft { good, .. } => self
+                    .settle_nft(vec![(s.name.as_str().to_string(), good.clone())])
+                    .map(|_| ()),
+                Change::Sysctl => Ok(()),
+            };
+            if let Change::Nft { bad, .. } = &s.change {
+                self.settle_nft(vec![(s.name.as_str().to_string(), bad.clone())])?;
+            }
+            match tried {
+                Ok(()) => ok.push(s),
+                Err(e) => refused.push(Skipped {
+                    name: s.name.clone(),
+                    why: format!("its good value cannot be applied: {e}"),
+                }),
+            }
+        }
+        if self.routes.is_some() {
+            self.settle_routes(base)?;
+        }
+        Ok((ok, refused))
     }
 
     /// Returns how many values were written.
@@ -140,9 +280,12 @@ impl Target {
     /// (EINVAL, EPERM: a congestion control that is not loaded here, a
     /// key that rejects writes) are skipped and keep BROKEN's value.
     pub fn preflight(
-        &self,
+        &mut self,
         settings: Vec<Setting>,
     ) -> Result<(Vec<Setting>, Vec<Skipped>), BisectError> {
+        let (net, settings): (Vec<Setting>, Vec<Setting>) = settings
+            .into_iter()
+            .partition(|s| !matches!(s.change, Change::Sysctl));
         let (host, local): (Vec<Setting>, Vec<Setting>) =
             settings.into_iter().partition(|s| s.host);
         let tried = crate::sys::netns::run_in(ns_file(&self.name)?, move || {
@@ -168,13 +311,16 @@ impl Target {
             match err {
                 None => ok.push(s),
                 Some(why) => refused.push(Skipped {
-                    sysctl: s.sysctl.clone(),
+                    name: s.name.clone(),
                     why,
                 }),
             }
         }
         ok.extend(host);
-        ok.sort_by_key(|s| collect::rank(&s.sysctl));
+        let (net, net_refused) = self.preflight_net(net)?;
+        ok.extend(net);
+        refused.extend(net_refused);
+        ok.sort_by_key(|s| s.order());
         Ok((ok, refused))
     }
 
@@ -200,7 +346,28 @@ impl Target {
             }
         }
         pairs.sort_by_key(|a| collect::rank(&a.0));
-        if self.settle(pairs)? > 0 {
+        let mut written = self.settle(pairs)?;
+        if let Some(base) = &self.routes {
+            let want = super::routes::mix(base, settings, |i| bad.contains(&i));
+            written += self.settle_routes(want)?;
+        }
+        let tables: Vec<(String, Option<String>)> = settings
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match &s.change {
+                Change::Nft { bad: b, good: g } => Some((
+                    s.name.as_str().to_string(),
+                    if bad.contains(&i) {
+                        b.clone()
+                    } else {
+                        g.clone()
+                    },
+                )),
+                _ => None,
+            })
+            .collect();
+        written += self.settle_nft(tables)?;
+        if written > 0 {
             // Tests kill netwhy here, with BROKEN changed.
             crate::lab::test_pause("bisect step");
         }
@@ -253,13 +420,28 @@ impl Target {
     /// Put BROKEN's values back now and check every writable one.
     pub fn restore(&mut self, broken: &Side) -> Result<(), BisectError> {
         self.settle(ordered(broken))?;
+        let mut differ: Vec<String> = Vec::new();
+        if let Some(base) = self.routes.clone() {
+            self.settle_routes(base.clone())?;
+            if routes_of(&self.name)? != base {
+                differ.push("routes and rules".into());
+            }
+        }
+        if let Some(saved) = &self.nft {
+            crate::undo::netset::restore_nft(&self.name, &saved.stateful, &saved.stateless)
+                .map_err(|e| BisectError::Io(format!("in netns {}: {e}", self.name)))?;
+            if nft::stateless(&self.name)? != saved.stateless {
+                differ.push("nft ruleset".into());
+            }
+        }
         let now = self.read()?;
-        let differ: Vec<String> = broken
-            .iter()
-            .filter(|(_, e)| e.writable)
-            .filter(|(k, e)| now.get(*k).map(|n| &n.value) != Some(&e.value))
-            .map(|(k, _)| k.clone())
-            .collect();
+        differ.extend(
+            broken
+                .iter()
+                .filter(|(_, e)| e.writable)
+                .filter(|(k, e)| now.get(*k).map(|n| &n.value) != Some(&e.value))
+                .map(|(k, _)| k.clone()),
+        );
         if differ.is_empty() {
             Ok(())
         } else {

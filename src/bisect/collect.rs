@@ -26,10 +26,61 @@ pub struct Entry {
 /// Every readable `net.*` sysctl of one side, by dotted key.
 pub type Side = BTreeMap<String, Entry>;
 
+/// What a setting is, by kind: the key of its JSON object names the kind
+/// (`{"sysctl": KEY}`, `{"route": KEY}`, `{"rule": RULE}`,
+/// `{"nft_table": "FAMILY NAME"}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Name {
+    Sysctl(String),
+    /// A route's identity in its table (`Entry::key`).
+    Route(String),
+    /// A policy rule, all of it (rules have no other identity).
+    Rule(String),
+    NftTable(String),
+}
+
+impl Name {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Name::Sysctl(s) | Name::Route(s) | Name::Rule(s) | Name::NftTable(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Name::Sysctl(s) => write!(f, "{s}"),
+            Name::Route(s) => write!(f, "route {s}"),
+            Name::Rule(s) => write!(f, "rule {s}"),
+            Name::NftTable(s) => write!(f, "nft table {s}"),
+        }
+    }
+}
+
+/// What applying each side of a route or nft setting writes (sysctls
+/// carry theirs in `bad`/`good`). `None`: absent on that side.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Change {
+    #[default]
+    Sysctl,
+    Route {
+        bad: Option<crate::state::route_set::Entry>,
+        good: Option<crate::state::route_set::Entry>,
+    },
+    /// Stateless `nft list table` text of each side.
+    Nft {
+        bad: Option<String>,
+        good: Option<String>,
+    },
+}
+
 /// A setting that differs and can be bisected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Setting {
-    pub sysctl: String,
+    #[serde(flatten)]
+    pub name: Name,
     pub bad: String,
     pub good: String,
     /// Host-global: only changed with --allow-host-changes, briefly.
@@ -41,12 +92,29 @@ pub struct Setting {
     /// clears every device's forwarding) counts as the one setting it is.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub with: Vec<String>,
+    #[serde(skip)]
+    pub change: Change,
 }
 
 impl Setting {
-    /// (key, bad, good) of this setting and its followers.
+    pub fn sysctl(key: &str, bad: &str, good: &str, host: bool) -> Setting {
+        Setting {
+            name: Name::Sysctl(key.to_string()),
+            bad: bad.to_string(),
+            good: good.to_string(),
+            host,
+            with: Vec::new(),
+            change: Change::Sysctl,
+        }
+    }
+
+    /// (key, bad, good) of this setting and its followers; empty for a
+    /// route or nft setting.
     pub fn keys(&self) -> Vec<(&str, &str, &str)> {
-        let mut v = vec![(self.sysctl.as_str(), self.bad.as_str(), self.good.as_str())];
+        let Name::Sysctl(key) = &self.name else {
+            return Vec::new();
+        };
+        let mut v = vec![(key.as_str(), self.bad.as_str(), self.good.as_str())];
         v.extend(
             self.with
                 .iter()
@@ -54,12 +122,23 @@ impl Setting {
         );
         v
     }
+
+    /// Listing and write order: sysctls (wide to specific), then routes
+    /// and rules, then nft tables.
+    pub fn order(&self) -> (u8, (u8, String)) {
+        match &self.name {
+            Name::Sysctl(k) => (0, rank(k)),
+            Name::Route(k) | Name::Rule(k) => (1, (0, k.clone())),
+            Name::NftTable(k) => (2, (0, k.clone())),
+        }
+    }
 }
 
 /// A difference that is left out, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Skipped {
-    pub sysctl: String,
+    #[serde(flatten)]
+    pub name: Name,
     pub why: String,
 }
 
@@ -214,26 +293,14 @@ pub fn diff(
             continue;
         }
         let skip = |why: &str| Skipped {
-            sysctl: key.clone(),
+            name: Name::Sysctl(key.clone()),
             why: why.to_string(),
         };
         let host_writable = host.get(key).is_some_and(|h| h.writable);
         if b.writable {
-            set.push(Setting {
-                sysctl: key.clone(),
-                bad: b.value.clone(),
-                good: good_v,
-                host: false,
-                with: Vec::new(),
-            });
+            set.push(Setting::sysctl(key, &b.value, &good_v, false));
         } else if host_writable && allow_host {
-            set.push(Setting {
-                sysctl: key.clone(),
-                bad: b.value.clone(),
-                good: good_v,
-                host: true,
-                with: Vec::new(),
-            });
+            set.push(Setting::sysctl(key, &b.value, &good_v, true));
         } else if host_writable {
             skipped.push(skip(
                 "host-global (a namespace only mirrors it): needs --allow-host-changes",
@@ -242,7 +309,7 @@ pub fn diff(
             skipped.push(skip("read-only"));
         }
     }
-    set.sort_by_key(|s| rank(&s.sysctl));
+    set.sort_by_key(|s| rank(s.name.as_str()));
     (group(set), skipped)
 }
 
@@ -265,13 +332,13 @@ fn parent(key: &str) -> Option<String> {
 fn group(set: Vec<Setting>) -> Vec<Setting> {
     let mut out: Vec<Setting> = Vec::new();
     for s in set {
-        let p = parent(&s.sysctl);
+        let p = parent(s.name.as_str());
         let lead = p.and_then(|p| {
             out.iter_mut()
-                .find(|o| o.sysctl == p && o.bad == s.bad && o.good == s.good && !o.host)
+                .find(|o| o.name.as_str() == p && o.bad == s.bad && o.good == s.good && !o.host)
         });
         match lead {
-            Some(o) if !s.host => o.with.push(s.sysctl),
+            Some(o) if !s.host => o.with.push(s.name.as_str().to_string()),
             _ => out.push(s),
         }
     }
@@ -333,7 +400,7 @@ mod tests {
             ("net.netfilter.nf_conntrack_count", "0", false),
         ]);
         let (set, skipped) = diff(&broken, &good, &host, false);
-        let names: Vec<&str> = set.iter().map(|s| s.sysctl.as_str()).collect();
+        let names: Vec<&str> = set.iter().map(|s| s.name.as_str()).collect();
         assert!(set[0].with.is_empty());
         assert_eq!(
             names,
@@ -346,7 +413,7 @@ mod tests {
         let (set, _) = diff(&broken, &good, &host, true);
         assert!(set
             .iter()
-            .any(|s| s.host && s.sysctl == "net.core.rmem_default"));
+            .any(|s| s.host && s.name.as_str() == "net.core.rmem_default"));
     }
 
     #[test]
@@ -380,7 +447,7 @@ mod tests {
         ]);
         let (set, _) = diff(&broken, &good, &Side::new(), false);
         assert_eq!(set.len(), 3, "{set:?}");
-        assert_eq!(set[0].sysctl, "net.ipv4.ip_forward");
+        assert_eq!(set[0].name.as_str(), "net.ipv4.ip_forward");
         assert_eq!(
             set[0].with,
             [
@@ -390,8 +457,8 @@ mod tests {
         );
         assert_eq!(set[0].keys().len(), 3);
         // eth1 changed the other way: a setting of its own.
-        assert_eq!(set[1].sysctl, "net.ipv4.conf.eth0.rp_filter");
-        assert_eq!(set[2].sysctl, "net.ipv4.conf.eth1.forwarding");
+        assert_eq!(set[1].name.as_str(), "net.ipv4.conf.eth0.rp_filter");
+        assert_eq!(set[2].name.as_str(), "net.ipv4.conf.eth1.forwarding");
     }
 
     #[test]

@@ -12,7 +12,10 @@ pub mod apply;
 pub mod collect;
 pub mod ddmin;
 pub mod explain;
+pub mod fix;
+pub mod nft;
 pub mod report;
+pub mod routes;
 pub mod runner;
 
 use std::path::PathBuf;
@@ -47,10 +50,12 @@ pub enum BisectError {
         "the repro passes on {0} as it is: nothing to bisect (check the command fails there first)"
     )]
     NotBroken(String),
-    #[error("the difference is not in these settings: the repro still fails with all {0} differing sysctls reverted{1}; routes, rules, nft and addresses are not compared yet")]
-    Elsewhere(usize, String),
-    #[error("{0} has no settings that differ from the good side{1}: the difference is not in these settings")]
-    NoDifference(String, String),
+    #[error("the difference is not in these settings: the repro still fails with all {0} differing settings reverted{1}; {2}")]
+    Elsewhere(usize, String, String),
+    #[error("{0} has no settings that differ from the good side{1}: the difference is not in these settings; {2}")]
+    NoDifference(String, String, String),
+    #[error("--what {0} needs a good namespace (--good NETNS or --good defaults): --good-file holds sysctls only")]
+    FileHasNo(String),
     #[error("explain during the failing repro: {0}")]
     Explain(String),
     #[error("{0} did not end as it started: {1}")]
@@ -66,10 +71,66 @@ pub enum Good {
     File(PathBuf),
 }
 
+/// Which kinds of settings are compared (`--what`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct What {
+    pub sysctl: bool,
+    pub route: bool,
+    pub nft: bool,
+}
+
+impl What {
+    /// `--what` words: sysctl, route, nft.
+    pub fn parse(words: &[String]) -> Result<What, String> {
+        let mut w = What {
+            sysctl: false,
+            route: false,
+            nft: false,
+        };
+        for word in words {
+            match word.as_str() {
+                "sysctl" => w.sysctl = true,
+                "route" => w.route = true,
+                "nft" => w.nft = true,
+                other => {
+                    return Err(format!(
+                        "--what {other}: not a kind of setting (use sysctl, route, nft, comma-separated)"
+                    ))
+                }
+            }
+        }
+        Ok(w)
+    }
+
+    /// What is not compared, for the "difference is elsewhere" errors.
+    fn not_compared(&self) -> String {
+        let mut v = Vec::new();
+        if !self.sysctl {
+            v.push("sysctls");
+        }
+        if !self.route {
+            v.push("routes and rules");
+        }
+        if !self.nft {
+            v.push("the nft ruleset");
+        }
+        let more = if v.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "{} (compare them with --what sysctl,route,nft) nor ",
+                v.join(", ")
+            )
+        };
+        format!("not compared: {more}addresses, devices, neighbours, iptables-legacy, tc")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub netns: String,
     pub good: Good,
+    pub what: What,
     pub repro: Repro,
     pub allow_host: bool,
     /// Capture what `explain` sees during the failing repro.
@@ -106,7 +167,8 @@ pub struct Outcome {
     /// Settings that differed and were bisected.
     pub differences: usize,
     pub skipped: Vec<Skipped>,
-    /// `sysctl -w` lines that put the good values back.
+    /// Commands that put the good values back (`sysctl -w`, `ip route`,
+    /// `nft`), each once.
     pub fix: Vec<String>,
     #[serde(skip)]
     pub explain: Vec<Finding>,
@@ -118,18 +180,37 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&Step)) -> Result<Outcome, B
     if !crate::sys::is_root() {
         return Err(BisectError::Privilege);
     }
+    if let Good::File(_) = opts.good {
+        if opts.what.route || opts.what.nft {
+            let w = if opts.what.route { "route" } else { "nft" };
+            return Err(BisectError::FileHasNo(w.into()));
+        }
+    }
     let mut target = Target::open(&opts.netns)?;
     let host = apply::read_host()?;
     let broken = target.read()?;
     let good = good_side(opts, &mut target)?;
-    let (settings, mut skipped) = collect::diff(&broken, &good, &host, opts.allow_host);
+    let (mut settings, mut skipped) = if opts.what.sysctl {
+        collect::diff(&broken, &good.sysctls, &host, opts.allow_host)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    if opts.what.route {
+        let mine = apply::routes_of(&opts.netns)?;
+        settings.extend(routes::diff(&mine, &good.routes));
+    }
+    if opts.what.nft {
+        let mine = nft::split(&nft::stateless(&opts.netns)?);
+        settings.extend(nft::diff(&mine, &good.nft));
+    }
     if settings.is_empty() {
         return Err(BisectError::NoDifference(
             opts.netns.clone(),
             skipped_note(&skipped),
+            opts.what.not_compared(),
         ));
     }
-    target.protect(&broken)?;
+    target.protect(&broken, &settings)?;
     let mut runs = 0u64;
     let mut step = 0usize;
     let n = settings.len();
@@ -159,7 +240,11 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&Step)) -> Result<Outcome, B
     let n = settings.len();
     let all: Vec<usize> = (0..n).collect();
     if n == 0 || test(&settings, &[], "all good", &mut target)? {
-        return Err(BisectError::Elsewhere(n, skipped_note(&skipped)));
+        return Err(BisectError::Elsewhere(
+            n,
+            skipped_note(&skipped),
+            opts.what.not_compared(),
+        ));
     }
     let culprits = {
         let mut memo = ddmin::Memo::new(|bad: &[usize]| test(&settings, bad, "mix", &mut target));
@@ -193,15 +278,11 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&Step)) -> Result<Outcome, B
         Vec::new()
     };
     target.restore(&broken)?;
-    let fix = culprits
-        .iter()
-        .flat_map(|s| {
-            s.keys()
-                .into_iter()
-                .map(|(k, _, g)| fix_line(&opts.netns, s.host, k, g))
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let good_ns = match &opts.good {
+        Good::Netns(n) => Some(n.as_str()),
+        _ => None,
+    };
+    let fix = fix::lines(&opts.netns, good_ns, &culprits);
     Ok(Outcome {
         netns: opts.netns.clone(),
         culprits,
@@ -212,19 +293,6 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&Step)) -> Result<Outcome, B
         fix,
         explain,
     })
-}
-
-fn fix_line(netns: &str, host: bool, key: &str, good: &str) -> String {
-    let v = if good.contains(' ') {
-        format!("\"{good}\"")
-    } else {
-        good.to_string()
-    };
-    if host {
-        format!("sysctl -w {key}={v}")
-    } else {
-        format!("ip netns exec {netns} sysctl -w {key}={v}")
-    }
 }
 
 fn skipped_note(skipped: &[Skipped]) -> String {
@@ -243,14 +311,46 @@ fn skipped_note(skipped: &[Skipped]) -> String {
     note
 }
 
-fn good_side(opts: &Options, target: &mut Target) -> Result<Side, BisectError> {
+/// Everything of the good side that is compared.
+struct GoodSide {
+    sysctls: Side,
+    routes: Vec<crate::state::route_set::Entry>,
+    nft: nft::Tables,
+}
+
+fn good_side(opts: &Options, target: &mut Target) -> Result<GoodSide, BisectError> {
     match &opts.good {
-        Good::Defaults => target.scratch_defaults(),
-        Good::Netns(name) => apply::read_netns(name),
+        Good::Defaults => {
+            let (sysctls, routes) = target.scratch_defaults()?;
+            // A fresh namespace has no nft tables.
+            Ok(GoodSide {
+                sysctls,
+                routes,
+                nft: Vec::new(),
+            })
+        }
+        Good::Netns(name) => Ok(GoodSide {
+            sysctls: apply::read_netns(name)?,
+            routes: if opts.what.route {
+                apply::routes_of(name)?
+            } else {
+                Vec::new()
+            },
+            nft: if opts.what.nft {
+                nft::split(&nft::stateless(name)?)
+            } else {
+                Vec::new()
+            },
+        }),
         Good::File(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| BisectError::GoodFile(path.clone(), e.to_string()))?;
-            collect::parse_file(&text).map_err(|e| BisectError::GoodFile(path.clone(), e))
+            Ok(GoodSide {
+                sysctls: collect::parse_file(&text)
+                    .map_err(|e| BisectError::GoodFile(path.clone(), e))?,
+                routes: Vec::new(),
+                nft: Vec::new(),
+            })
         }
     }
 }

@@ -36,7 +36,7 @@ pub fn text(o: &Outcome) -> String {
     );
     for c in &o.culprits {
         let host = if c.host { "  [host-global]" } else { "" };
-        let _ = writeln!(t, "  {} = {}  (good: {}){host}", c.sysctl, c.bad, c.good);
+        let _ = writeln!(t, "  {} = {}  (good: {}){host}", c.name, c.bad, c.good);
         if !c.with.is_empty() {
             let _ = writeln!(t, "    with its copies {}", c.with.join(", "));
         }
@@ -52,7 +52,7 @@ pub fn text(o: &Outcome) -> String {
             o.netns
         );
         for s in &o.skipped {
-            let _ = writeln!(t, "  {}: {}", s.sysctl, s.why);
+            let _ = writeln!(t, "  {}: {}", s.name, s.why);
         }
     }
     t
@@ -61,24 +61,23 @@ pub fn text(o: &Outcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bisect::collect::{Setting, Skipped};
+    use crate::bisect::collect::{Name, Setting, Skipped};
 
     #[test]
     fn text_names_culprit_values_fix_and_skips() {
         let o = Outcome {
             netns: "blue".into(),
-            culprits: vec![Setting {
-                sysctl: "net.ipv4.conf.eth0.rp_filter".into(),
-                bad: "1".into(),
-                good: "0".into(),
-                host: false,
-                with: vec![],
-            }],
+            culprits: vec![Setting::sysctl(
+                "net.ipv4.conf.eth0.rp_filter",
+                "1",
+                "0",
+                false,
+            )],
             runs: 9,
             steps: 9,
             differences: 13,
             skipped: vec![Skipped {
-                sysctl: "net.core.rmem_default".into(),
+                name: Name::Sysctl("net.core.rmem_default".into()),
                 why: "host-global".into(),
             }],
             fix: vec!["ip netns exec blue sysctl -w net.ipv4.conf.eth0.rp_filter=0".into()],

@@ -27,8 +27,9 @@ pub struct BisectArgs {
     /// The good side from a file in `sysctl -a` / sysctl.conf form.
     #[arg(long, value_name = "FILE")]
     pub good_file: Option<PathBuf>,
-    /// What to compare; only `sysctl` is implemented (routes, rules and
-    /// the nft ruleset are not bisected yet).
+    /// What to compare, comma-separated: `sysctl` (per-namespace and, with
+    /// --allow-host-changes, host-global net.* sysctls), `route` (routes of
+    /// every table and policy rules), `nft` (the ruleset, per table).
     #[arg(
         long,
         value_name = "LIST",
@@ -66,9 +67,10 @@ pub fn run(args: BisectArgs) -> Result<()> {
     // Handlers first: Ctrl-C / SIGTERM end the search, and the journal
     // puts everything back on the way out.
     let _ = crate::signals::stop_flag();
-    if let Some(w) = args.what.iter().find(|w| w.as_str() != "sysctl") {
-        bail!("--what {w}: only `sysctl` can be bisected so far (routes, rules and nft are not implemented)");
-    }
+    let what = match bisect::What::parse(&args.what) {
+        Ok(w) => w,
+        Err(e) => bail!("{e}"),
+    };
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         bail!("--timeout must be a positive number of seconds");
     }
@@ -80,6 +82,7 @@ pub fn run(args: BisectArgs) -> Result<()> {
     let opts = Options {
         netns: args.netns.clone(),
         good,
+        what,
         repro: Repro {
             argv: args.repro.clone(),
             runs: args.runs,

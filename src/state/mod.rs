@@ -4,9 +4,10 @@
 //! procfs, the iptables getsockopts and the bpf(2) calls those tools make
 //! themselves: no shelling out to ip/nft/iptables/conntrack/ss/bpftool.
 //!
-//! Only [`nft::trace`] changes anything: it adds a table of netwhy's own to
-//! trace one flow, owned by its netlink socket so the kernel removes it
-//! with netwhy. Everything else here only reads.
+//! Only [`nft::trace`] and [`route_set`] change anything: the first adds a
+//! table of netwhy's own to trace one flow, owned by its netlink socket so
+//! the kernel removes it with netwhy; the second writes routes and rules
+//! for `netwhy bisect`, under its undo journal. Everything else only reads.
 pub mod addr;
 pub mod conntrack;
 pub mod counters;
@@ -16,6 +17,7 @@ pub mod netlink;
 pub mod nft;
 pub mod ns;
 pub mod route;
+pub mod route_set;
 pub mod sockets;
 pub mod sysctl;
 pub mod tcbpf;
