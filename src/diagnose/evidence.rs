@@ -29,7 +29,10 @@ pub fn gather(e: &DropEvent) -> Clues {
         "TCP_FLAGS" => super::tcpflags::gather(e, &mut c),
         "OTHERHOST" => super::l2::otherhost(e, &mut c),
         "BRIDGE_INGRESS_STP_STATE" => super::l2::stp(e, &mut c),
-        "NO_SOCKET" => no_socket(e, &mut c),
+        "NO_SOCKET" => {
+            no_socket(e, &mut c);
+            super::tcpflags::stray(e, &mut c)
+        }
         "SOCKET_RCVBUFF" => rcvbuf(e, &mut c),
         "IP_RPFILTER" => rp_filter(e, &mut c),
         "NEIGH_QUEUEFULL" | "NEIGH_FAILED" => neighbour(e, &mut c),

@@ -118,6 +118,25 @@ pub(super) fn gather(e: &DropEvent, c: &mut Clues) {
     }
 }
 
+/// NO_SOCKET for a TCP segment that is no connection attempt (a FIN, an
+/// ACK, data): says so, since "nothing listens" then is only half the story.
+pub(super) fn stray(e: &DropEvent, c: &mut Clues) {
+    let lookup = matches!(e.location.symbol.as_str(), "tcp_v4_rcv" | "tcp_v6_rcv");
+    let Some(flags) = e.flow.tcp_flags.as_deref().filter(|_| lookup) else {
+        return;
+    };
+    if flags.contains('S') {
+        return;
+    }
+    let what = if flags.contains('R') {
+        "a reset for a connection this host does not have (never answered: harmless)"
+    } else {
+        "no connection attempt: the peer still sends on a connection this host does not \
+         have (closed, timed out, restarted), or a scanner probes"
+    };
+    c.line(format!("segment flags [{flags}]: {what}"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
