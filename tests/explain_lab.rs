@@ -94,6 +94,61 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
                     && s["change"].as_u64().is_some_and(|c| c >= min)
             })
         }
+        "tcp-bad-flags" => {
+            // The flags decoded from the dropped segment, the listener it
+            // hit, and the interface that sent it.
+            let cli = lab.ns("cli").name.clone();
+            has(&|s| {
+                s["kind"] == "tcp_segment"
+                    && s["flags"] == "FS"
+                    && s["dst"] == "198.18.0.2:8089"
+                    && s["socket"] == "LISTEN"
+            }) && has(&|s| {
+                s["kind"] == "sender" && s["netns"] == cli.as_str() && s["dev"] == "eth0"
+            })
+        }
+        "otherhost-wrong-neighbour" => {
+            let srv_mac = lab
+                .mac("srv", "eth0")
+                .expect("srv's MAC")
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":");
+            let cli = lab.ns("cli").name.clone();
+            has(&|s| {
+                s["kind"] == "wrong_neighbour"
+                    && s["netns"] == cli.as_str()
+                    && s["dev"] == "eth0"
+                    && s["addr"] == "198.18.0.2"
+                    && s["lladdr"] == "02:4e:57:00:00:02"
+                    && s["want"] == srv_mac.as_str()
+            })
+        }
+        "bridge-stp-listening" => has(&|s| {
+            s["kind"] == "bridge_port"
+                && s["bridge"] == "br0"
+                && s["port"] == "eth0"
+                && s["state"] == "listening"
+                && s["forward_delay_ms"] == 30_000
+                && s["timer_ms"].as_u64().is_some_and(|t| t > 0 && t <= 30_000)
+        }),
+        "martian-destination" | "martian-loopback" => {
+            let (addr, class) = if name == "martian-loopback" {
+                ("127.0.0.53", "127.0.0.0/8")
+            } else {
+                ("240.0.0.1", "240.0.0.0/4")
+            };
+            let cli = lab.ns("cli").name.clone();
+            has(&|s| s["kind"] == "martian" && s["addr"] == addr && s["class"] == class)
+                && has(&|s| s["kind"] == "sender" && s["netns"] == cli.as_str())
+                && (name != "martian-loopback"
+                    || has(&|s| {
+                        s["kind"] == "sysctl"
+                            && s["name"] == "net.ipv4.conf.eth0.route_localnet"
+                            && s["value"] == "0"
+                    }))
+        }
         _ => true,
     };
     assert!(ok, "{name}: subject missing from the first finding: {f:#}");
@@ -103,6 +158,7 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
         "udp-bad-checksum" => Some("Udp:InCsumErrors +"),
         "rp-filter-martian" => Some("TcpExt:IPReversePathFilter +"),
         "no-route" => Some("IpExt:InNoRoutes +"),
+        "martian-destination" => Some("Ip:InAddrErrors +"),
         "tcp-accept-queue-full" | "tcp-syncookie-accept-queue-full" => {
             Some("TcpExt:ListenOverflows +")
         }

@@ -67,6 +67,44 @@ pub enum Subject {
     /// A kernel loss counter that moved while no drop event showed the
     /// loss (`TcpExt:ListenOverflows`), and by how much.
     Counter { name: String, change: u64 },
+    /// A TCP segment whose flags the receiving state refused: the flags as
+    /// captured ("FS"), its endpoints, and the socket state it hit
+    /// ("LISTEN", "ESTAB"..., or "none").
+    TcpSegment {
+        flags: String,
+        src: String,
+        dst: String,
+        socket: String,
+    },
+    /// The interface that put the dropped frame on the wire, found by the
+    /// frame's source MAC (netns name, device).
+    Sender {
+        netns: String,
+        dev: String,
+        mac: String,
+    },
+    /// A neighbour entry (in the sender's namespace) whose link-layer
+    /// address is not the one the address lives at now: `want` is the
+    /// MAC of the interface that owns `addr`.
+    WrongNeighbour {
+        netns: String,
+        dev: String,
+        addr: String,
+        lladdr: String,
+        state: String,
+        want: String,
+    },
+    /// A bridge port that does not forward yet (or at all): its STP state
+    /// and what it waits for, in milliseconds.
+    BridgePort {
+        bridge: String,
+        port: String,
+        state: String,
+        forward_delay_ms: u64,
+        timer_ms: Option<u64>,
+    },
+    /// A destination address that can never be routed on the wire.
+    Martian { addr: String, class: String },
 }
 
 impl Subject {
@@ -101,6 +139,23 @@ impl Subject {
                 name, dev, hook, ..
             } => format!("bpf {name} on {dev} {hook}"),
             Subject::Counter { name, change } => format!("{name} +{change}"),
+            Subject::TcpSegment {
+                flags, dst, socket, ..
+            } => format!("tcp [{flags}] to {dst} ({socket})"),
+            Subject::Sender { netns, dev, .. } => format!("sender {netns} {dev}"),
+            Subject::WrongNeighbour {
+                netns,
+                addr,
+                lladdr,
+                ..
+            } => format!("neighbour {addr} lladdr {lladdr} in {netns}"),
+            Subject::BridgePort {
+                bridge,
+                port,
+                state,
+                ..
+            } => format!("bridge {bridge} port {port} {state}"),
+            Subject::Martian { addr, class } => format!("martian {addr} ({class})"),
         }
     }
 }

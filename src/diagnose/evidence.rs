@@ -25,7 +25,14 @@ pub const RCVBUF_DANGER: u32 = i32::MAX as u32 - (16 << 20);
 pub fn gather(e: &DropEvent) -> Clues {
     let mut c = Clues::default();
     match e.reason {
-        "NO_SOCKET" => no_socket(e, &mut c),
+        _ if super::martian::applies(e) => super::martian::gather(e, &mut c),
+        "TCP_FLAGS" => super::tcpflags::gather(e, &mut c),
+        "OTHERHOST" => super::l2::otherhost(e, &mut c),
+        "BRIDGE_INGRESS_STP_STATE" => super::l2::stp(e, &mut c),
+        "NO_SOCKET" => {
+            no_socket(e, &mut c);
+            super::tcpflags::stray(e, &mut c)
+        }
         "SOCKET_RCVBUFF" => rcvbuf(e, &mut c),
         "IP_RPFILTER" => rp_filter(e, &mut c),
         "NEIGH_QUEUEFULL" | "NEIGH_FAILED" => neighbour(e, &mut c),
@@ -243,7 +250,7 @@ pub(super) fn listener_evidence(
     }
 }
 
-fn socket_subject(s: &SockInfo) -> Subject {
+pub(super) fn socket_subject(s: &SockInfo) -> Subject {
     Subject::Socket {
         proto: s.proto.to_string(),
         local: s.local.to_string(),

@@ -69,6 +69,14 @@ pub struct Flow {
     pub src_mac: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dst_mac: Option<String>,
+    /// The Ethernet addresses of any captured frame, IP or not: an
+    /// OTHERHOST drop is explained by comparing the destination with the
+    /// device's own address, and the source names the interface that sent
+    /// the frame. Not serialized: `src_mac`/`dst_mac` keep their JSON meaning.
+    #[serde(skip)]
+    pub eth_src: Option<[u8; 6]>,
+    #[serde(skip)]
+    pub eth_dst: Option<[u8; 6]>,
     /// Layer-4 checksum of a fully captured IPv4 UDP/TCP packet: "ok",
     /// "bad", or "partial" (offload pending on a locally sent packet).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -116,6 +124,8 @@ impl Default for Flow {
             frag: false,
             src_mac: None,
             dst_mac: None,
+            eth_src: None,
+            eth_dst: None,
             l4_csum: None,
             len: None,
             truncated: false,

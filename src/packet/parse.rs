@@ -33,6 +33,7 @@ pub(super) fn ethernet(f: &mut Flow, b: &[u8]) {
         f.truncated = true;
         return;
     };
+    (f.eth_src, f.eth_dst) = (Some(src), Some(dst));
     let mut off = 14;
     for _ in 0..MAX_STACK {
         if !VLAN_TPIDS.contains(&et) {

@@ -12,6 +12,7 @@ pub mod addr;
 pub mod conntrack;
 pub mod counters;
 pub mod iptables;
+pub mod link;
 pub mod neigh;
 pub mod netlink;
 pub mod nft;

@@ -175,16 +175,27 @@ pub(super) const ENTRIES: &[Entry] = &[
     entry!(
         OTHERHOST,
         "other-host",
-        false,
-        "frame addressed to another host's MAC: harmless",
-        "The frame's destination MAC address is not this host's; it was seen only because \
-         the interface is in promiscuous mode or on a shared segment.",
+        true,
+        "frame for another MAC: stale ARP entry on the sender?",
+        "The frame's destination MAC address is not this device's, so the kernel dropped it \
+         before IP. Seen on a shared segment or in promiscuous mode it is harmless; when the \
+         packet's IP destination is this host, the sender's neighbour entry for it points \
+         at a wrong or old MAC and every packet from that sender is lost.",
         [
+            "A stale or static neighbour (ARP/NDP) entry on the sender after a MAC change.",
             "Promiscuous mode (tcpdump, bridges, some VM setups) on a shared segment.",
             "A switch flooding unknown-unicast traffic.",
         ],
-        ["ip -d link show <dev>  (promiscuity count)", "ip neigh  (stale MACs for our IPs?)"],
-        ["None needed; if unexpected, check for stale ARP entries pointing at an old MAC."],
+        [
+            "ip neigh show <dst>  (on the sender: does the lladdr match this device?)",
+            "ip link show <dev>  (this device's MAC)",
+            "ip -d link show <dev>  (promiscuity count)",
+        ],
+        [
+            "If the IP destination is this host: fix the sender's entry (ip neigh replace <dst> \
+             lladdr <this-mac> dev <dev>, or ip neigh del) or announce: arping -U -I <dev> <dst>",
+            "Otherwise none needed.",
+        ],
     ),
     entry!(
         XFRM_POLICY,

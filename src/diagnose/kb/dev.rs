@@ -329,12 +329,24 @@ pub(super) const ENTRIES: &[Entry] = &[
     entry!(
         BRIDGE_INGRESS_STP_STATE,
         "bridge-port-blocked",
-        false,
+        true,
         "bridge port not forwarding (STP state)",
         "The bridge port the frame came in on is not in a forwarding STP state (blocking, \
-         listening or disabled).",
-        ["STP blocked the port to prevent a loop; the port is still in listening/learning after a change."],
-        ["bridge link show  (state)", "ip -d link show <br>  (stp_state, forward_delay)"],
-        ["Expected for loop prevention; otherwise fix the topology or wait for forward_delay."],
+         listening, learning or disabled), so the bridge dropped the frame.",
+        [
+            "The port just came up on a bridge with STP on: it waits forward_delay in \
+             listening and again in learning.",
+            "STP blocked the port to break a loop (another path to the root bridge).",
+        ],
+        [
+            "bridge link show  (state)",
+            "ip -d link show <br>  (stp_state, forward_delay)",
+            "ip -d link show <port>  (forward_delay_timer)",
+        ],
+        [
+            "Listening/learning: wait for forward_delay, shorten it (ip link set <br> type \
+             bridge forward_delay 200), or stp_state 0 if no loop can form.",
+            "Blocking: remove the redundant link, or change port costs so the right port forwards.",
+        ],
     ),
 ];

@@ -183,7 +183,7 @@ pub(super) const ENTRIES: &[Entry] = &[
     entry!(
         IP_LOCALNET,
         "ip-localnet-outside-loopback",
-        false,
+        true,
         "127.0.0.0/8 address seen outside loopback",
         "A packet with a loopback (127/8) address arrived on a non-loopback interface, which \
          is refused unless route_localnet is enabled.",

@@ -8,6 +8,9 @@
 //! live state with no drop, such as a receive buffer near INT_MAX).
 use super::Entry;
 
+mod thin;
+pub use thin::*;
+
 pub const NO_SOCKET_UDP: Entry = entry!(
     NO_SOCKET,
     "no-socket-udp",
@@ -463,4 +466,9 @@ pub(super) const ENTRIES: &[Entry] = &[
     UDP_SNDBUF_FULL,
     SOFTNET_BACKLOG_FULL,
     DEV_RX_DROPPED,
+    TCP_FLAGS_NEVER_VALID,
+    TCP_ACK_TO_LISTENER,
+    OTHERHOST_WRONG_NEIGHBOUR,
+    BRIDGE_PORT_STP_WAIT,
+    MARTIAN_DESTINATION,
 ];

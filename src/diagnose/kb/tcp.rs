@@ -98,13 +98,18 @@ pub(super) const ENTRIES: &[Entry] = &[
     entry!(
         TCP_FLAGS,
         "tcp-invalid-flags",
-        false,
+        true,
         "TCP flags invalid for this connection state",
-        "The segment's flags make no sense for the connection's state (for example no ACK \
-         flag on an established connection), so it was dropped.",
-        ["Scans (null/Xmas/FIN scans), broken middleboxes, or stale segments."],
-        ["tcpdump -ni <dev> 'tcp port <port>'"],
-        ["None needed for scans; otherwise find the device mangling flags."],
+        "The segment's flags make no sense for the state of the socket it reached (SYN+FIN \
+         or no flag at all anywhere, a bare ACK at a listener, no ACK on an established \
+         connection), so it was dropped.",
+        [
+            "Scans (null/Xmas/FIN scans) or hand-crafted segments.",
+            "A peer that lost its connection state (restart) still sending on it.",
+            "Broken middleboxes rewriting flags.",
+        ],
+        ["tcpdump -eni <dev> 'tcp port <port>'  (flags and the sender's MAC)", "ss -tan 'sport = :<port>'"],
+        ["None needed for scans; otherwise find the sender or device producing these segments."],
     ),
     entry!(
         TCP_ABORT_ON_DATA,

@@ -1,14 +1,18 @@
 //! The scenario catalog. Adding one: a file here plus one line in [`ALL`].
 mod accept_queue_full;
+mod bridge_stp;
 mod firewall_checksum;
 mod iptables_reject;
+mod martian_destination;
 mod nat_mismatch;
 mod neigh_failed;
 mod nft_forward_drop;
 mod nft_reject;
+mod otherhost_mac;
 mod routing;
 mod rp_filter;
 mod tc_bpf_drop;
+mod tcp_bad_flags;
 mod tcp_closed_port;
 mod udp_closed_port;
 mod udp_rcvbuf_full;
@@ -102,6 +106,11 @@ pub static ALL: &[&dyn Scenario] = &[
     &accept_queue_full::AcceptQueueFull { syncookies: true },
     &udp_send_no_route::UdpSendNoRoute,
     &udp_sndbuf_full::UdpSndbufFull,
+    &tcp_bad_flags::TcpBadFlags,
+    &otherhost_mac::OtherhostMac,
+    &bridge_stp::BridgeStp,
+    &martian_destination::MartianDestination(martian_destination::Martian::ClassE),
+    &martian_destination::MartianDestination(martian_destination::Martian::Loopback),
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Scenario> {
