@@ -415,6 +415,17 @@ mod tests {
         let s = serde_json::to_string(&a).unwrap();
         assert!(s.contains("\"undo\":\"restore_sysctl\""));
         assert_eq!(serde_json::from_str::<Action>(&s).unwrap(), a);
+        let a = Action::RestoreNetnsRoutes {
+            netns: "blue".into(),
+            routes: vec![crate::state::route_set::Entry {
+                rule: false,
+                hdr: vec![2, 32, 0, 0, 254, 4, 0, 6, 0, 0, 0, 0],
+                attrs: vec![(4, vec![])],
+                devs: vec!["eth0".into()],
+            }],
+        };
+        let s = serde_json::to_string(&a).unwrap();
+        assert_eq!(serde_json::from_str::<Action>(&s).unwrap(), a);
     }
 
     #[test]

@@ -146,6 +146,14 @@ fn ip_forward_off_on_a_router_against_its_healthy_sysctls() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert!(with.contains(&"net.ipv4.conf.eth0.forwarding"), "{r}");
+    // Writing ip_forward sets those copies too: the fix is one line.
+    assert_eq!(
+        r["fix"],
+        serde_json::json!([format!(
+            "ip netns exec {rtr} sysctl -w net.ipv4.ip_forward={good_fwd}"
+        )]),
+        "{r}"
+    );
     let n = r["differences"].as_u64().unwrap();
     assert!(r["runs"].as_u64().unwrap() <= one_culprit_bound(n), "{r}");
 }

@@ -1,8 +1,9 @@
-//! SIGKILL `explain`, `trace`, `run`, `lab run` and `doctor` at chosen
-//! moments, run one more netwhy of some other kind, and check that nothing
+//! SIGKILL `explain`, `trace`, `run`, `lab run`, `bisect` and `doctor` at
+//! chosen moments, run one more netwhy of some other kind, and check that nothing
 //! the killed run changed is left: nft trace tables, BPF programs and links,
 //! the `run` cgroup (and the command inside it), undo journals, tracefs
-//! mounts, lab namespaces, host sysctls (issue #12, part 5b).
+//! mounts, lab namespaces, host sysctls, the sysctls, routes and nft
+//! tables `bisect` changes in a namespace (issue #12, part 5b; #16).
 //!
 //! Kill points are of three kinds, so each run is reproducible: a side
 //! effect seen by polling (the trace table, the cgroup, a lab namespace,
@@ -65,6 +66,8 @@ enum Kind {
     TraceTable,
     Tracefs,
     Sysctl,
+    /// srv's sysctls, routes, rules or nft tables not as before (bisect).
+    Bisected,
     BpfProg,
     BpfLink,
 }
@@ -285,6 +288,10 @@ struct World {
     topo: Lab,
     cg2: PathBuf,
     rmem: String,
+    /// srv's settings as `bisect` must leave them ([`bisect_state`]).
+    srv: String,
+    /// srv's routes and rules as netwhy reads them (cheap to poll).
+    srv_routes: Vec<netwhy::state::route_set::Entry>,
     /// tracefs mounts expected now (0 while the test has unmounted it).
     tracefs: usize,
 }
@@ -351,6 +358,13 @@ impl World {
                 ),
             ));
         }
+        let srv = bisect_state(&self.topo);
+        if srv != self.srv {
+            v.push((
+                Kind::Bisected,
+                format!("srv changed:\n{srv}\nwas:\n{}", self.srv),
+            ));
+        }
         v
     }
 
@@ -369,6 +383,13 @@ impl World {
                 .is_ok_and(|ts| ts.iter().any(|t| t.name == nftrace::table_name(pid))),
             Kind::Tracefs => tracefs_mounts() > self.tracefs,
             Kind::Sysctl => std::fs::read_to_string(RMEM_DEFAULT).unwrap() != self.rmem,
+            Kind::Bisected => {
+                netwhy::state::route_set::read_in(&self.topo.ns("srv").name)
+                    .ok()
+                    .flatten()
+                    .as_ref()
+                    != Some(&self.srv_routes)
+            }
             Kind::BpfProg | Kind::BpfLink => false,
         }
     }
@@ -385,6 +406,40 @@ impl World {
         };
         v.into_iter().map(String::from).collect()
     }
+}
+
+/// srv's writable sysctls, routes of every table but `local` (which the
+/// kernel fills on its own), rules and stateless nft ruleset, as `ip` and
+/// `nft` print them.
+fn bisect_state(topo: &Lab) -> String {
+    let name = &topo.ns("srv").name;
+    let mut s = String::new();
+    if let Ok(side) = netwhy::bisect::apply::read_netns(name) {
+        for (k, e) in side.iter().filter(|(_, e)| e.writable) {
+            s.push_str(&format!("{k} = {}\n", e.value));
+        }
+    }
+    for args in [
+        &["-4", "route", "show", "table", "all"][..],
+        &["-6", "route", "show", "table", "all"],
+        &["-4", "rule"],
+        &["-6", "rule"],
+    ] {
+        let mut v = vec!["ip"];
+        v.extend_from_slice(args);
+        for l in topo.exec("srv", &v).unwrap_or_default().lines() {
+            if !l.contains(" table local ") {
+                s.push_str(l);
+                s.push('\n');
+            }
+        }
+    }
+    s.push_str(
+        &topo
+            .exec("srv", &["nft", "-s", "list", "ruleset"])
+            .unwrap_or_default(),
+    );
+    s
 }
 
 struct Outcome {
@@ -608,6 +663,34 @@ fn sigkill_at_any_point_leaves_nothing_after_the_next_run() {
         ),
     )
     .expect("nft");
+    // srv for bisect: a sysctl, a route, a rule and a table away from a
+    // fresh namespace's, and a repro that fails while the route is there.
+    topo.sysctl("srv", "net.ipv4.tcp_fin_timeout", "20")
+        .expect("sysctl");
+    topo.ip(
+        "srv",
+        &["route", "add", "10.77.0.0/16", "via", "198.18.2.1"],
+    )
+    .expect("route");
+    topo.ip(
+        "srv",
+        &[
+            "rule",
+            "add",
+            "to",
+            "10.78.0.0/16",
+            "lookup",
+            "main",
+            "pref",
+            "500",
+        ],
+    )
+    .expect("rule");
+    topo.nft("srv", "table ip nwk9_bisect {\n}\n").expect("nft");
+    let srv = topo.ns("srv").name.clone();
+    let srv_routes = netwhy::state::route_set::read_in(&srv)
+        .expect("routes")
+        .expect("srv");
     let rtr = topo.ns("rtr").name.clone();
     let cli = topo.ns("cli").name.clone();
     let stop = Arc::new(AtomicBool::new(false));
@@ -616,8 +699,11 @@ fn sigkill_at_any_point_leaves_nothing_after_the_next_run() {
         topo,
         cg2: cgroup2(),
         rmem: rmem_default(),
+        srv: String::new(),
+        srv_routes,
         tracefs: tracefs_mounts(),
     };
+    w.srv = bisect_state(&w.topo);
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let mut cases: Vec<Case> = Vec::new();
     let case = |phase, args: Vec<String>, at| Case {
@@ -723,6 +809,27 @@ fn sigkill_at_any_point_leaves_nothing_after_the_next_run() {
         cases.push(case("lab", lab(name), At::Delay(rng.delay())));
     }
 
+    // bisect: srv's sysctls, routes, rules and tables, changed from the
+    // first configuration on (each run of the repro takes 50 ms).
+    let repro = format!("sleep 0.05; ! ip -n {srv} route show 10.77.0.0/16 | grep -q .");
+    let bisect = s(&[
+        "bisect",
+        "--netns",
+        &srv,
+        "--what",
+        "sysctl,route,nft",
+        "--no-explain",
+        "--",
+        "sh",
+        "-c",
+        &repro,
+    ]);
+    cases.push(case("bisect", bisect.clone(), At::Sees(Kind::Bisected)));
+    cases.push(case("bisect", bisect.clone(), At::Says("(all good)")));
+    for _ in 0..2 {
+        cases.push(case("bisect", bisect.clone(), At::Delay(rng.delay())));
+    }
+
     // doctor changes nothing: a kill anywhere must leave nothing either.
     let doctor = s(&["doctor", "--netns", &rtr, "--netns", &cli]);
     // (A run takes ~60 ms: uniform delays over it.)
@@ -778,6 +885,7 @@ fn sigkill_at_any_point_leaves_nothing_after_the_next_run() {
         Kind::CgroupProcess,
         Kind::Tracefs,
         Kind::Sysctl,
+        Kind::Bisected,
     ] {
         assert!(
             left_seen.contains(&k),

@@ -104,3 +104,51 @@ pub fn fix(netns: &str, s: &Setting) -> Vec<String> {
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(rule: bool, dst: u8, ty: u8) -> Entry {
+        let mut hdr = vec![libc::AF_INET as u8, 32, 0, 0, 254, 3, 0, ty];
+        hdr.extend(0u32.to_ne_bytes());
+        Entry {
+            rule,
+            hdr,
+            attrs: vec![(1, vec![198, 18, 0, dst])],
+            devs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn same_identity_pairs_and_mixes_swap_one_for_the_other() {
+        let shared = entry(false, 9, 1);
+        let black = entry(false, 1, 6);
+        let uni = entry(false, 1, 1);
+        let extra = entry(false, 5, 1);
+        let rule = entry(true, 1, 1);
+        let broken = vec![shared.clone(), black.clone(), extra.clone(), rule.clone()];
+        let good = vec![shared.clone(), uni.clone()];
+        let set = diff(&broken, &good);
+        assert_eq!(set.len(), 3, "{set:?}");
+        let changed = set
+            .iter()
+            .find(|s| s.name == Name::Route("198.18.0.1/32 table main metric 0".into()))
+            .expect("the changed route is one setting");
+        assert!(changed.bad.starts_with("blackhole "), "{changed:?}");
+        assert!(changed.good.starts_with("198.18.0.1/32 "), "{changed:?}");
+        assert!(set
+            .iter()
+            .any(|s| matches!(s.name, Name::Rule(_)) && s.bad == "present" && s.good == "absent"));
+        // All good is the good side's list; all broken is BROKEN's.
+        let mut want = good.clone();
+        want.sort();
+        assert_eq!(mix(&broken, &set, |_| false), want);
+        let mut all = broken.clone();
+        all.sort();
+        assert_eq!(mix(&broken, &set, |_| true), all);
+        let i = set.iter().position(|s| s == changed).unwrap();
+        let only = mix(&broken, &set, |j| j == i);
+        assert!(only.contains(&black) && !only.contains(&uni) && !only.contains(&extra));
+    }
+}
