@@ -19,7 +19,7 @@
 //! alive (a pid reused by an unrelated process keeps its table until then).
 use std::collections::HashMap;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -61,6 +61,9 @@ pub struct Matcher {
     pub dport: Option<u16>,
     /// IPv4 destination address (restricts tracing to IPv4).
     pub daddr: Option<Ipv4Addr>,
+    /// IPv6 destination address (restricts tracing to IPv6): a dropped
+    /// ICMPv6 error has no port, only its protocol and whom it is for.
+    pub daddr6: Option<Ipv6Addr>,
 }
 
 impl Matcher {
@@ -68,7 +71,7 @@ impl Matcher {
         Matcher {
             l4proto: Some(libc::IPPROTO_TCP as u8),
             dport: Some(port),
-            daddr: None,
+            ..Matcher::default()
         }
     }
 
@@ -76,7 +79,7 @@ impl Matcher {
         Matcher {
             l4proto: Some(libc::IPPROTO_UDP as u8),
             dport: Some(port),
-            daddr: None,
+            ..Matcher::default()
         }
     }
 
@@ -85,9 +88,15 @@ impl Matcher {
         self
     }
 
+    pub fn daddr6(mut self, a: Ipv6Addr) -> Matcher {
+        self.daddr6 = Some(a);
+        self
+    }
+
     fn valid(&self) -> bool {
         let ported = matches!(self.l4proto, Some(6 | 17 | 33 | 132 | 136));
-        (self.l4proto.is_some() || self.daddr.is_some()) && (self.dport.is_none() || ported)
+        let addrs = self.daddr.is_some() as u8 + self.daddr6.is_some() as u8;
+        (self.l4proto.is_some() || addrs == 1) && addrs < 2 && (self.dport.is_none() || ported)
     }
 }
 
@@ -570,6 +579,12 @@ fn rule_exprs(a: &mut Vec<u8>, m: &Matcher) {
         payload(a, NFT_PAYLOAD_NETWORK_HEADER, 16, 4);
         cmp_eq(a, &d.octets());
     }
+    if let Some(d) = m.daddr6 {
+        meta_load(a, NFT_META_NFPROTO);
+        cmp_eq(a, &[NFPROTO_IPV6]);
+        payload(a, NFT_PAYLOAD_NETWORK_HEADER, 24, 16);
+        cmp_eq(a, &d.octets());
+    }
     if let Some(p) = m.l4proto {
         meta_load(a, NFT_META_L4PROTO);
         cmp_eq(a, &[p]);
@@ -784,5 +799,14 @@ mod tests {
             ..Matcher::default()
         };
         assert!(!port_only.valid());
+        let icmp_to = Matcher {
+            l4proto: Some(1),
+            ..Matcher::default()
+        }
+        .daddr([198, 18, 1, 2].into());
+        assert!(icmp_to.valid());
+        assert!(Matcher::default().daddr6(Ipv6Addr::LOCALHOST).valid());
+        let both = icmp_to.daddr6(Ipv6Addr::LOCALHOST);
+        assert!(!both.valid(), "one packet has one address family");
     }
 }
