@@ -74,7 +74,7 @@ impl RuleWatch {
         let Some(m) = matcher_for(&e.flow) else {
             return;
         };
-        match Tracer::start(e.netns, m) {
+        match Tracer::start_on(e.netns, m, e.dev.as_deref()) {
             Ok(t) => self
                 .active
                 .push((e.netns, e.netns_name.clone(), t, e.flow.l4_csum)),
@@ -101,10 +101,15 @@ impl RuleWatch {
         for (ns, name, mut t, csum) in self.active.drain(..) {
             let mut c = Clues::default();
             match t.collect(Duration::from_millis(300)) {
-                Ok(drops) if drops.is_empty() => c.line(
-                    "nftrace was armed after the first drop but saw no later packet of the \
-                     flow (repeat the traffic while explain runs)",
-                ),
+                Ok(drops) if drops.is_empty() => {
+                    c.line(
+                        "nftrace was armed after the first drop but saw no later packet of the \
+                         flow (repeat the traffic while explain runs)",
+                    );
+                    for u in t.unarmed() {
+                        c.line(format!("nftrace could not trace this family: {u}"));
+                    }
+                }
                 Ok(drops) => {
                     // One line per rule, however many packets it dropped.
                     let mut seen = Vec::new();
@@ -264,7 +269,13 @@ fn attribute(d: &TraceEvent, ns_name: Option<&str>, csum: Option<&str>, c: &mut 
 /// count too: an ICMP "fragmentation needed" a router generates and its own
 /// output chain drops is the PMTU black hole's missing piece, and the
 /// tracer's output-hook chain traces such locally generated packets.
+///
+/// An ARP packet (an arp family rule dropped it) is traced by the address
+/// it asks for or answers to.
 fn matcher_for(flow: &Flow) -> Option<Matcher> {
+    if let Some(a) = &flow.arp {
+        return Some(Matcher::default().arp_tpa(a.target));
+    }
     let proto = match flow.proto.as_deref()? {
         "tcp" => 6,
         "udp" => 17,
@@ -290,14 +301,7 @@ fn matcher_for(flow: &Flow) -> Option<Matcher> {
 }
 
 fn family_name(f: u8) -> &'static str {
-    match f {
-        2 => "ip",
-        3 => "arp",
-        5 => "netdev",
-        7 => "bridge",
-        10 => "ip6",
-        _ => "inet",
-    }
+    crate::state::nftrace::family_label(f)
 }
 
 #[cfg(test)]
@@ -331,6 +335,17 @@ mod tests {
         // A non-first fragment: no port, so no flow to trace.
         assert_eq!(matcher_for(&flow("udp", "198.18.0.2", None)), None);
         assert_eq!(matcher_for(&Flow::default()), None);
+        let arp = Flow {
+            arp: Some(crate::packet::Arp {
+                op: "request".into(),
+                sender: [198, 18, 0, 1].into(),
+                target: [198, 18, 0, 2].into(),
+                sender_mac: None,
+            }),
+            ..Flow::default()
+        };
+        let m = matcher_for(&arp).expect("arp");
+        assert_eq!((m.arp_tpa, m.l4proto), (Some([198, 18, 0, 2].into()), None));
         assert_eq!(
             matcher_for(&flow("47", "198.18.0.2", None)).and_then(|m| m.l4proto),
             Some(47)
