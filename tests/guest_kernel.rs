@@ -126,7 +126,7 @@ fn lab_scenarios_pass_on_debian_6_12() {
         .module("tun")
         // udp-sndbuf-full holds the sender's queue with a tbf qdisc.
         .module("sch_tbf")
-        // bridge-stp-listening: a bridge with kernel STP.
+        // bridge-stp-listening (kernel STP) and nft-bridge-drop (the bridge nft family).
         .module("bridge");
     let script = "netwhy lab run --all --check -o json";
     let Some(o) = guest::or_skip(test, g.run(script, Duration::from_secs(600))) else {

@@ -6,6 +6,7 @@ mod iptables_reject;
 mod martian_destination;
 mod nat_mismatch;
 mod neigh_failed;
+mod nft_family_drop;
 mod nft_forward_drop;
 mod nft_reject;
 mod otherhost_mac;
@@ -111,6 +112,10 @@ pub static ALL: &[&dyn Scenario] = &[
     &bridge_stp::BridgeStp,
     &martian_destination::MartianDestination(martian_destination::Martian::ClassE),
     &martian_destination::MartianDestination(martian_destination::Martian::Loopback),
+    &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::Bridge),
+    &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::NetdevIngress),
+    &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::NetdevEgress),
+    &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::Arp),
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Scenario> {
