@@ -82,6 +82,10 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
             has(&|s| s["kind"] == "socket" && s["local"] == "198.18.0.2:8088")
                 && has(&|s| s["kind"] == "sysctl" && s["name"] == "net.core.somaxconn")
         }
+        "tcp6-syncookie-accept-queue-full" => {
+            has(&|s| s["kind"] == "socket" && s["local"] == "[fd00:18::2]:8088")
+                && has(&|s| s["kind"] == "sysctl" && s["name"] == "net.core.somaxconn")
+        }
         "udp-send-no-route" | "udp-sndbuf-full" => {
             let (counter, min) = if name == "udp-sndbuf-full" {
                 ("Udp:SndbufErrors", 5)
@@ -103,9 +107,9 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
         "udp-bad-checksum" => Some("Udp:InCsumErrors +"),
         "rp-filter-martian" => Some("TcpExt:IPReversePathFilter +"),
         "no-route" => Some("IpExt:InNoRoutes +"),
-        "tcp-accept-queue-full" | "tcp-syncookie-accept-queue-full" => {
-            Some("TcpExt:ListenOverflows +")
-        }
+        "tcp-accept-queue-full"
+        | "tcp-syncookie-accept-queue-full"
+        | "tcp6-syncookie-accept-queue-full" => Some("TcpExt:ListenOverflows +"),
         _ => None,
     };
     if let Some(c) = counter {

@@ -98,10 +98,20 @@ pub static ALL: &[&dyn Scenario] = &[
     &tc_bpf_drop::TcBpfDrop(crate::lab::bpf::How::ClsBpf),
     &tc_bpf_drop::TcBpfDrop(crate::lab::bpf::How::Xdp { generic: false }),
     &tc_bpf_drop::TcBpfDrop(crate::lab::bpf::How::Xdp { generic: true }),
-    &accept_queue_full::AcceptQueueFull { syncookies: false },
-    &accept_queue_full::AcceptQueueFull { syncookies: true },
+    &accept_queue_full::AcceptQueueFull {
+        syncookies: false,
+        v6: false,
+    },
+    &accept_queue_full::AcceptQueueFull {
+        syncookies: true,
+        v6: false,
+    },
     &udp_send_no_route::UdpSendNoRoute,
     &udp_sndbuf_full::UdpSndbufFull,
+    &accept_queue_full::AcceptQueueFull {
+        syncookies: true,
+        v6: true,
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Scenario> {
