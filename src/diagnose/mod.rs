@@ -16,6 +16,7 @@
 use std::borrow::Cow;
 
 pub mod clues;
+pub mod correlate;
 pub mod corroborate;
 pub mod counters;
 pub mod evidence;

@@ -436,6 +436,34 @@ pub const DEV_RX_DROPPED: Entry = counted!(
     ["Enlarge the ring: ethtool -G <dev> rx <n>; spread interrupts (irqbalance, RSS)."],
 );
 
+pub const PMTU_BLACKHOLE: Entry = entry!(
+    NETFILTER_DROP,
+    "pmtu-blackhole",
+    true,
+    "PMTU black hole: a firewall eats ICMP frag-needed",
+    "A packet too big for a link on the path was dropped with ICMP \"fragmentation needed\" \
+     (IPv6: \"packet too big\") sent back to its sender, and a firewall rule dropped that ICMP \
+     on its way (on the router's own output, a router on the way back, or the sender's \
+     input). The sender never learns the path MTU: large packets vanish, small ones pass \
+     (TLS handshakes and bulk transfers hang, pings and SYNs work).",
+    [
+        "A rule that drops all ICMP (\"block ping\") or all but echo, on the way back or on the \
+         router's output.",
+        "A tunnel, VPN or overlay link with a smaller MTU than the sender's on the path.",
+    ],
+    [
+        "nft -a list ruleset  (the rule that drops ICMP type destination-unreachable / \
+         packet-too-big; the handle is in the evidence)",
+        "ip route get <dst>  (on the sender: no learnt 'mtu' while the black hole lasts)",
+        "ping -M do -s <size> <dst>  (the largest size that passes)",
+    ],
+    [
+        "Clamp TCP MSS to the route MTU on the router: nft add rule inet filter forward tcp \
+         flags syn tcp option maxseg size set rt mtu",
+        "Lower the sender's MTU to the path's (ip link set <dev> mtu <n>, or a route mtu).",
+    ],
+);
+
 /// Every evidence-driven entry.
 pub(super) const ENTRIES: &[Entry] = &[
     NO_SOCKET_UDP,
@@ -463,4 +491,5 @@ pub(super) const ENTRIES: &[Entry] = &[
     UDP_SNDBUF_FULL,
     SOFTNET_BACKLOG_FULL,
     DEV_RX_DROPPED,
+    PMTU_BLACKHOLE,
 ];

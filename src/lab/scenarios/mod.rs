@@ -6,6 +6,7 @@ mod nat_mismatch;
 mod neigh_failed;
 mod nft_forward_drop;
 mod nft_reject;
+mod pmtu_blackhole;
 mod routing;
 mod rp_filter;
 mod tc_bpf_drop;
@@ -112,6 +113,7 @@ pub static ALL: &[&dyn Scenario] = &[
         syncookies: true,
         v6: true,
     },
+    &pmtu_blackhole::PmtuBlackhole,
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Scenario> {
