@@ -98,6 +98,20 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
             let ev = f["evidence"].to_string();
             rule && ev.contains("MTU 1280") && ev.contains("quotes that very packet")
         }
+        "udp-emsgsize" => {
+            // The sender's socket, the route's MTU and the size it broke.
+            let ev = f["evidence"].to_string();
+            has(&|s| {
+                s["kind"] == "socket"
+                    && s["local"]
+                        .as_str()
+                        .is_some_and(|l| l.starts_with("0.0.0.0:"))
+            }) && ev.contains("MTU 1280")
+                && ev.contains("1428 bytes")
+                && f["fix"][0]
+                    .as_str()
+                    .is_some_and(|x| x.contains("at most 1252 bytes"))
+        }
         "tcp6-syncookie-accept-queue-full" => {
             has(&|s| s["kind"] == "socket" && s["local"] == "[fd00:18::2]:8088")
                 && has(&|s| s["kind"] == "sysctl" && s["name"] == "net.core.somaxconn")

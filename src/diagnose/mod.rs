@@ -19,6 +19,7 @@ pub mod clues;
 pub mod correlate;
 pub mod corroborate;
 pub mod counters;
+pub mod emsgsize;
 pub mod evidence;
 pub mod finding;
 pub mod kb;

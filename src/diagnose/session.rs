@@ -26,6 +26,8 @@ pub struct Session {
     host: Option<u32>,
     /// nftrace for dropped ICMP frag-needed (PMTU black holes).
     icmp_rules: super::correlate::IcmpRules,
+    /// Sends that failed with EMSGSIZE (no skb, no counter).
+    sends: Option<super::emsgsize::SendWatch>,
 }
 
 impl Session {
@@ -45,6 +47,7 @@ impl Session {
             first_sight: HashMap::new(),
             host: None,
             icmp_rules: Default::default(),
+            sends: None,
         }
     }
 
@@ -56,6 +59,17 @@ impl Session {
             self.counters.start(ino);
             self.host = Some(ino);
         }
+    }
+
+    /// Also report sends that fail with EMSGSIZE, read from `src` (the
+    /// send-failure probe): in the watched namespaces, or anywhere when the
+    /// host is watched (call after [`Session::watch_host`]).
+    pub fn watch_sends(&mut self, src: Box<dyn super::emsgsize::SendFailures>) {
+        let only = self
+            .host
+            .is_none()
+            .then(|| self.names.keys().copied().collect());
+        self.sends = Some(super::emsgsize::SendWatch::new(src, only));
     }
 
     /// Call for every drop, as soon as it is read.
@@ -74,6 +88,9 @@ impl Session {
     /// Call often (every ring-buffer poll): samples watched namespaces.
     pub fn tick(&mut self) {
         self.state.tick();
+        if let Some(s) = &mut self.sends {
+            s.tick();
+        }
     }
 
     /// Findings for `events` (biggest group first), then live-state traps.
@@ -131,6 +148,9 @@ impl Session {
         }
         counted.sort_by_key(|(host, _)| *host);
         findings.extend(self.state.findings());
+        if let Some(s) = self.sends.take() {
+            findings.extend(s.findings(&self.names));
+        }
         findings.extend(counted.into_iter().flat_map(|(_, f)| f));
         findings
     }

@@ -464,6 +464,34 @@ pub const PMTU_BLACKHOLE: Entry = entry!(
     ],
 );
 
+pub const UDP_EMSGSIZE: Entry = counted!(
+    "udp-emsgsize",
+    true,
+    "sends failed: datagram larger than the MTU (EMSGSIZE)",
+    "A socket's sends failed with EMSGSIZE before a packet existed: the datagram plus its \
+     headers is larger than the route's MTU (or the path MTU the kernel learnt) and the \
+     socket forbids fragmentation (IP_PMTUDISC_DO, IPV6_DONTFRAG, and IPv6 never fragments \
+     in transit), or it is larger than a UDP datagram can be (65507 bytes over IPv4). No skb \
+     is built and no counter moves: only the application sees the error.",
+    [
+        "An application that sets DF (IP_PMTUDISC_DO: QUIC, DNS over UDP with large EDNS \
+         buffers, games, tunnels) sends datagrams sized for a bigger MTU than the route's.",
+        "A tunnel, VPN or container interface with a smaller MTU than the application expects.",
+        "A message larger than 65507 bytes sent as one UDP datagram.",
+    ],
+    [
+        "ip route get <dst>  (the device, and a learnt 'mtu' if ICMP lowered it)",
+        "ip link show <dev>  (mtu)",
+        "ss -uap  (the socket; strace -e sendto,sendmsg the sender for EMSGSIZE)",
+    ],
+    [
+        "Send smaller datagrams: at most the route MTU minus 28 bytes (IPv4 + UDP headers; 48 \
+         over IPv6).",
+        "Let the kernel fragment (IP_MTU_DISCOVER=IP_PMTUDISC_WANT), or raise the device's MTU \
+         if the whole path carries it: ip link set <dev> mtu <n>.",
+    ],
+);
+
 /// Every evidence-driven entry.
 pub(super) const ENTRIES: &[Entry] = &[
     NO_SOCKET_UDP,
@@ -492,4 +520,5 @@ pub(super) const ENTRIES: &[Entry] = &[
     SOFTNET_BACKLOG_FULL,
     DEV_RX_DROPPED,
     PMTU_BLACKHOLE,
+    UDP_EMSGSIZE,
 ];

@@ -12,6 +12,7 @@ mod rp_filter;
 mod tc_bpf_drop;
 mod tcp_closed_port;
 mod udp_closed_port;
+mod udp_emsgsize;
 mod udp_rcvbuf_full;
 mod udp_rmem_overflow;
 mod udp_send_no_route;
@@ -114,6 +115,7 @@ pub static ALL: &[&dyn Scenario] = &[
         v6: true,
     },
     &pmtu_blackhole::PmtuBlackhole,
+    &udp_emsgsize::UdpEmsgsize,
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Scenario> {
