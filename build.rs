@@ -7,7 +7,7 @@ use std::process::Command;
 use libbpf_cargo::SkeletonBuilder;
 
 /// One line per probe: adding a probe is one folder plus one entry here.
-const PROBES: &[&str] = &["drop", "path", "skbfunc", "tcverdict"];
+const PROBES: &[&str] = &["drop", "path", "skbfunc", "tcverdict", "sendfail"];
 
 /// Programs the lab plants in its namespaces (src/lab/bpf/<name>.bpf.c):
 /// the breakage of a scenario, not a probe of netwhy's.

@@ -104,6 +104,40 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
             has(&|s| s["kind"] == "socket" && s["local"] == "198.18.0.2:8088")
                 && has(&|s| s["kind"] == "sysctl" && s["name"] == "net.core.somaxconn")
         }
+        "pmtu-blackhole" => {
+            // The rule that eats the ICMP, as planted on the client.
+            let planted =
+                netwhy::state::nftrace::rules(lab.ns("cli").inode, 1, "nwlab_filter", "input")
+                    .expect("dump the planted rules");
+            let want: Vec<u64> = planted.iter().map(|r| r.handle).collect();
+            let rule = has(&|s| {
+                s["kind"] == "nft_rule"
+                    && s["table"] == "nwlab_filter"
+                    && s["chain"] == "input"
+                    && s["handle"].as_u64().is_some_and(|h| want.contains(&h))
+            });
+            // The chain of evidence: the too-big packet and the ICMP about it.
+            let ev = f["evidence"].to_string();
+            rule && ev.contains("MTU 1280") && ev.contains("quotes that very packet")
+        }
+        "udp-emsgsize" => {
+            // The sender's socket, the route's MTU and the size it broke.
+            let ev = f["evidence"].to_string();
+            has(&|s| {
+                s["kind"] == "socket"
+                    && s["local"]
+                        .as_str()
+                        .is_some_and(|l| l.starts_with("0.0.0.0:"))
+            }) && ev.contains("MTU 1280")
+                && ev.contains("1428 bytes")
+                && f["fix"][0]
+                    .as_str()
+                    .is_some_and(|x| x.contains("at most 1252 bytes"))
+        }
+        "tcp6-syncookie-accept-queue-full" => {
+            has(&|s| s["kind"] == "socket" && s["local"] == "[fd00:18::2]:8088")
+                && has(&|s| s["kind"] == "sysctl" && s["name"] == "net.core.somaxconn")
+        }
         "udp-send-no-route" | "udp-sndbuf-full" => {
             let (counter, min) = if name == "udp-sndbuf-full" {
                 ("Udp:SndbufErrors", 5)
@@ -181,9 +215,9 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
         "rp-filter-martian" => Some("TcpExt:IPReversePathFilter +"),
         "no-route" => Some("IpExt:InNoRoutes +"),
         "martian-destination" => Some("Ip:InAddrErrors +"),
-        "tcp-accept-queue-full" | "tcp-syncookie-accept-queue-full" => {
-            Some("TcpExt:ListenOverflows +")
-        }
+        "tcp-accept-queue-full"
+        | "tcp-syncookie-accept-queue-full"
+        | "tcp6-syncookie-accept-queue-full" => Some("TcpExt:ListenOverflows +"),
         _ => None,
     };
     if let Some(c) = counter {

@@ -132,6 +132,64 @@ fn reply_from_the_wrong_address_is_reported_dropped() {
     assert!(!std::path::Path::new(cg).exists(), "{cg} left behind");
 }
 
+/// The conntrack entry of the DNAT is flushed between query and answer:
+/// the reply reaches the client un-NATed and is refused. The evidence (no
+/// NAT entry left anywhere) makes the conntrack fix the first one, in the
+/// flow summary as in the finding, ahead of the knowledge base's generic
+/// "make the server answer from the DNAT target".
+#[test]
+fn lost_conntrack_entry_puts_the_conntrack_fix_first() {
+    if !root_or_skip("run_nat_lost_ct") {
+        return;
+    }
+    let lab = dns_lab("198.18.2.2");
+    let s = traffic::udp_socket(&lab.ns("srv").name, "0.0.0.0:53".parse().unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let rtr = lab.ns("rtr").name.clone();
+    let srv = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        if let Ok((_, from)) = s.recv_from(&mut buf) {
+            let st = std::process::Command::new("ip")
+                .args(["netns", "exec", &rtr, "conntrack", "-F"])
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("run conntrack");
+            assert!(st.success(), "conntrack -F failed");
+            s.send_to(b"answer\n", from).unwrap();
+            std::thread::sleep(Duration::from_millis(800));
+        }
+    });
+    let (out, v) = client(&lab);
+    srv.join().unwrap();
+    assert_eq!(out.status.code(), Some(124), "the client timed out waiting");
+    let p = flow_packets(&v);
+    let reply = p
+        .iter()
+        .find(|p| p["fate"]["fate"] == "dropped")
+        .unwrap_or_else(|| panic!("no dropped reply: {p:?}"));
+    assert_eq!(reply["remote"], "198.18.2.2:53", "not un-NATed");
+    assert_eq!(reply["explanation"]["id"], "nat-tuple-mismatch");
+    let generic = reply["explanation"]["fixes"][0].as_str().unwrap();
+    assert!(generic.contains("DNAT target"), "{generic}");
+    let first = reply["fix"][0].as_str().unwrap_or_default();
+    assert!(
+        first.starts_with("keep the conntrack entry"),
+        "the flow's first fix is not about conntrack: {reply:#}"
+    );
+    let findings = of_type(&v, "finding");
+    let f = findings
+        .iter()
+        .find(|f| f["cause"] == "nat-tuple-mismatch")
+        .unwrap_or_else(|| panic!("no nat-tuple-mismatch finding: {findings:?}"));
+    assert_eq!(f["fix"][0], reply["fix"][0]);
+    assert!(
+        f["evidence"]
+            .to_string()
+            .contains("no conntrack entry with NAT"),
+        "{f:#}"
+    );
+}
+
 #[test]
 fn refused_tcp_connect_shows_the_dropped_syn_and_the_reset() {
     if !root_or_skip("run_tcp_refused") {

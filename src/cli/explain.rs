@@ -61,6 +61,12 @@ pub fn run(args: ExplainArgs) -> Result<()> {
     if scoped.is_empty() {
         session.watch_host();
     }
+    // Sends failing with EMSGSIZE leave no skb and no counter: only the
+    // syscalls' tracepoints see them (diagnose::emsgsize).
+    match crate::probe::sendfail::SendFailProbe::attach() {
+        Ok(p) => session.watch_sends(Box::new(p)),
+        Err(e) => crate::log::warn(format_args!("EMSGSIZE sends will not be seen: {e}")),
+    }
     crate::log::info(format_args!(
         "attached to {}/kfree_skb; capturing for {:.1}s (Ctrl-C to explain now)",
         cap.probe.hook().as_str(),

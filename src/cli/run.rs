@@ -126,7 +126,9 @@ pub fn run(args: RunArgs) -> Result<()> {
             child.wait()?
         }
     };
-    let report = flows::group(&traced.packets);
+    let mut report = flows::group(&traced.packets);
+    // Each drop's first fix is the one its live evidence points to.
+    flows::follow_findings(&mut report, &traced.findings);
     // JSON keeps every packet (steps and fate) before the flows; the text
     // report is per flow.
     let opts = sink::Options {

@@ -308,8 +308,10 @@ fn nat_mismatch(p: Proto, s: &SockInfo, src: SocketAddr, dst: SocketAddr, c: &mu
              have un-NATed the reply was flushed or expired, or the NAT box is not visible here"
         ));
         c.fix(format!(
-            "make the reply come from {} (the socket's peer): keep the conntrack entry alive \
-             (no conntrack -F under traffic) and route replies through the NAT box",
+            "keep the conntrack entry alive until the reply: no conntrack -F/-D under live \
+             traffic (network agents, proxy resyncs), nf_conntrack_max above the entries in use, \
+             a UDP timeout longer than the server's answer; then the reply is un-NATed to come \
+             from {} (the socket's peer)",
             s.remote
         ));
     }

@@ -50,6 +50,10 @@ pub enum Source {
     /// with consume_skb, a send that failed before an skb existed); `count`
     /// is how many, reason and location are empty.
     Counter,
+    /// Sends that failed in the system call before a packet existed and
+    /// that no counter counts (EMSGSIZE), seen at the syscall's exit;
+    /// `count` is how many, reason and location are empty.
+    Syscall,
 }
 
 /// One explained group of drops.
@@ -403,6 +407,7 @@ pub(crate) mod tests {
             (Source::Drop, "drop"),
             (Source::State, "state"),
             (Source::Counter, "counter"),
+            (Source::Syscall, "syscall"),
         ] {
             let j = serde_json::to_string(&s).unwrap();
             assert_eq!(j, format!("\"{name}\""));

@@ -16,8 +16,10 @@
 use std::borrow::Cow;
 
 pub mod clues;
+pub mod correlate;
 pub mod corroborate;
 pub mod counters;
+pub mod emsgsize;
 pub mod evidence;
 pub mod finding;
 pub mod kb;

@@ -24,6 +24,10 @@ pub struct Session {
     names: HashMap<u32, Option<String>>,
     /// The host's netns inode when its counters are watched.
     host: Option<u32>,
+    /// nftrace for dropped ICMP frag-needed (PMTU black holes).
+    icmp_rules: super::correlate::IcmpRules,
+    /// Sends that failed with EMSGSIZE (no skb, no counter).
+    sends: Option<super::emsgsize::SendWatch>,
 }
 
 impl Session {
@@ -42,6 +46,8 @@ impl Session {
             state: StateWatch::new(watched),
             first_sight: HashMap::new(),
             host: None,
+            icmp_rules: Default::default(),
+            sends: None,
         }
     }
 
@@ -55,9 +61,21 @@ impl Session {
         }
     }
 
+    /// Also report sends that fail with EMSGSIZE, read from `src` (the
+    /// send-failure probe): in the watched namespaces, or anywhere when the
+    /// host is watched (call after [`Session::watch_host`]).
+    pub fn watch_sends(&mut self, src: Box<dyn super::emsgsize::SendFailures>) {
+        let only = self
+            .host
+            .is_none()
+            .then(|| self.names.keys().copied().collect());
+        self.sends = Some(super::emsgsize::SendWatch::new(src, only));
+    }
+
     /// Call for every drop, as soon as it is read.
     pub fn on_drop(&mut self, e: &DropEvent) {
         self.rules.on_drop(e);
+        self.icmp_rules.on_drop(e);
         self.counters.start(e.netns);
         self.names
             .entry(e.netns)
@@ -70,6 +88,9 @@ impl Session {
     /// Call often (every ring-buffer poll): samples watched namespaces.
     pub fn tick(&mut self) {
         self.state.tick();
+        if let Some(s) = &mut self.sends {
+            s.tick();
+        }
     }
 
     /// Findings for `events` (biggest group first), then live-state traps.
@@ -106,6 +127,10 @@ impl Session {
                 }
             }
         }
+        // Drops that are one incident (a too-big packet and the ICMP about
+        // it that a firewall ate) become one finding, first.
+        let icmp_rules = self.icmp_rules.finish();
+        super::correlate::pmtu_blackholes(&mut findings, events, &icmp_rules);
         // Losses only counters saw come after what drops and traps show,
         // the named namespaces' before the host's.
         let cited = counters::cited(&findings);
@@ -123,6 +148,9 @@ impl Session {
         }
         counted.sort_by_key(|(host, _)| *host);
         findings.extend(self.state.findings());
+        if let Some(s) = self.sends.take() {
+            findings.extend(s.findings(&self.names));
+        }
         findings.extend(counted.into_iter().flat_map(|(_, f)| f));
         findings
     }

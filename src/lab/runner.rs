@@ -103,12 +103,16 @@ pub fn run(s: &dyn Scenario, hook: Option<Hook>) -> Result<Report, RunError> {
     // The diagnosis reads live state while the trigger runs (a client's
     // socket lives only as long as its query), so drops are consumed
     // concurrently with the trigger, as `netwhy explain` would.
-    let session = Session::new(
+    let mut session = Session::new(
         lab.nss
             .iter()
             .map(|n| (n.inode, Some(n.name.clone())))
             .collect(),
     );
+    match crate::probe::sendfail::SendFailProbe::attach() {
+        Ok(p) => session.watch_sends(Box::new(p)),
+        Err(e) => crate::log::warn(format_args!("EMSGSIZE sends will not be seen: {e}")),
+    }
     let mut src = DropStream::new(&cap.probe, &mut cap.enricher)
         .map_err(pipeline_error)?
         .wait(Duration::from_millis(20))

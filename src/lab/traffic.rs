@@ -313,7 +313,44 @@ pub(crate) fn pseudo_sum(
         .sum()
 }
 
-/// Send `packet` (an IPv4 packet) `count` times out of `ifname` in netns
+/// An IPv6 TCP segment (no options, no payload, hop limit 64) with its
+/// checksum right: the IPv6 twin of [`ipv4_tcp`].
+pub fn ipv6_tcp(
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+) -> Vec<u8> {
+    let mut p = vec![0u8; 60];
+    p[0] = 0x60;
+    p[4..6].copy_from_slice(&20u16.to_be_bytes());
+    p[6] = 6;
+    p[7] = 64;
+    p[8..24].copy_from_slice(&src.octets());
+    p[24..40].copy_from_slice(&dst.octets());
+    p[40..42].copy_from_slice(&sport.to_be_bytes());
+    p[42..44].copy_from_slice(&dport.to_be_bytes());
+    p[44..48].copy_from_slice(&seq.to_be_bytes());
+    p[48..52].copy_from_slice(&ack.to_be_bytes());
+    p[52] = 5 << 4;
+    p[53] = flags;
+    p[54..56].copy_from_slice(&65535u16.to_be_bytes());
+    // Pseudo-header: both addresses, the upper-layer length, the protocol.
+    let pre: u32 = p[8..40]
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum::<u32>()
+        + 20
+        + 6;
+    let tc = csum16(&p[40..], pre);
+    p[56..58].copy_from_slice(&tc.to_be_bytes());
+    p
+}
+
+/// Send `packet` (an IPv4 or IPv6 packet) `count` times out of `ifname` in netns
 /// `ns` through an AF_PACKET socket, to the link-layer address `dst_mac`.
 /// The skb reaches the peer as CHECKSUM_NONE: the receiver verifies L4
 /// checksums itself.
@@ -331,7 +368,13 @@ pub fn packet_send(
         if ifindex == 0 {
             return Err(terr("if_nametoindex", std::io::Error::last_os_error()));
         }
-        let proto = (libc::ETH_P_IP as u16).to_be();
+        // The version nibble says which: an IPv6 packet goes as ETH_P_IPV6.
+        let ethertype = if packet.first().is_some_and(|b| b >> 4 == 6) {
+            libc::ETH_P_IPV6
+        } else {
+            libc::ETH_P_IP
+        };
+        let proto = (ethertype as u16).to_be();
         // SAFETY: plain socket(2).
         let fd = unsafe {
             libc::socket(

@@ -14,6 +14,11 @@ pub fn finding_text(n: usize, f: &Finding) -> String {
             "[{n}] {} lost with no drop event (kernel counters only)  netns={ns}\n",
             f.count
         )
+    } else if f.source == crate::diagnose::finding::Source::Syscall {
+        format!(
+            "[{n}] {} sends failed before a packet existed (seen at the syscall)  netns={ns}\n",
+            f.count
+        )
     } else {
         format!(
             "[{n}] {}x {} at {}  netns={ns} dev={}\n",

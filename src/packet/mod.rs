@@ -88,6 +88,14 @@ pub struct Flow {
     /// The capture ended before a header this parser wanted to read.
     #[serde(skip_serializing_if = "is_false")]
     pub truncated: bool,
+    /// An ICMP error's quoted packet (the header of the packet it is
+    /// about): what ties an ICMP frag-needed to the packet that was too big.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icmp_quote: Option<Box<Flow>>,
+    /// The next-hop MTU an ICMP frag-needed / ICMPv6 packet-too-big
+    /// announces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icmp_mtu: Option<u32>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -129,6 +137,8 @@ impl Default for Flow {
             l4_csum: None,
             len: None,
             truncated: false,
+            icmp_quote: None,
+            icmp_mtu: None,
         }
     }
 }

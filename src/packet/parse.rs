@@ -201,8 +201,35 @@ fn transport(f: &mut Flow, proto: u8, b: &[u8]) {
             };
             f.icmp_type = Some(t);
             f.icmp_code = Some(c);
+            icmp_error(f, proto, t, c, b);
         }
         _ => {}
+    }
+}
+
+/// An ICMP error (v4: unreachable, time exceeded, parameter problem; v6:
+/// types below 128) quotes the header of the packet it is about after its
+/// 8-byte header: parsed as a flow of its own, with the MTU a
+/// frag-needed / packet-too-big announces.
+fn icmp_error(f: &mut Flow, proto: u8, t: u8, c: u8, b: &[u8]) {
+    let (error, et) = match proto {
+        1 => (matches!(t, 3 | 11 | 12), ETH_IPV4),
+        _ => (t < 128, ETH_IPV6),
+    };
+    if !error {
+        return;
+    }
+    f.icmp_mtu = match (proto, t, c) {
+        (1, 3, 4) => be16(b, 6).map(u32::from),
+        (58, 2, _) => bytes::<4>(b, 4).map(u32::from_be_bytes),
+        _ => None,
+    };
+    if let Some(q) = b.get(8..).filter(|q| !q.is_empty()) {
+        let mut inner = Flow::default();
+        network(&mut inner, et, q);
+        // A quote is cut short by design: not a capture problem.
+        inner.l4_csum = None;
+        f.icmp_quote = Some(Box::new(inner));
     }
 }
 

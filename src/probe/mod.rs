@@ -31,6 +31,7 @@ macro_rules! set_dev_mark_filters {
 pub mod backend;
 pub mod drop;
 pub mod path;
+pub mod sendfail;
 pub mod skbfunc;
 pub mod tcverdict;
 

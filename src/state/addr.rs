@@ -101,6 +101,23 @@ pub fn links_here() -> io::Result<Vec<Link>> {
         .collect())
 }
 
+/// The MTU of interface `name` in the calling thread's netns (IFLA_MTU),
+/// None when there is no such interface.
+pub fn mtu_here(name: &str) -> io::Result<Option<u32>> {
+    const IFLA_MTU: u16 = 4;
+    let sock = nl::Socket::open()?;
+    let msgs = sock.request(RTM_GETLINK, nl::NLM_F_DUMP, &[0u8; 16])?;
+    Ok(msgs
+        .iter()
+        .filter(|m| m.ty == RTM_NEWLINK && parse_link(&m.body).is_some_and(|l| l.name == name))
+        .find_map(|m| {
+            nl::attrs(m.body.get(16..)?)
+                .into_iter()
+                .find(|(t, _)| *t == IFLA_MTU)
+                .and_then(|(_, v)| Some(u32::from_ne_bytes(v.get(..4)?.try_into().ok()?)))
+        }))
+}
+
 /// Every address of `family` (AF_INET, AF_INET6, or AF_UNSPEC for both).
 pub fn addrs_here(family: i32) -> io::Result<Vec<Addr>> {
     let sock = nl::Socket::open()?;

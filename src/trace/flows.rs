@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{Fate, FateKind, Packet};
+use crate::diagnose::finding::Finding;
 use crate::diagnose::kb::{self, specific};
 use crate::diagnose::{lookup, Explanation};
 use crate::probe::path::Role;
@@ -27,6 +28,11 @@ pub struct FlowPacket {
     /// about this reason at this function: meaning, causes, checks, fixes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Explanation>,
+    /// Drops: the fixes of the `explain` finding for this drop, as its
+    /// live evidence ordered them (the specific diagnosis' first). Empty
+    /// when no finding matched; the explanation's generic fixes apply then.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fix: Vec<String>,
 }
 
 /// Which way a packet of the command's flow went.
@@ -97,6 +103,7 @@ pub fn group(packets: &[Packet]) -> Vec<FlowReport> {
             remote,
             fate,
             note: None,
+            fix: Vec::new(),
         });
     }
     m.into_iter()
@@ -176,12 +183,52 @@ pub fn render(flows: &[FlowReport]) -> String {
             if let Some(n) = &p.note {
                 let _ = writeln!(s, "        note: {n}");
             }
-            if let Some(fix) = p.explanation.as_ref().and_then(|x| x.fixes.first()) {
+            if let Some(fix) = p.first_fix() {
                 let _ = writeln!(s, "        fix: {fix}");
             }
         }
     }
     s
+}
+
+impl FlowPacket {
+    /// The fix to show first: the evidence's (the finding's) before the
+    /// knowledge base's generic one for the reason.
+    pub fn first_fix(&self) -> Option<&str> {
+        self.fix.first().map(String::as_str).or_else(|| {
+            self.explanation
+                .as_ref()
+                .and_then(|x| x.fixes.first().copied())
+        })
+    }
+}
+
+/// Gives each dropped packet the fixes of the `explain` finding for its
+/// drop (same namespace, reason and dropping function): the finding's
+/// fixes follow the live evidence (a conntrack entry that is gone puts the
+/// conntrack fix first), where the flow's explanation only knows the
+/// reason. When the finding refined the diagnosis, the packet's
+/// explanation follows it too.
+pub fn follow_findings(flows: &mut [FlowReport], findings: &[Finding]) {
+    for p in flows.iter_mut().flat_map(|f| f.packets.iter_mut()) {
+        if p.fate.fate != FateKind::Dropped {
+            continue;
+        }
+        let sym = p.fate.location.as_ref().map(|l| l.symbol.as_str());
+        let Some(f) = findings.iter().find(|f| {
+            f.netns == p.fate.netns
+                && Some(f.reason) == p.fate.reason
+                && Some(f.location.symbol.as_str()) == sym
+        }) else {
+            continue;
+        };
+        p.fix = f.fix.clone();
+        if let (Some(x), Some(e)) = (p.explanation.as_mut(), kb::specific(f.cause.as_str())) {
+            if x.id != f.cause {
+                use_entry(x, e);
+            }
+        }
+    }
 }
 
 /// Replaces the reason's generic diagnosis with an evidence-driven one from

@@ -1,7 +1,8 @@
 //! A TCP listener that never accept()s: its accept queue fills up. Without
 //! syncookies the refused SYNs are freed with consume_skb (only
 //! TcpExt:ListenOverflows moves); with syncookies the final ACKs that find
-//! the queue full die as NO_SOCKET in cookie_v4_check.
+//! the queue full die as NO_SOCKET in cookie_v4_check (cookie_v6_check
+//! over IPv6: the same overflow, reached through the IPv6 stack).
 //!
 //! The client is hand-made: SYNs and ACKs from an address the server
 //! routes into a TUN device whose queue the scenario reads (and drains
@@ -9,7 +10,7 @@
 //! listener down, adding drops that are not the incident; and only a
 //! client that sends its ACK when it chooses can have the cookie's ACK
 //! meet a queue that filled after the SYN.
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
@@ -22,21 +23,27 @@ use crate::lab::{Lab, LabError};
 
 pub struct AcceptQueueFull {
     pub syncookies: bool,
+    /// The handshakes over IPv6 (server fd00:18::2).
+    pub v6: bool,
 }
 
 const SRV: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const PORT: u16 = 8088;
 /// The hand-made client: routed to tun0 on the server.
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 50);
+const SRV6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x18, 0, 0, 0, 0, 0, 2);
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x18, 0, 0, 0, 0, 0, 0x50);
+
 /// Handshakes attempted; the first fills the queue (backlog 0 holds one).
 const CLIENTS: u16 = 4;
 
 impl super::Scenario for AcceptQueueFull {
     fn name(&self) -> &'static str {
-        if self.syncookies {
-            "tcp-syncookie-accept-queue-full"
-        } else {
-            "tcp-accept-queue-full"
+        match (self.syncookies, self.v6) {
+            (true, false) => "tcp-syncookie-accept-queue-full",
+            (true, true) => "tcp6-syncookie-accept-queue-full",
+            (false, false) => "tcp-accept-queue-full",
+            (false, true) => "tcp6-accept-queue-full",
         }
     }
     fn summary(&self) -> &'static str {
@@ -75,16 +82,33 @@ impl super::Scenario for AcceptQueueFull {
         let srv = lab.ns("srv").name.clone();
         let mac = lab.mac("srv", "eth0")?;
         let cli = lab.ns("cli").name.clone();
-        let listener = traffic::in_netns(&srv, || listen(SRV, PORT, 0))?;
+        let (srv_ip, cli_ip): (IpAddr, IpAddr) = if self.v6 {
+            (SRV6.into(), CLIENT6.into())
+        } else {
+            (SRV.into(), CLIENT.into())
+        };
+        let at = SocketAddr::new(srv_ip, PORT);
+        let listener = traffic::in_netns(&srv, move || listen(at, 0))?;
         let tap = traffic::in_netns(&srv, || tun(TUN))?;
-        lab.sysctl("srv", &format!("net.ipv6.conf.{TUN}.disable_ipv6"), "1")?;
+        if !self.v6 {
+            lab.sysctl("srv", &format!("net.ipv6.conf.{TUN}.disable_ipv6"), "1")?;
+        }
         lab.ip("srv", &["link", "set", TUN, "up"])?;
+        let host = if self.v6 { "/128" } else { "/32" };
         lab.ip(
             "srv",
-            &["route", "add", &format!("{CLIENT}/32"), "dev", TUN],
+            &["route", "add", &format!("{cli_ip}{host}"), "dev", TUN],
         )?;
         let send = |sport: u16, seq: u32, ack: u32, flags: u8| {
-            let p = traffic::ipv4_tcp(CLIENT, SRV, sport, PORT, seq, ack, flags);
+            let p = match (cli_ip, srv_ip) {
+                (IpAddr::V6(c), IpAddr::V6(s)) => {
+                    traffic::ipv6_tcp(c, s, sport, PORT, seq, ack, flags)
+                }
+                (IpAddr::V4(c), IpAddr::V4(s)) => {
+                    traffic::ipv4_tcp(c, s, sport, PORT, seq, ack, flags)
+                }
+                _ => unreachable!("one family"),
+            };
             traffic::packet_send(&cli, "eth0", mac, p, 1)
         };
         let isn = |i: u16| 1_000_000 * u32::from(i);
@@ -132,7 +156,7 @@ impl super::Scenario for AcceptQueueFull {
             return Err(LabError::Traffic("no SYN-ACK from the listener".into()));
         }
         Ok(Outcome::from(format!(
-            "{CLIENTS} handshakes {CLIENT} -> {SRV}:{PORT} to a listener with backlog 0 that \
+            "{CLIENTS} handshakes {cli_ip} -> {at} to a listener with backlog 0 that \
              never accepts: {answered} SYN-ACKed, {refused} SYNs refused"
         ))
         .note(match queued {
@@ -142,14 +166,15 @@ impl super::Scenario for AcceptQueueFull {
     }
     fn expect(&self) -> Expect {
         let x = Expect::default().counter(ExpectCounter::new("srv", "TcpExt:ListenOverflows", 2));
+        let (func, dst) = if self.v6 {
+            ("cookie_v6_check", "fd00:18::2")
+        } else {
+            ("cookie_v4_check", "198.18.0.2")
+        };
         let at_cookie = ExpectDrop {
             min: 2,
             // No device: TCP reuses skb->dev's room for its control block.
-            ..ExpectDrop::new("NO_SOCKET", "cookie_v4_check", "srv").flow(
-                "tcp",
-                "198.18.0.2",
-                Some(PORT),
-            )
+            ..ExpectDrop::new("NO_SOCKET", func, "srv").flow("tcp", dst, Some(PORT))
         };
         if self.syncookies {
             x.drop(at_cookie)
@@ -166,28 +191,51 @@ fn err(what: &str) -> LabError {
     LabError::Traffic(format!("{what}: {}", std::io::Error::last_os_error()))
 }
 
-/// A TCP listener on `addr:port` with `backlog`, in the calling thread's
-/// netns (std's TcpListener always asks for 128).
-fn listen(addr: Ipv4Addr, port: u16, backlog: i32) -> Result<OwnedFd, LabError> {
+/// A TCP listener on `at` with `backlog`, in the calling thread's netns
+/// (std's TcpListener always asks for 128).
+fn listen(at: SocketAddr, backlog: i32) -> Result<OwnedFd, LabError> {
+    let family = if at.is_ipv6() {
+        libc::AF_INET6
+    } else {
+        libc::AF_INET
+    };
     // SAFETY: plain socket(2); the fd is owned at once.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return Err(err("socket"));
     }
     // SAFETY: fd was just opened and is owned here.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: zeroed sockaddr_in is valid.
-    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    sa.sin_family = libc::AF_INET as libc::sa_family_t;
-    sa.sin_port = port.to_be();
-    sa.sin_addr.s_addr = u32::from(addr).to_be();
-    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: valid fd and sockaddr_in of `len` bytes.
+    // SAFETY: zeroed sockaddr_storage is valid; it holds either family.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match at {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough.
+            let sa = unsafe {
+                &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            sa.sin_family = libc::AF_INET as libc::sa_family_t;
+            sa.sin_port = a.port().to_be();
+            sa.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough.
+            let sa = unsafe {
+                &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sa.sin6_port = a.port().to_be();
+            sa.sin6_addr.s6_addr = a.ip().octets();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    // SAFETY: valid fd and a sockaddr of `len` bytes.
     if unsafe {
         libc::bind(
             fd.as_raw_fd(),
-            (&sa as *const libc::sockaddr_in).cast(),
-            len,
+            (&ss as *const libc::sockaddr_storage).cast(),
+            len as libc::socklen_t,
         )
     } < 0
     {
@@ -202,7 +250,7 @@ fn listen(addr: Ipv4Addr, port: u16, backlog: i32) -> Result<OwnedFd, LabError> 
 
 const TUN: &str = "tun0";
 
-/// A TUN device `name` (IPv4 packets, no packet-info header) in the calling
+/// A TUN device `name` (IP packets, no packet-info header) in the calling
 /// thread's netns; packets routed into it wait on the returned fd.
 fn tun(name: &str) -> Result<OwnedFd, LabError> {
     const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
@@ -249,11 +297,17 @@ fn read_synacks(tap: &OwnedFd, ports: &[u16]) -> std::collections::HashMap<u16, 
             break;
         }
         let p = &buf[..n as usize];
-        let ihl = usize::from(p[0] & 0x0f) * 4;
-        if p.len() < ihl + 20 || p[9] != 6 {
+        // The TCP header: after IPv4's IHL, or IPv6's fixed 40 bytes (the
+        // SYN-ACK carries no extension header).
+        let (hl, proto) = match p[0] >> 4 {
+            4 => (usize::from(p[0] & 0x0f) * 4, p.get(9)),
+            6 => (40, p.get(6)),
+            _ => continue,
+        };
+        if p.len() < hl + 20 || proto != Some(&6) {
             continue;
         }
-        let t = &p[ihl..];
+        let t = &p[hl..];
         let dport = u16::from_be_bytes([t[2], t[3]]);
         if t[13] & (SYN | ACK) == SYN | ACK && ports.contains(&dport) {
             got.insert(dport, u32::from_be_bytes([t[4], t[5], t[6], t[7]]));
@@ -274,5 +328,19 @@ mod tests {
         let pre = traffic::pseudo_sum(CLIENT, SRV, 6, 20);
         assert_eq!(traffic::csum16(&p[20..], pre), 0);
         assert_eq!(p[33], SYN);
+    }
+
+    /// The IPv6 segment's checksum verifies over its pseudo-header.
+    #[test]
+    fn v6_segments_checksum_to_zero() {
+        let p = traffic::ipv6_tcp(CLIENT6, SRV6, 41000, PORT, 7, 9, SYN);
+        let pre: u32 = p[8..40]
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+            .sum::<u32>()
+            + 20
+            + 6;
+        assert_eq!(traffic::csum16(&p[40..], pre), 0);
+        assert_eq!(p[53], SYN);
     }
 }

@@ -10,12 +10,14 @@ mod nft_family_drop;
 mod nft_forward_drop;
 mod nft_reject;
 mod otherhost_mac;
+mod pmtu_blackhole;
 mod routing;
 mod rp_filter;
 mod tc_bpf_drop;
 mod tcp_bad_flags;
 mod tcp_closed_port;
 mod udp_closed_port;
+mod udp_emsgsize;
 mod udp_rcvbuf_full;
 mod udp_rmem_overflow;
 mod udp_send_no_route;
@@ -103,8 +105,14 @@ pub static ALL: &[&dyn Scenario] = &[
     &tc_bpf_drop::TcBpfDrop(crate::lab::bpf::How::ClsBpf),
     &tc_bpf_drop::TcBpfDrop(crate::lab::bpf::How::Xdp { generic: false }),
     &tc_bpf_drop::TcBpfDrop(crate::lab::bpf::How::Xdp { generic: true }),
-    &accept_queue_full::AcceptQueueFull { syncookies: false },
-    &accept_queue_full::AcceptQueueFull { syncookies: true },
+    &accept_queue_full::AcceptQueueFull {
+        syncookies: false,
+        v6: false,
+    },
+    &accept_queue_full::AcceptQueueFull {
+        syncookies: true,
+        v6: false,
+    },
     &udp_send_no_route::UdpSendNoRoute,
     &udp_sndbuf_full::UdpSndbufFull,
     &tcp_bad_flags::TcpBadFlags,
@@ -116,6 +124,12 @@ pub static ALL: &[&dyn Scenario] = &[
     &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::NetdevIngress),
     &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::NetdevEgress),
     &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::Arp),
+    &accept_queue_full::AcceptQueueFull {
+        syncookies: true,
+        v6: true,
+    },
+    &pmtu_blackhole::PmtuBlackhole,
+    &udp_emsgsize::UdpEmsgsize,
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Scenario> {

@@ -1,0 +1,107 @@
+//! A PMTU black hole: the router's next hop has a smaller MTU, so it drops
+//! the client's large DF datagrams and answers with ICMP frag-needed; the
+//! client's firewall drops all ICMP ("block ping"), so the client never
+//! learns the path MTU and keeps sending packets that cannot pass. Two
+//! drops (PKT_TOO_BIG on the router, the nft drop of the ICMP on the
+//! client), one incident: `explain` must join them through the ICMP's
+//! quote of the too-big packet and name the rule that eats the ICMP.
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::diagnose::kb::specific;
+use crate::diagnose::Id;
+use crate::lab::expect::{Expect, ExpectDrop};
+use crate::lab::scenarios::Outcome;
+use crate::lab::traffic;
+use crate::lab::{Lab, LabError};
+
+pub struct PmtuBlackhole;
+
+const PORT: u16 = 5305;
+/// Datagrams sent, spaced so the rule tracer armed at the first ICMP drop
+/// sees the next ones.
+const SENT: u32 = 6;
+const SIZE: usize = 1400;
+
+/// The client's firewall: a "no ICMP" rule, which also drops frag-needed.
+pub const RULESET: &str = "table inet nwlab_filter {
+  chain input {
+    type filter hook input priority filter; policy accept;
+    ip protocol icmp drop comment \"netwhy lab: block ping\"
+  }
+}
+";
+
+impl super::Scenario for PmtuBlackhole {
+    fn name(&self) -> &'static str {
+        "pmtu-blackhole"
+    }
+    fn summary(&self) -> &'static str {
+        "a smaller MTU on the path, and the client's firewall drops the ICMP frag-needed"
+    }
+    fn incident(&self) -> &'static str {
+        "A VPN or tunnel link with a smaller MTU sits on the path, and a \
+         firewall drops all ICMP to \"block ping\": the router's frag-needed \
+         never reaches the sender, which keeps sending packets that cannot \
+         pass. Small requests work, large responses and TLS handshakes hang."
+    }
+    fn diagnosis(&self) -> Option<Id> {
+        Some(specific::PMTU_BLACKHOLE.id)
+    }
+    fn build(&self, lab: &mut Lab) -> Result<(), LabError> {
+        lab.routed()?;
+        lab.ip("rtr", &["link", "set", "eth1", "mtu", "1280"])?;
+        lab.ip("srv", &["link", "set", "eth0", "mtu", "1280"])?;
+        // One frag-needed per datagram: no ICMP rate limit on the router.
+        lab.sysctl("rtr", "net.ipv4.icmp_ratelimit", "0")?;
+        lab.nft("cli", RULESET)
+    }
+    fn trigger(&self, lab: &mut Lab) -> Result<Outcome, LabError> {
+        let dst: SocketAddr = format!("198.18.2.2:{PORT}").parse().expect("literal");
+        let s = traffic::udp_socket(&lab.ns("cli").name, "0.0.0.0:0".parse().expect("literal"))?;
+        // DF, and honour the learnt path MTU: had the ICMP come through,
+        // the next sends would fail with EMSGSIZE.
+        traffic::set_int(
+            &s,
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DO,
+        )?;
+        let payload = vec![0x6eu8; SIZE];
+        let mut refused = 0;
+        for _ in 0..SENT {
+            match s.send_to(&payload, dst) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => refused += 1,
+                Err(e) => return Err(LabError::Traffic(format!("udp send: {e}"))),
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        if refused > 0 {
+            return Err(LabError::Traffic(format!(
+                "{refused} sends failed with EMSGSIZE: the client learnt the path MTU, \
+                 the ICMP was not dropped"
+            )));
+        }
+        Ok(Outcome::from(format!(
+            "{SENT} UDP datagrams of {SIZE} bytes with DF cli -> {dst} via rtr (next-hop MTU \
+             1280): every send succeeded, the client never learnt the path MTU"
+        )))
+    }
+    fn expect(&self) -> Expect {
+        Expect::drops(vec![
+            ExpectDrop {
+                min: 3,
+                ..ExpectDrop::new("PKT_TOO_BIG", "ip_forward", "rtr")
+                    .dev("eth0")
+                    .flow("udp", "198.18.2.2", Some(PORT))
+            },
+            ExpectDrop {
+                min: 3,
+                ..ExpectDrop::new("NETFILTER_DROP", "nft_do_chain", "cli")
+                    .dev("eth0")
+                    .flow("icmp", "198.18.1.2", None)
+            },
+        ])
+    }
+}
