@@ -53,14 +53,15 @@ impl IcmpRules {
         {
             return;
         }
-        let mut m = Matcher {
+        let m = Matcher {
             l4proto: Some(proto),
-            dport: None,
-            daddr: None,
+            ..Matcher::default()
         };
-        if let Some(IpAddr::V4(a)) = e.flow.dst {
-            m = m.daddr(a);
-        }
+        let m = match e.flow.dst {
+            Some(IpAddr::V4(a)) => m.daddr(a),
+            Some(IpAddr::V6(a)) => m.daddr6(a),
+            None => m,
+        };
         match Tracer::start(e.netns, m) {
             Ok(t) => self.active.push((e.netns, t)),
             Err(err) => self.failed.push((
