@@ -9,6 +9,7 @@
 //! change is journalled first (`undo`), so BROKEN ends as it started on
 //! every exit path, including the next netwhy after a SIGKILL.
 pub mod apply;
+mod apply_net;
 pub mod collect;
 pub mod ddmin;
 pub mod explain;
@@ -17,6 +18,7 @@ pub mod nft;
 pub mod report;
 pub mod routes;
 pub mod runner;
+pub mod setting;
 
 use std::path::PathBuf;
 use std::time::Instant;
