@@ -20,16 +20,16 @@ pub struct Target {
     pub inode: u32,
     journal: Journal,
     /// BROKEN's routes and rules at the start, once journalled.
-    routes: Option<Vec<Entry>>,
+    pub(super) routes: Option<Vec<Entry>>,
     /// BROKEN's ruleset at the start, once journalled.
-    nft: Option<Nft>,
+    pub(super) nft: Option<Nft>,
 }
 
 /// BROKEN's nft ruleset as saved, and each bisected table as it is now.
-struct Nft {
-    stateful: String,
-    stateless: String,
-    now: std::collections::BTreeMap<String, Option<String>>,
+pub(super) struct Nft {
+    pub(super) stateful: String,
+    pub(super) stateless: String,
+    pub(super) now: std::collections::BTreeMap<String, Option<String>>,
 }
 
 /// The routes and rules of named netns `name`.
@@ -191,75 +191,6 @@ impl Target {
         Ok(())
     }
 
-    /// Routes and rules as `want` (BROKEN's journalled list mixed).
-    fn settle_routes(&self, want: Vec<Entry>) -> Result<usize, BisectError> {
-        route_set::settle_in(&self.name, want)
-            .map_err(|e| BisectError::Io(format!("in netns {}: {e}", self.name)))
-    }
-
-    /// Each nft table of `want` (id, text) that is not so already, in one
-    /// transaction. Returns how many tables changed.
-    fn settle_nft(&mut self, want: Vec<(String, Option<String>)>) -> Result<usize, BisectError> {
-        let Some(saved) = self.nft.as_mut() else {
-            return Ok(0);
-        };
-        let change: Vec<(String, Option<String>)> = want
-            .into_iter()
-            .filter(|(id, t)| saved.now.get(id) != Some(t))
-            .collect();
-        if change.is_empty() {
-            return Ok(0);
-        }
-        let script: String = change
-            .iter()
-            .map(|(id, t)| nft::replace(id, t.as_deref()))
-            .collect();
-        nft::load(&self.name, &script)?;
-        let n = change.len();
-        saved.now.extend(change);
-        Ok(n)
-    }
-
-    /// Route and nft settings that cannot be applied alone (a gateway the
-    /// good side reaches and BROKEN does not, a device BROKEN lacks, a
-    /// table that needs a module not loaded): each good value is tried
-    /// with everything else as BROKEN has it, then BROKEN's is put back.
-    fn preflight_net(
-        &mut self,
-        settings: Vec<Setting>,
-    ) -> Result<(Vec<Setting>, Vec<Skipped>), BisectError> {
-        let mut ok = Vec::new();
-        let mut refused = Vec::new();
-        let base = self.routes.clone().unwrap_or_default();
-        for s in settings {
-            let tried = match &s.change {
-                Change::Route { .. } => {
-                    let one = [s.clone()];
-                    self.settle_routes(super::routes::mix(&base, &one, |_| false))
-                        .map(|_| ())
-                }
-                Change::Nft { good, .. } => self
-                    .settle_nft(vec![(s.name.as_str().to_string(), good.clone())])
-                    .map(|_| ()),
-                Change::Sysctl => Ok(()),
-            };
-            if let Change::Nft { bad, .. } = &s.change {
-                self.settle_nft(vec![(s.name.as_str().to_string(), bad.clone())])?;
-            }
-            match tried {
-                Ok(()) => ok.push(s),
-                Err(e) => refused.push(Skipped {
-                    name: s.name.clone(),
-                    why: format!("its good value cannot be applied: {e}"),
-                }),
-            }
-        }
-        if self.routes.is_some() {
-            self.settle_routes(base)?;
-        }
-        Ok((ok, refused))
-    }
-
     /// Returns how many values were written.
     fn settle(&self, pairs: Vec<(String, String)>) -> Result<usize, BisectError> {
         let (written, failed) =
@@ -320,7 +251,7 @@ impl Target {
         let (net, net_refused) = self.preflight_net(net)?;
         ok.extend(net);
         refused.extend(net_refused);
-        ok.sort_by_key(|s| s.order());
+        ok.sort_by_key(collect::order);
         Ok((ok, refused))
     }
 

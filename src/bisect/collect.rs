@@ -14,8 +14,6 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use serde::Serialize;
-
 /// One sysctl as a side has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -26,121 +24,7 @@ pub struct Entry {
 /// Every readable `net.*` sysctl of one side, by dotted key.
 pub type Side = BTreeMap<String, Entry>;
 
-/// What a setting is, by kind: the key of its JSON object names the kind
-/// (`{"sysctl": KEY}`, `{"route": KEY}`, `{"rule": RULE}`,
-/// `{"nft_table": "FAMILY NAME"}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Name {
-    Sysctl(String),
-    /// A route's identity in its table (`Entry::key`).
-    Route(String),
-    /// A policy rule, all of it (rules have no other identity).
-    Rule(String),
-    NftTable(String),
-}
-
-impl Name {
-    pub fn as_str(&self) -> &str {
-        match self {
-            Name::Sysctl(s) | Name::Route(s) | Name::Rule(s) | Name::NftTable(s) => s,
-        }
-    }
-}
-
-impl std::fmt::Display for Name {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Name::Sysctl(s) => write!(f, "{s}"),
-            Name::Route(s) => write!(f, "route {s}"),
-            Name::Rule(s) => write!(f, "rule {s}"),
-            Name::NftTable(s) => write!(f, "nft table {s}"),
-        }
-    }
-}
-
-/// What applying each side of a route or nft setting writes (sysctls
-/// carry theirs in `bad`/`good`). `None`: absent on that side.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Change {
-    #[default]
-    Sysctl,
-    Route {
-        bad: Option<crate::state::route_set::Entry>,
-        good: Option<crate::state::route_set::Entry>,
-    },
-    /// Stateless `nft list table` text of each side.
-    Nft {
-        bad: Option<String>,
-        good: Option<String>,
-    },
-}
-
-/// A setting that differs and can be bisected.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Setting {
-    #[serde(flatten)]
-    pub name: Name,
-    pub bad: String,
-    pub good: String,
-    /// Host-global: only changed with --allow-host-changes, briefly.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub host: bool,
-    /// Per-device copies that moved with this key (same broken and good
-    /// values as `conf.all.LEAF`, or ip_forward for `forwarding`): set
-    /// together, so a cascade the kernel does on its own (ip_forward=0
-    /// clears every device's forwarding) counts as the one setting it is.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub with: Vec<String>,
-    #[serde(skip)]
-    pub change: Change,
-}
-
-impl Setting {
-    pub fn sysctl(key: &str, bad: &str, good: &str, host: bool) -> Setting {
-        Setting {
-            name: Name::Sysctl(key.to_string()),
-            bad: bad.to_string(),
-            good: good.to_string(),
-            host,
-            with: Vec::new(),
-            change: Change::Sysctl,
-        }
-    }
-
-    /// (key, bad, good) of this setting and its followers; empty for a
-    /// route or nft setting.
-    pub fn keys(&self) -> Vec<(&str, &str, &str)> {
-        let Name::Sysctl(key) = &self.name else {
-            return Vec::new();
-        };
-        let mut v = vec![(key.as_str(), self.bad.as_str(), self.good.as_str())];
-        v.extend(
-            self.with
-                .iter()
-                .map(|k| (k.as_str(), self.bad.as_str(), self.good.as_str())),
-        );
-        v
-    }
-
-    /// Listing and write order: sysctls (wide to specific), then routes
-    /// and rules, then nft tables.
-    pub fn order(&self) -> (u8, (u8, String)) {
-        match &self.name {
-            Name::Sysctl(k) => (0, rank(k)),
-            Name::Route(k) | Name::Rule(k) => (1, (0, k.clone())),
-            Name::NftTable(k) => (2, (0, k.clone())),
-        }
-    }
-}
-
-/// A difference that is left out, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Skipped {
-    #[serde(flatten)]
-    pub name: Name,
-    pub why: String,
-}
+pub use super::setting::{Change, Name, Setting, Skipped};
 
 /// Dotted key of a /proc/sys path relative to /proc/sys: components are
 /// joined with '.', a '.' inside one (VLAN eth0.100) becomes '/' as in
@@ -261,6 +145,16 @@ pub fn rank(key: &str) -> (u8, String) {
         0
     };
     (r, key.to_string())
+}
+
+/// Listing and write order of settings: sysctls (wide to specific, see
+/// [`rank`]), then routes and rules, then nft tables.
+pub fn order(s: &Setting) -> (u8, (u8, String)) {
+    match &s.name {
+        Name::Sysctl(k) => (0, rank(k)),
+        Name::Route(k) | Name::Rule(k) => (1, (0, k.clone())),
+        Name::NftTable(k) => (2, (0, k.clone())),
+    }
 }
 
 /// Keys that are one kernel variable under two names: only the first is

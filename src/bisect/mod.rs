@@ -1,14 +1,16 @@
 //! `netwhy bisect`: which of BROKEN's network settings break a repro.
 //!
 //! The settings of BROKEN that differ from a good side (a fresh namespace's
-//! defaults, another namespace, or a sysctl file) are collected
-//! ([`collect`]); the repro must fail as BROKEN is and pass with every one
+//! defaults, another namespace, or a sysctl file) are collected: sysctls
+//! ([`collect`]), and with `--what` routes and rules ([`routes`]) and nft
+//! tables ([`nft`]), each a [`setting::Setting`]; the repro must fail as BROKEN is and pass with every one
 //! reverted; then delta debugging ([`ddmin`]) applies mixes of good and
 //! broken values inside BROKEN ([`apply`]) and reruns the repro
 //! ([`runner`]) until a minimal set that still breaks it is left. Every
 //! change is journalled first (`undo`), so BROKEN ends as it started on
 //! every exit path, including the next netwhy after a SIGKILL.
 pub mod apply;
+mod apply_net;
 pub mod collect;
 pub mod ddmin;
 pub mod explain;
@@ -17,6 +19,7 @@ pub mod nft;
 pub mod report;
 pub mod routes;
 pub mod runner;
+pub mod setting;
 
 use std::path::PathBuf;
 use std::time::Instant;
