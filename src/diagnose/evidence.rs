@@ -250,7 +250,7 @@ pub(super) fn listener_evidence(
     }
 }
 
-pub(super) fn socket_subject(s: &SockInfo) -> Subject {
+fn socket_subject(s: &SockInfo) -> Subject {
     Subject::Socket {
         proto: s.proto.to_string(),
         local: s.local.to_string(),
