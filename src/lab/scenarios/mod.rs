@@ -8,6 +8,7 @@ mod nat_mismatch;
 mod neigh_failed;
 mod nft_forward_drop;
 mod nft_reject;
+mod older_kernels;
 mod otherhost_mac;
 mod routing;
 mod rp_filter;
