@@ -28,7 +28,7 @@ pub fn gather(e: &DropEvent) -> Clues {
         _ if super::martian::applies(e) => super::martian::gather(e, &mut c),
         "TCP_FLAGS" => super::tcpflags::gather(e, &mut c),
         "OTHERHOST" => super::l2::otherhost(e, &mut c),
-        "BRIDGE_INGRESS_STP_STATE" => super::l2::stp(e, &mut c),
+        _ if super::l2::stp_drop(e) => super::l2::stp(e, &mut c),
         "NO_SOCKET" => {
             no_socket(e, &mut c);
             super::tcpflags::stray(e, &mut c)
@@ -250,7 +250,7 @@ pub(super) fn listener_evidence(
     }
 }
 
-pub(super) fn socket_subject(s: &SockInfo) -> Subject {
+fn socket_subject(s: &SockInfo) -> Subject {
     Subject::Socket {
         proto: s.proto.to_string(),
         local: s.local.to_string(),

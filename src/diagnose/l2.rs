@@ -113,6 +113,15 @@ pub(super) fn otherhost(e: &DropEvent, c: &mut Clues) {
     }
 }
 
+/// A bridge's ingress drop that the port's STP state may explain: the
+/// reason itself, or NOT_SPECIFIED at br_handle_frame on kernels before
+/// the reason existed (6.12); the port's live state decides either way.
+pub fn stp_drop(e: &DropEvent) -> bool {
+    e.reason == "BRIDGE_INGRESS_STP_STATE"
+        || (e.reason == "NOT_SPECIFIED"
+            && super::refine::normalize_function(&e.location.symbol) == "br_handle_frame")
+}
+
 /// BRIDGE_INGRESS_STP_STATE: the port the frame came in on, its STP state
 /// and the timer it waits for.
 pub(super) fn stp(e: &DropEvent, c: &mut Clues) {

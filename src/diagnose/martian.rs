@@ -29,12 +29,18 @@ pub fn class(a: Ipv4Addr) -> Option<&'static str> {
 /// True for a drop this module explains: a received IPv4 packet to a
 /// martian destination, dropped by the input route lookup.
 pub fn applies(e: &DropEvent) -> bool {
+    // NOT_SPECIFIED at ip_rcv_finish_core: 127/8 from a wire on kernels
+    // before IP_LOCALNET (6.12).
     let route_drop = matches!(
-        (e.reason, e.location.symbol.as_str()),
+        (
+            e.reason,
+            super::refine::normalize_function(&e.location.symbol)
+        ),
         (
             "IP_INADDRERRORS" | "IP_INNOROUTES" | "NOT_SPECIFIED",
             "ip_error"
-        ) | ("IP_LOCALNET" | "IP_INVALID_DEST", _)
+        ) | ("NOT_SPECIFIED", "ip_rcv_finish_core")
+            | ("IP_LOCALNET" | "IP_INVALID_DEST", _)
     );
     route_drop && dst_class(e).is_some()
 }

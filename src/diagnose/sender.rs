@@ -26,7 +26,7 @@ pub(super) fn describe(e: &DropEvent, c: &mut Clues) -> Option<MacOwner> {
     };
     let m = link::mac_string(&mac);
     // The receiving interface itself (a frame looped back) is not a sender.
-    let owner = link::find_mac(mac)
+    let owner = find_mac(mac)
         .into_iter()
         .find(|o| !(o.netns == e.netns && Some(o.dev.as_str()) == e.dev.as_deref()));
     let Some(o) = owner else {
@@ -55,4 +55,23 @@ pub(super) fn describe(e: &DropEvent, c: &mut Clues) -> Option<MacOwner> {
         mac: m,
     });
     Some(o)
+}
+
+/// The interfaces whose MAC is `mac`, over every namespace netwhy can name.
+fn find_mac(mac: [u8; 6]) -> Vec<MacOwner> {
+    let names = crate::kernel::netns::NetnsNames::scan();
+    let mut out = Vec::new();
+    for (ino, name) in names.iter() {
+        let Ok(found) = link::with_mac(ino, mac) else {
+            continue;
+        };
+        out.extend(found.into_iter().map(|(dev, addrs)| MacOwner {
+            netns: ino,
+            netns_name: name.to_string(),
+            dev,
+            addrs,
+        }));
+    }
+    out.sort_by(|a, b| (&a.netns_name, &a.dev).cmp(&(&b.netns_name, &b.dev)));
+    out
 }

@@ -80,7 +80,12 @@ pub(super) fn gather(e: &DropEvent, c: &mut Clues) {
         socket: state.to_string(),
     });
     if let Some(s) = &hit {
-        c.subjects.push(super::evidence::socket_subject(s));
+        c.subjects.push(Subject::Socket {
+            proto: s.proto.to_string(),
+            local: s.local.to_string(),
+            remote: s.remote.to_string(),
+            rcvbuf: s.mem.map(|m| m.rcvbuf),
+        });
     }
     let sender = super::sender::describe(e, c);
     let from = sender

@@ -121,27 +121,11 @@ pub struct MacOwner {
     pub addrs: Vec<IpAddr>,
 }
 
-/// The interfaces whose MAC is `mac`, over every namespace netwhy can name:
-/// the frame's source MAC says which interface sent it, where an IP source
-/// address may be shared by many namespaces.
-pub fn find_mac(mac: [u8; 6]) -> Vec<MacOwner> {
-    let names = crate::kernel::netns::NetnsNames::scan();
-    let mut out = Vec::new();
-    for (ino, name) in names.iter() {
-        let Ok(Ok(found)) = ns::run_in(ino, move || mac_here(mac)) else {
-            continue;
-        };
-        for (dev, addrs) in found {
-            out.push(MacOwner {
-                netns: ino,
-                netns_name: name.to_string(),
-                dev,
-                addrs,
-            });
-        }
-    }
-    out.sort_by(|a, b| (&a.netns_name, &a.dev).cmp(&(&b.netns_name, &b.dev)));
-    out
+/// The interfaces of netns `ino` whose MAC is `mac`, with their addresses:
+/// a frame's source MAC names the interface that sent it, where an IP
+/// source may be shared by many namespaces.
+pub fn with_mac(ino: u32, mac: [u8; 6]) -> Result<Vec<(String, Vec<IpAddr>)>, LinkError> {
+    Ok(ns::run_in(ino, move || mac_here(mac))??)
 }
 
 fn mac_here(mac: [u8; 6]) -> io::Result<Vec<(String, Vec<IpAddr>)>> {

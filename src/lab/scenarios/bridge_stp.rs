@@ -81,9 +81,13 @@ impl super::Scenario for BridgeStp {
     fn expect(&self) -> Expect {
         Expect::drops(vec![ExpectDrop {
             min: u64::from(SENT),
-            ..ExpectDrop::new("BRIDGE_INGRESS_STP_STATE", "br_handle_frame", "sw")
-                .dev("eth0")
-                .flow("udp", "198.18.0.2", Some(PORT))
+            ..ExpectDrop::new(
+                super::older_kernels::reason_or_unspecified("BRIDGE_INGRESS_STP_STATE"),
+                "br_handle_frame",
+                "sw",
+            )
+            .dev("eth0")
+            .flow("udp", "198.18.0.2", Some(PORT))
         }])
     }
 }

@@ -113,7 +113,10 @@ impl super::Scenario for MartianDestination {
             Martian::ClassE => Expect::drops(vec![at("IP_INADDRERRORS", "ip_error")]).counter(
                 ExpectCounter::new("srv", "Ip:InAddrErrors", u64::from(SENT)),
             ),
-            Martian::Loopback => Expect::drops(vec![at("IP_LOCALNET", "ip_rcv_finish_core")]),
+            Martian::Loopback => Expect::drops(vec![at(
+                super::older_kernels::reason_or_unspecified("IP_LOCALNET"),
+                "ip_rcv_finish_core",
+            )]),
         }
     }
 }

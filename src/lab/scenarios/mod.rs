@@ -9,6 +9,7 @@ mod neigh_failed;
 mod nft_family_drop;
 mod nft_forward_drop;
 mod nft_reject;
+mod older_kernels;
 mod otherhost_mac;
 mod pmtu_blackhole;
 mod routing;
