@@ -112,6 +112,11 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
                     .as_str()
                     .is_some_and(|x| x.contains("at most 1252 bytes"))
         }
+        "unhandled-ethertype" => has(&|s| {
+            s["kind"] == "counter"
+                && s["name"] == "dev:eth0:rx_dropped"
+                && s["change"].as_u64().is_some_and(|c| c >= 5)
+        }),
         "tcp6-syncookie-accept-queue-full" => {
             has(&|s| s["kind"] == "socket" && s["local"] == "[fd00:18::2]:8088")
                 && has(&|s| s["kind"] == "sysctl" && s["name"] == "net.core.somaxconn")

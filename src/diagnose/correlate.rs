@@ -359,10 +359,10 @@ mod tests {
     fn drops(big_flow: Flow, icmp_flow: Flow) -> Vec<DropEvent> {
         let mut big = event("PKT_TOO_BIG", "ip_forward");
         big.flow = big_flow;
-        big.netns = 1;
+        big.site.netns = 1;
         let mut icmp = event("NETFILTER_DROP", "nft_do_chain");
         icmp.flow = icmp_flow;
-        icmp.netns = 2;
+        icmp.site.netns = 2;
         vec![big.clone(), big, icmp]
     }
 

@@ -14,6 +14,7 @@ use super::finding::{explain, explain_key as group_key, ExplainKey as GroupKey, 
 use super::rules::RuleWatch;
 use super::watch::StateWatch;
 use crate::event::DropEvent;
+use crate::state::counters::Counters;
 
 pub struct Session {
     rules: RuleWatch,
@@ -119,6 +120,7 @@ impl Session {
                     corroborate::line(&names, before, after)
                 };
                 f.evidence.extend(l);
+                device_counter(f, before, after);
             }
             let netns = f.netns;
             if f.reason == "NETFILTER_DROP" {
@@ -153,6 +155,24 @@ impl Session {
         }
         findings.extend(counted.into_iter().flat_map(|(_, f)| f));
         findings
+    }
+}
+
+/// Drops the device's rx_dropped counts itself (a frame of a protocol
+/// nothing handles, a full per-CPU backlog): the counter that moved, with
+/// the device in its name, is what the finding is about.
+fn device_counter(f: &mut Finding, before: &Counters, after: &Counters) {
+    if !matches!(f.reason, "UNHANDLED_PROTO" | "CPU_BACKLOG") {
+        return;
+    }
+    let Some(dev) = f.dev.as_deref() else { return };
+    let name = format!("dev:{dev}:rx_dropped");
+    let d = Counters::moved(&Counters::delta(before, after), &name);
+    if d > 0 {
+        f.subjects.push(super::clues::Subject::Counter {
+            name,
+            change: d as u64,
+        });
     }
 }
 

@@ -17,6 +17,7 @@ mod udp_rcvbuf_full;
 mod udp_rmem_overflow;
 mod udp_send_no_route;
 mod udp_sndbuf_full;
+mod unhandled_ethertype;
 
 use super::expect::Expect;
 use super::{Lab, LabError};
@@ -116,6 +117,7 @@ pub static ALL: &[&dyn Scenario] = &[
     },
     &pmtu_blackhole::PmtuBlackhole,
     &udp_emsgsize::UdpEmsgsize,
+    &unhandled_ethertype::UnhandledEthertype,
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Scenario> {
