@@ -131,16 +131,17 @@ impl IcmpRules {
     }
 }
 
+/// Addresses, protocol and ports of a flow.
+type FlowKey<'a> = (
+    Option<IpAddr>,
+    Option<IpAddr>,
+    Option<&'a str>,
+    Option<u16>,
+    Option<u16>,
+);
+
 /// The flow key an ICMP quote must repeat: addresses, protocol, ports.
-fn key(
-    f: &Flow,
-) -> (
-    Option<IpAddr>,
-    Option<IpAddr>,
-    Option<&str>,
-    Option<u16>,
-    Option<u16>,
-) {
+fn key(f: &Flow) -> FlowKey<'_> {
     (f.src, f.dst, f.proto.as_deref(), f.sport, f.dport)
 }
 
