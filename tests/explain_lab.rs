@@ -44,6 +44,28 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
                     && s["handle"].as_u64().is_some_and(|h| want.contains(&h))
             })
         }
+        "nft-bridge-drop"
+        | "nft-netdev-ingress-drop"
+        | "nft-netdev-egress-drop"
+        | "nft-arp-drop" => {
+            // (family name, NFPROTO_*, table, chain, role) the scenario plants.
+            let (fam, num, table, chain, role) = match name {
+                "nft-bridge-drop" => ("bridge", 7, "nwlab_bridge", "forward", "br"),
+                "nft-netdev-ingress-drop" => ("netdev", 5, "nwlab_netdev", "ingress", "srv"),
+                "nft-netdev-egress-drop" => ("netdev", 5, "nwlab_netdev", "egress", "cli"),
+                _ => ("arp", 3, "nwlab_arp", "input", "srv"),
+            };
+            let planted = netwhy::state::nftrace::rules(lab.ns(role).inode, num, table, chain)
+                .expect("dump the planted rules");
+            assert_eq!(planted.len(), 1, "{name}: {planted:?}");
+            has(&|s| {
+                s["kind"] == "nft_rule"
+                    && s["family"] == fam
+                    && s["table"] == table
+                    && s["chain"] == chain
+                    && s["handle"] == planted[0].handle
+            })
+        }
         "iptables-legacy-reject" => has(&|s| {
             s["kind"] == "iptables_rule"
                 && s["chain"] == "LIBVIRT_FWI"

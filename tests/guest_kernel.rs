@@ -125,7 +125,9 @@ fn lab_scenarios_pass_on_debian_6_12() {
         // The accept-queue scenarios' client is a TUN device.
         .module("tun")
         // udp-sndbuf-full holds the sender's queue with a tbf qdisc.
-        .module("sch_tbf");
+        .module("sch_tbf")
+        // nft-bridge-drop's bridge (the bridge nft family is in nf_tables).
+        .module("bridge");
     let script = "netwhy lab run --all --check -o json";
     let Some(o) = guest::or_skip(test, g.run(script, Duration::from_secs(600))) else {
         return;

@@ -15,11 +15,13 @@
 //! a `ct state invalid` drop. Tracer tables are removed when the capture
 //! ends (and by the kernel if netwhy dies: they are owner-bound).
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::clues::{in_ns, Clues, Subject};
 use super::kb::specific;
 use crate::event::DropEvent;
+use crate::packet::Flow;
 use crate::state::iptables::{self, LegacyRule};
 use crate::state::nft_rule::{self, Action, Expr};
 use crate::state::nftrace::{Matcher, TraceEvent, Tracer};
@@ -69,21 +71,10 @@ impl RuleWatch {
         {
             return;
         }
-        let proto = match e.flow.proto.as_deref() {
-            Some("tcp") => 6,
-            Some("udp") => 17,
-            _ => return,
+        let Some(m) = matcher_for(&e.flow) else {
+            return;
         };
-        let Some(dport) = e.flow.dport else { return };
-        let mut m = Matcher {
-            l4proto: Some(proto),
-            dport: Some(dport),
-            daddr: None,
-        };
-        if let Some(std::net::IpAddr::V4(a)) = e.flow.dst {
-            m = m.daddr(a);
-        }
-        match Tracer::start(e.netns, m) {
+        match Tracer::start_on(e.netns, m, e.dev.as_deref()) {
             Ok(t) => self
                 .active
                 .push((e.netns, e.netns_name.clone(), t, e.flow.l4_csum)),
@@ -110,10 +101,15 @@ impl RuleWatch {
         for (ns, name, mut t, csum) in self.active.drain(..) {
             let mut c = Clues::default();
             match t.collect(Duration::from_millis(300)) {
-                Ok(drops) if drops.is_empty() => c.line(
-                    "nftrace was armed after the first drop but saw no later packet of the \
-                     flow (repeat the traffic while explain runs)",
-                ),
+                Ok(drops) if drops.is_empty() => {
+                    c.line(
+                        "nftrace was armed after the first drop but saw no later packet of the \
+                         flow (repeat the traffic while explain runs)",
+                    );
+                    for u in t.unarmed() {
+                        c.line(format!("nftrace could not trace this family: {u}"));
+                    }
+                }
                 Ok(drops) => {
                     // One line per rule, however many packets it dropped.
                     let mut seen = Vec::new();
@@ -268,13 +264,91 @@ fn attribute(d: &TraceEvent, ns_name: Option<&str>, csum: Option<&str>, c: &mut 
     }
 }
 
+/// What to trace for a dropped packet: its protocol, its destination port
+/// when it has one, and its destination address. Packets without ports
+/// count too: an ICMP "fragmentation needed" a router generates and its own
+/// output chain drops is the PMTU black hole's missing piece, and the
+/// tracer's output-hook chain traces such locally generated packets.
+///
+/// An ARP packet (an arp family rule dropped it) is traced by the address
+/// it asks for or answers to.
+fn matcher_for(flow: &Flow) -> Option<Matcher> {
+    if let Some(a) = &flow.arp {
+        return Some(Matcher::default().arp_tpa(a.target));
+    }
+    let proto = match flow.proto.as_deref()? {
+        "tcp" => 6,
+        "udp" => 17,
+        "icmp" => 1,
+        "icmpv6" => 58,
+        "sctp" => 132,
+        other => other.parse().ok()?,
+    };
+    let mut m = Matcher {
+        l4proto: Some(proto),
+        ..Matcher::default()
+    };
+    if matches!(proto, 6 | 17 | 132) {
+        // A portless TCP/UDP packet (a non-first fragment) is not the flow.
+        m.dport = Some(flow.dport?);
+    }
+    match flow.dst {
+        Some(IpAddr::V4(a)) => m = m.daddr(a),
+        Some(IpAddr::V6(a)) => m = m.daddr6(a),
+        None => {}
+    }
+    Some(m)
+}
+
 fn family_name(f: u8) -> &'static str {
-    match f {
-        2 => "ip",
-        3 => "arp",
-        5 => "netdev",
-        7 => "bridge",
-        10 => "ip6",
-        _ => "inet",
+    crate::state::nftrace::family_label(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(proto: &str, dst: &str, dport: Option<u16>) -> Flow {
+        Flow {
+            proto: Some(proto.into()),
+            dst: dst.parse().ok(),
+            dport,
+            ..Flow::default()
+        }
+    }
+
+    #[test]
+    fn portless_packets_are_traced_by_protocol_and_address() {
+        let m = matcher_for(&flow("icmp", "198.18.1.2", None)).expect("icmp");
+        assert_eq!(
+            (m.l4proto, m.dport, m.daddr),
+            (Some(1), None, Some([198, 18, 1, 2].into()))
+        );
+        let m = matcher_for(&flow("icmpv6", "fd00:18::1", None)).expect("icmpv6");
+        assert_eq!(
+            (m.l4proto, m.daddr, m.daddr6),
+            (Some(58), None, "fd00:18::1".parse().ok())
+        );
+        let m = matcher_for(&flow("tcp", "fd00:18::2", Some(443))).expect("tcp6");
+        assert_eq!((m.l4proto, m.dport), (Some(6), Some(443)));
+        assert!(m.daddr6.is_some());
+        // A non-first fragment: no port, so no flow to trace.
+        assert_eq!(matcher_for(&flow("udp", "198.18.0.2", None)), None);
+        assert_eq!(matcher_for(&Flow::default()), None);
+        let arp = Flow {
+            arp: Some(crate::packet::Arp {
+                op: "request".into(),
+                sender: [198, 18, 0, 1].into(),
+                target: [198, 18, 0, 2].into(),
+                sender_mac: None,
+            }),
+            ..Flow::default()
+        };
+        let m = matcher_for(&arp).expect("arp");
+        assert_eq!((m.arp_tpa, m.l4proto), (Some([198, 18, 0, 2].into()), None));
+        assert_eq!(
+            matcher_for(&flow("47", "198.18.0.2", None)).and_then(|m| m.l4proto),
+            Some(47)
+        );
     }
 }

@@ -25,8 +25,6 @@ pub struct Session {
     names: HashMap<u32, Option<String>>,
     /// The host's netns inode when its counters are watched.
     host: Option<u32>,
-    /// nftrace for dropped ICMP frag-needed (PMTU black holes).
-    icmp_rules: super::correlate::IcmpRules,
     /// Sends that failed with EMSGSIZE (no skb, no counter).
     sends: Option<super::emsgsize::SendWatch>,
 }
@@ -47,7 +45,6 @@ impl Session {
             state: StateWatch::new(watched),
             first_sight: HashMap::new(),
             host: None,
-            icmp_rules: Default::default(),
             sends: None,
         }
     }
@@ -76,7 +73,6 @@ impl Session {
     /// Call for every drop, as soon as it is read.
     pub fn on_drop(&mut self, e: &DropEvent) {
         self.rules.on_drop(e);
-        self.icmp_rules.on_drop(e);
         self.counters.start(e.netns);
         self.names
             .entry(e.netns)
@@ -131,8 +127,7 @@ impl Session {
         }
         // Drops that are one incident (a too-big packet and the ICMP about
         // it that a firewall ate) become one finding, first.
-        let icmp_rules = self.icmp_rules.finish();
-        super::correlate::pmtu_blackholes(&mut findings, events, &icmp_rules);
+        super::correlate::pmtu_blackholes(&mut findings, events);
         // Losses only counters saw come after what drops and traps show,
         // the named namespaces' before the host's.
         let cited = counters::cited(&findings);

@@ -4,6 +4,7 @@ mod firewall_checksum;
 mod iptables_reject;
 mod nat_mismatch;
 mod neigh_failed;
+mod nft_family_drop;
 mod nft_forward_drop;
 mod nft_reject;
 mod pmtu_blackhole;
@@ -118,6 +119,10 @@ pub static ALL: &[&dyn Scenario] = &[
     &pmtu_blackhole::PmtuBlackhole,
     &udp_emsgsize::UdpEmsgsize,
     &unhandled_ethertype::UnhandledEthertype,
+    &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::Bridge),
+    &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::NetdevIngress),
+    &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::NetdevEgress),
+    &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::Arp),
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Scenario> {

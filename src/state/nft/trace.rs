@@ -1,10 +1,11 @@
 //! Which nftables rule dropped a packet, through the kernel's nftrace
 //! facility (nfnetlink, NETLINK_NETFILTER), without shelling out to `nft`.
 //!
-//! [`Tracer::start`] adds a small table of netwhy's own to the drop's netns,
-//! `inet netwhy_trace_<pid>`, with base chains at prerouting and output
-//! (priority -350, before raw and conntrack) whose single rule matches the
-//! flow and sets `meta nftrace set 1`. Every later chain the packet crosses
+//! [`Tracer::start`] adds small tables of netwhy's own to the drop's netns,
+//! `inet netwhy_trace_<pid>` with base chains at prerouting and output
+//! (priority -350, before raw and conntrack), and tables of the same name
+//! in the bridge, arp and netdev families (see [`arm`] for why), whose
+//! single rule per chain matches the flow and sets `meta nftrace set 1`. Every later chain the packet crosses
 //! then reports each rule that decided something (NFT_MSG_TRACE on the
 //! NFNLGRP_NFTRACE multicast group); [`Tracer::collect`] reads those events
 //! and returns, per traced packet, the event whose verdict was drop (a
@@ -19,13 +20,18 @@
 //! alive (a pid reused by an unrelated process keeps its table until then).
 use std::collections::HashMap;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::*;
 use crate::state::ns::{self, NsError};
+
+mod arm;
+mod nl;
+
+use arm::{create_msgs, del_table, plans, BatchMsg};
 
 /// Prefix of netwhy's own trace tables.
 pub const TABLE_PREFIX: &str = "netwhy_trace_";
@@ -61,6 +67,12 @@ pub struct Matcher {
     pub dport: Option<u16>,
     /// IPv4 destination address (restricts tracing to IPv4).
     pub daddr: Option<Ipv4Addr>,
+    /// IPv6 destination address (restricts tracing to IPv6): a dropped
+    /// ICMPv6 error has no port, only its protocol and whom it is for.
+    pub daddr6: Option<Ipv6Addr>,
+    /// Target address of an ARP packet (restricts tracing to ARP): an arp
+    /// family rule that drops requests for an address.
+    pub arp_tpa: Option<Ipv4Addr>,
 }
 
 impl Matcher {
@@ -68,7 +80,7 @@ impl Matcher {
         Matcher {
             l4proto: Some(libc::IPPROTO_TCP as u8),
             dport: Some(port),
-            daddr: None,
+            ..Matcher::default()
         }
     }
 
@@ -76,7 +88,7 @@ impl Matcher {
         Matcher {
             l4proto: Some(libc::IPPROTO_UDP as u8),
             dport: Some(port),
-            daddr: None,
+            ..Matcher::default()
         }
     }
 
@@ -85,9 +97,28 @@ impl Matcher {
         self
     }
 
+    pub fn daddr6(mut self, a: Ipv6Addr) -> Matcher {
+        self.daddr6 = Some(a);
+        self
+    }
+
+    pub fn arp_tpa(mut self, a: Ipv4Addr) -> Matcher {
+        self.arp_tpa = Some(a);
+        self
+    }
+
     fn valid(&self) -> bool {
+        if self.arp_tpa.is_some() {
+            // An ARP packet has no IP header, protocol or port.
+            return *self
+                == Matcher {
+                    arp_tpa: self.arp_tpa,
+                    ..Matcher::default()
+                };
+        }
         let ported = matches!(self.l4proto, Some(6 | 17 | 33 | 132 | 136));
-        (self.l4proto.is_some() || self.daddr.is_some()) && (self.dport.is_none() || ported)
+        let addrs = self.daddr.is_some() as u8 + self.daddr6.is_some() as u8;
+        (self.l4proto.is_some() || addrs == 1) && addrs < 2 && (self.dport.is_none() || ported)
     }
 }
 
@@ -187,6 +218,10 @@ pub struct Tracer {
     /// Subscribed to NFNLGRP_NFTRACE.
     mon: nl::Socket,
     comments: HashMap<(u8, String, String), Vec<RuleInfo>>,
+    /// Families whose trace table exists (inet first).
+    families: Vec<u8>,
+    /// Families the kernel refused, with why (traced drops there go unnamed).
+    unarmed: Vec<String>,
     stopped: bool,
 }
 
@@ -195,27 +230,44 @@ impl Tracer {
     /// One Tracer per process and netns: the table name is per process, so
     /// a second one in the same netns fails with EEXIST.
     pub fn start(ino: u32, m: Matcher) -> Result<Tracer, NftError> {
+        Tracer::start_on(ino, m, None)
+    }
+
+    /// [`Tracer::start`], plus a netdev ingress chain on device `dev` (the
+    /// drop's device): a netdev ingress rule runs before any other family.
+    pub fn start_on(ino: u32, m: Matcher, dev: Option<&str>) -> Result<Tracer, NftError> {
         if !m.valid() {
             return Err(NftError::EmptyMatcher);
         }
         let table = table_name(std::process::id());
         let t = table.clone();
-        let (ctl, mon) = ns::run_in(ino, move || -> Result<_, NftError> {
+        let plans = plans(dev);
+        let (ctl, mon, families, unarmed) = ns::run_in(ino, move || -> Result<_, NftError> {
             let mut ctl = nl::Socket::open()?;
             let mon = nl::Socket::open()?;
             mon.join(NFNLGRP_NFTRACE)?;
             remove_stale(&mut ctl)?;
-            if let Err(e) = ctl.batch(&create_msgs(&t, &m, true), "create trace table") {
+            let (inet, rest) = plans.split_first().expect("inet is planned");
+            let mut owner = true;
+            if let Err(e) = ctl.batch(&create_msgs(inet, &t, &m, true), "create trace table") {
                 // Kernels before 5.12 have no table owner flag.
                 if matches!(&e, NftError::Kernel { source, .. }
                     if matches!(source.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL)))
                 {
-                    ctl.batch(&create_msgs(&t, &m, false), "create trace table")?;
+                    owner = false;
+                    ctl.batch(&create_msgs(inet, &t, &m, false), "create trace table")?;
                 } else {
                     return Err(e);
                 }
             }
-            Ok((ctl, mon))
+            let (mut families, mut unarmed) = (vec![inet.family], Vec::new());
+            for p in rest {
+                match ctl.batch(&create_msgs(p, &t, &m, owner), "create trace table") {
+                    Ok(()) => families.push(p.family),
+                    Err(e) => unarmed.push(format!("{}: {e}", family_label(p.family))),
+                }
+            }
+            Ok((ctl, mon, families, unarmed))
         })??;
         Ok(Tracer {
             ino,
@@ -223,8 +275,23 @@ impl Tracer {
             ctl,
             mon,
             comments: HashMap::new(),
+            families,
+            unarmed,
             stopped: false,
         })
+    }
+
+    /// Families whose trace table could not be added, with the kernel's
+    /// reason (e.g. no bridge support): drops there stay unattributed.
+    pub fn unarmed(&self) -> &[String] {
+        &self.unarmed
+    }
+
+    fn del_msgs(&self) -> Vec<BatchMsg> {
+        self.families
+            .iter()
+            .map(|&f| del_table(f, &self.table))
+            .collect()
     }
 
     /// Name of this tracer's own table.
@@ -296,17 +363,16 @@ impl Tracer {
     /// Delete the trace table now.
     pub fn stop(mut self) -> Result<(), NftError> {
         self.stopped = true;
-        self.ctl
-            .batch(&[del_table(&self.table)], "delete trace table")
+        let msgs = self.del_msgs();
+        self.ctl.batch(&msgs, "delete trace table")
     }
 }
 
 impl Drop for Tracer {
     fn drop(&mut self) {
         if !self.stopped {
-            let _ = self
-                .ctl
-                .batch(&[del_table(&self.table)], "delete trace table");
+            let msgs = self.del_msgs();
+            let _ = self.ctl.batch(&msgs, "delete trace table");
         }
     }
 }
@@ -365,10 +431,10 @@ fn remove_stale(s: &mut nl::Socket) -> Result<(), NftError> {
         let Some(pid) = table_pid(&t.name) else {
             continue;
         };
-        if t.family != NFPROTO_INET || std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }
-        let _ = s.batch(&[del_table(&t.name)], "delete stale trace table");
+        let _ = s.batch(&[del_table(t.family, &t.name)], "delete stale trace table");
     }
     Ok(())
 }
@@ -488,217 +554,20 @@ pub fn parse_trace(family: u8, attrs: &[u8]) -> Option<TraceEvent> {
     Some(ev)
 }
 
+/// nft's name of a table family.
+pub fn family_label(f: u8) -> &'static str {
+    match f {
+        NFPROTO_IPV4 => "ip",
+        NFPROTO_ARP => "arp",
+        NFPROTO_NETDEV => "netdev",
+        NFPROTO_BRIDGE => "bridge",
+        NFPROTO_IPV6 => "ip6",
+        _ => "inet",
+    }
+}
+
 fn be64(v: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(v.get(..8)?.try_into().ok()?))
-}
-
-/// One message of a batch: (type, extra flags, family, attributes).
-type BatchMsg = (u16, u16, u8, Vec<u8>);
-
-fn del_table(name: &str) -> BatchMsg {
-    let mut a = Vec::new();
-    nl::put_str(&mut a, NFTA_TABLE_NAME, name);
-    (nft_type(NFT_MSG_DELTABLE), 0, NFPROTO_INET, a)
-}
-
-fn create_msgs(table: &str, m: &Matcher, owner: bool) -> Vec<BatchMsg> {
-    let create = (libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16;
-    let mut out = Vec::new();
-    let mut a = Vec::new();
-    nl::put_str(&mut a, NFTA_TABLE_NAME, table);
-    if owner {
-        nl::put(&mut a, NFTA_TABLE_FLAGS, &NFT_TABLE_F_OWNER.to_be_bytes());
-    }
-    out.push((nft_type(NFT_MSG_NEWTABLE), create, NFPROTO_INET, a));
-    for (chain, hook) in [("pre", NF_INET_PRE_ROUTING), ("out", NF_INET_LOCAL_OUT)] {
-        let mut a = Vec::new();
-        nl::put_str(&mut a, NFTA_CHAIN_TABLE, table);
-        nl::put_str(&mut a, NFTA_CHAIN_NAME, chain);
-        let h = nl::nest_start(&mut a, NFTA_CHAIN_HOOK);
-        nl::put(&mut a, NFTA_HOOK_HOOKNUM, &hook.to_be_bytes());
-        nl::put(&mut a, NFTA_HOOK_PRIORITY, &TRACE_PRIORITY.to_be_bytes());
-        nl::nest_end(&mut a, h);
-        nl::put(&mut a, NFTA_CHAIN_POLICY, &NF_ACCEPT.to_be_bytes());
-        nl::put_str(&mut a, NFTA_CHAIN_TYPE, "filter");
-        out.push((nft_type(NFT_MSG_NEWCHAIN), create, NFPROTO_INET, a));
-
-        let mut a = Vec::new();
-        nl::put_str(&mut a, NFTA_RULE_TABLE, table);
-        nl::put_str(&mut a, NFTA_RULE_CHAIN, chain);
-        let l = nl::nest_start(&mut a, NFTA_RULE_EXPRESSIONS);
-        rule_exprs(&mut a, m);
-        nl::nest_end(&mut a, l);
-        let comment = b"netwhy trace\0";
-        let mut u = vec![UDATA_RULE_COMMENT, comment.len() as u8];
-        u.extend_from_slice(comment);
-        nl::put(&mut a, NFTA_RULE_USERDATA, &u);
-        let flags = create | libc::NLM_F_APPEND as u16;
-        out.push((nft_type(NFT_MSG_NEWRULE), flags, NFPROTO_INET, a));
-    }
-    out
-}
-
-/// Expressions of the trace rule: match `m`, then `meta nftrace set 1`.
-fn rule_exprs(a: &mut Vec<u8>, m: &Matcher) {
-    let reg = NFT_REG_1.to_be_bytes();
-    let meta_load = |a: &mut Vec<u8>, key: u32| {
-        expr(a, "meta", |a| {
-            nl::put(a, NFTA_META_DREG, &reg);
-            nl::put(a, NFTA_META_KEY, &key.to_be_bytes());
-        })
-    };
-    let cmp_eq = |a: &mut Vec<u8>, data: &[u8]| {
-        expr(a, "cmp", |a| {
-            nl::put(a, NFTA_CMP_SREG, &reg);
-            nl::put(a, NFTA_CMP_OP, &NFT_CMP_EQ.to_be_bytes());
-            let d = nl::nest_start(a, NFTA_CMP_DATA);
-            nl::put(a, NFTA_DATA_VALUE, data);
-            nl::nest_end(a, d);
-        })
-    };
-    let payload = |a: &mut Vec<u8>, base: u32, off: u32, len: u32| {
-        expr(a, "payload", |a| {
-            nl::put(a, NFTA_PAYLOAD_DREG, &reg);
-            nl::put(a, NFTA_PAYLOAD_BASE, &base.to_be_bytes());
-            nl::put(a, NFTA_PAYLOAD_OFFSET, &off.to_be_bytes());
-            nl::put(a, NFTA_PAYLOAD_LEN, &len.to_be_bytes());
-        })
-    };
-    if let Some(d) = m.daddr {
-        meta_load(a, NFT_META_NFPROTO);
-        cmp_eq(a, &[NFPROTO_IPV4]);
-        payload(a, NFT_PAYLOAD_NETWORK_HEADER, 16, 4);
-        cmp_eq(a, &d.octets());
-    }
-    if let Some(p) = m.l4proto {
-        meta_load(a, NFT_META_L4PROTO);
-        cmp_eq(a, &[p]);
-    }
-    if let Some(port) = m.dport {
-        payload(a, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
-        cmp_eq(a, &port.to_be_bytes());
-    }
-    expr(a, "immediate", |a| {
-        nl::put(a, NFTA_IMMEDIATE_DREG, &reg);
-        let d = nl::nest_start(a, NFTA_IMMEDIATE_DATA);
-        nl::put(a, NFTA_DATA_VALUE, &[1]);
-        nl::nest_end(a, d);
-    });
-    expr(a, "meta", |a| {
-        nl::put(a, NFTA_META_KEY, &NFT_META_NFTRACE.to_be_bytes());
-        nl::put(a, NFTA_META_SREG, &reg);
-    });
-}
-
-fn expr(a: &mut Vec<u8>, name: &str, data: impl FnOnce(&mut Vec<u8>)) {
-    let e = nl::nest_start(a, NFTA_LIST_ELEM);
-    nl::put_str(a, NFTA_EXPR_NAME, name);
-    let d = nl::nest_start(a, NFTA_EXPR_DATA);
-    data(a);
-    nl::nest_end(a, d);
-    nl::nest_end(a, e);
-}
-
-/// nftables over the shared netlink client (`state::netlink`): bodies
-/// start with an nfgenmsg, and changes go in nfnetlink batches.
-mod nl {
-    use super::*;
-    use crate::state::netlink::{self, message, NlError, NLMSG_ERROR};
-    pub use crate::state::netlink::{attrs, messages, nest_end, nest_start, put, put_str};
-
-    impl From<NlError> for NftError {
-        fn from(e: NlError) -> NftError {
-            match e {
-                NlError::Io { what, source } => NftError::Io { what, source },
-                NlError::Kernel(source) => NftError::Kernel {
-                    what: "request",
-                    source,
-                },
-                NlError::Malformed => NftError::Malformed,
-            }
-        }
-    }
-
-    /// nfgenmsg (family, version 0, res_id big-endian) then `a`.
-    fn nfgen(family: u8, res_id: u16, a: &[u8]) -> Vec<u8> {
-        let mut b = vec![family, 0];
-        b.extend(res_id.to_be_bytes());
-        b.extend_from_slice(a);
-        b
-    }
-
-    pub struct Socket(netlink::Socket);
-
-    impl Socket {
-        /// A NETLINK_NETFILTER socket in the calling thread's netns.
-        pub fn open() -> Result<Socket, NftError> {
-            Ok(Socket(netlink::Socket::open(NETLINK_NETFILTER)?))
-        }
-
-        pub fn join(&self, group: u32) -> Result<(), NftError> {
-            Ok(self.0.join(group, "join NFNLGRP_NFTRACE")?)
-        }
-
-        /// One datagram within `t`, or None on timeout (Some(0): overrun).
-        pub fn recv_within(&self, buf: &mut [u8], t: Duration) -> Result<Option<usize>, NftError> {
-            Ok(self.0.recv_within(buf, t)?)
-        }
-
-        /// Send `msgs` as one nfnetlink batch, each with NLM_F_ACK, and wait
-        /// until every one is acknowledged or one fails.
-        pub fn batch(&mut self, msgs: &[BatchMsg], what: &'static str) -> Result<(), NftError> {
-            let req = netlink::NLM_F_REQUEST;
-            let sub = nfgen(0, NFNL_SUBSYS_NFTABLES, &[]);
-            let mut out = Vec::new();
-            message(&mut out, NFNL_MSG_BATCH_BEGIN, req, self.0.next_seq(), &sub);
-            let mut pending = Vec::new();
-            for (ty, flags, family, a) in msgs {
-                let seq = self.0.next_seq();
-                let f = req | netlink::NLM_F_ACK | flags;
-                message(&mut out, *ty, f, seq, &nfgen(*family, 0, a));
-                pending.push(seq);
-            }
-            message(&mut out, NFNL_MSG_BATCH_END, req, self.0.next_seq(), &sub);
-            self.0.set_timeout(Duration::from_secs(3));
-            self.0.send(&out)?;
-            let mut buf = vec![0u8; 1 << 16];
-            while !pending.is_empty() {
-                let n = self.0.recv(&mut buf)?;
-                for (ty, _, seq, body) in messages(&buf[..n]) {
-                    if ty != NLMSG_ERROR {
-                        continue;
-                    }
-                    let e = i32::from_ne_bytes(
-                        body.get(0..4)
-                            .ok_or(NftError::Malformed)?
-                            .try_into()
-                            .expect("4"),
-                    );
-                    if e != 0 {
-                        return Err(NftError::Kernel {
-                            what,
-                            source: io::Error::from_raw_os_error(-e),
-                        });
-                    }
-                    pending.retain(|&s| s != seq);
-                }
-            }
-            Ok(())
-        }
-
-        /// A NLM_F_DUMP request; the bodies (nfgenmsg + attributes) of
-        /// every answer.
-        pub fn dump(&mut self, ty: u16, family: u8, a: &[u8]) -> Result<Vec<Vec<u8>>, NftError> {
-            self.0.set_timeout(Duration::from_secs(3));
-            self.0.dump(ty, &nfgen(family, 0, a)).map_err(|e| match e {
-                NlError::Kernel(source) => NftError::Kernel {
-                    what: "dump",
-                    source,
-                },
-                e => e.into(),
-            })
-        }
-    }
 }
 
 #[cfg(test)]
@@ -784,5 +653,14 @@ mod tests {
             ..Matcher::default()
         };
         assert!(!port_only.valid());
+        let icmp_to = Matcher {
+            l4proto: Some(1),
+            ..Matcher::default()
+        }
+        .daddr([198, 18, 1, 2].into());
+        assert!(icmp_to.valid());
+        assert!(Matcher::default().daddr6(Ipv6Addr::LOCALHOST).valid());
+        let both = icmp_to.daddr6(Ipv6Addr::LOCALHOST);
+        assert!(!both.valid(), "one packet has one address family");
     }
 }
