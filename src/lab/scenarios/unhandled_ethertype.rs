@@ -75,14 +75,12 @@ fn err(what: &str) -> LabError {
 /// AF_PACKET socket in the calling thread's netns.
 fn send(dst: [u8; 6], count: u32) -> Result<(), LabError> {
     let proto = ETHERTYPE.to_be();
+    // Protocol 0: the socket only sends. One opened with the ethertype
+    // would register a receive handler for it, and on kernels whose
+    // protocol handlers are not per netns (6.12) srv's frames would be
+    // handed to it instead of dropped as unhandled.
     // SAFETY: plain socket(2).
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            i32::from(proto),
-        )
-    };
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return Err(err("AF_PACKET socket"));
     }
