@@ -104,16 +104,22 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
             has(&|s| s["kind"] == "socket" && s["local"] == "198.18.0.2:8088")
                 && has(&|s| s["kind"] == "sysctl" && s["name"] == "net.core.somaxconn")
         }
-        "pmtu-blackhole" => {
-            // The rule that eats the ICMP, as planted on the client.
+        "pmtu-blackhole" | "pmtu-blackhole-router-output" => {
+            // The rule that eats the ICMP, as planted on the client's input
+            // or the router's output.
+            let (role, chain) = if name == "pmtu-blackhole" {
+                ("cli", "input")
+            } else {
+                ("rtr", "output")
+            };
             let planted =
-                netwhy::state::nftrace::rules(lab.ns("cli").inode, 1, "nwlab_filter", "input")
+                netwhy::state::nftrace::rules(lab.ns(role).inode, 1, "nwlab_filter", chain)
                     .expect("dump the planted rules");
             let want: Vec<u64> = planted.iter().map(|r| r.handle).collect();
             let rule = has(&|s| {
                 s["kind"] == "nft_rule"
                     && s["table"] == "nwlab_filter"
-                    && s["chain"] == "input"
+                    && s["chain"] == chain
                     && s["handle"].as_u64().is_some_and(|h| want.contains(&h))
             });
             // The chain of evidence: the too-big packet and the ICMP about it.
@@ -134,6 +140,11 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
                     .as_str()
                     .is_some_and(|x| x.contains("at most 1252 bytes"))
         }
+        "unhandled-ethertype" => has(&|s| {
+            s["kind"] == "counter"
+                && s["name"] == "dev:eth0:rx_dropped"
+                && s["change"].as_u64().is_some_and(|c| c >= 5)
+        }),
         "tcp6-syncookie-accept-queue-full" => {
             has(&|s| s["kind"] == "socket" && s["local"] == "[fd00:18::2]:8088")
                 && has(&|s| s["kind"] == "sysctl" && s["name"] == "net.core.somaxconn")

@@ -10,14 +10,12 @@
 //! ICMP error quotes the header of the packet it is about, and only an
 //! ICMP whose quote is the too-big packet's flow joins its finding.
 use std::net::IpAddr;
-use std::time::Duration;
 
 use super::clues::{in_ns, Clues, Subject};
 use super::finding::{explain_key, Finding};
 use super::kb::specific;
 use crate::event::DropEvent;
 use crate::packet::Flow;
-use crate::state::nftrace::{Matcher, Tracer};
 
 /// Is this an ICMP frag-needed / ICMPv6 packet-too-big (the message that
 /// carries the path MTU back)? Gives its IP protocol number.
@@ -29,119 +27,17 @@ fn too_big_icmp(f: &Flow) -> Option<u8> {
     }
 }
 
-/// nftrace for dropped frag-needed / packet-too-big ICMP: the rule
-/// attribution of `diagnose::rules` follows TCP and UDP flows (ports), and
-/// an ICMP error has none. The first such drop at nft_do_chain in a netns
-/// arms a tracer there for ICMP to the same address, so the next ones
-/// (each too-big packet the sender retries brings one) name the rule.
-#[derive(Default)]
-pub struct IcmpRules {
-    active: Vec<(u32, Tracer)>,
-    failed: Vec<(u32, String)>,
-}
-
-impl IcmpRules {
-    pub fn on_drop(&mut self, e: &DropEvent) {
-        if e.reason != "NETFILTER_DROP" || e.location.symbol != "nft_do_chain" {
-            return;
-        }
-        let Some(proto) = too_big_icmp(&e.flow) else {
-            return;
-        };
-        if self.active.iter().any(|(ns, _)| *ns == e.netns)
-            || self.failed.iter().any(|(ns, _)| *ns == e.netns)
-        {
-            return;
-        }
-        let m = Matcher {
-            l4proto: Some(proto),
-            ..Matcher::default()
-        };
-        let m = match e.flow.dst {
-            Some(IpAddr::V4(a)) => m.daddr(a),
-            Some(IpAddr::V6(a)) => m.daddr6(a),
-            None => m,
-        };
-        match Tracer::start(e.netns, m) {
-            Ok(t) => self.active.push((e.netns, t)),
-            Err(err) => self.failed.push((
-                e.netns,
-                format!("nftrace for the ICMP could not start: {err}"),
-            )),
-        }
-    }
-
-    /// Ends the tracers: per netns, the rules that dropped ICMP, or why
-    /// none is known.
-    pub fn finish(self) -> Vec<(u32, Clues)> {
-        let mut out: Vec<(u32, Clues)> = self
-            .failed
-            .into_iter()
-            .map(|(ns, l)| {
-                let mut c = Clues::default();
-                c.line(l);
-                (ns, c)
-            })
-            .collect();
-        for (ns, mut t) in self.active {
-            let mut c = Clues::default();
-            match t.collect(Duration::from_millis(300)) {
-                Ok(drops) => {
-                    for d in drops {
-                        let family = match d.family {
-                            2 => "ip",
-                            10 => "ip6",
-                            5 => "netdev",
-                            7 => "bridge",
-                            _ => "inet",
-                        };
-                        let text = d.rule.as_ref().map(|r| r.text()).unwrap_or_default();
-                        let s = Subject::NftRule {
-                            family: family.into(),
-                            table: d.table.clone(),
-                            chain: d.chain.clone(),
-                            handle: d.rule_handle,
-                            text: text.clone(),
-                        };
-                        if c.subjects.contains(&s) {
-                            continue;
-                        }
-                        let handle = d
-                            .rule_handle
-                            .map_or_else(|| "(chain policy)".into(), |h| h.to_string());
-                        c.line(format!(
-                            "nftrace: the ICMP is dropped by table {family} {} chain {} rule \
-                             handle {handle}{}",
-                            d.table,
-                            d.chain,
-                            if text.is_empty() {
-                                String::new()
-                            } else {
-                                format!(": {text}")
-                            }
-                        ));
-                        c.subjects.push(s);
-                    }
-                }
-                Err(err) => c.line(format!("nftrace failed: {err}")),
-            }
-            let _ = t.stop();
-            out.push((ns, c));
-        }
-        out
-    }
-}
+/// Addresses, protocol and ports of a flow.
+type FlowKey<'a> = (
+    Option<IpAddr>,
+    Option<IpAddr>,
+    Option<&'a str>,
+    Option<u16>,
+    Option<u16>,
+);
 
 /// The flow key an ICMP quote must repeat: addresses, protocol, ports.
-fn key(
-    f: &Flow,
-) -> (
-    Option<IpAddr>,
-    Option<IpAddr>,
-    Option<&str>,
-    Option<u16>,
-    Option<u16>,
-) {
+fn key(f: &Flow) -> FlowKey<'_> {
     (f.src, f.dst, f.proto.as_deref(), f.sport, f.dport)
 }
 
@@ -187,12 +83,9 @@ fn at(e: &DropEvent) -> String {
 
 /// Joins each too-big drop and the drop of the ICMP error sent for it into
 /// one `pmtu-blackhole` finding, put first; the two findings they were go.
-/// `icmp_rules`: what [`IcmpRules`] found, per netns.
-pub fn pmtu_blackholes(
-    findings: &mut Vec<Finding>,
-    events: &[DropEvent],
-    icmp_rules: &[(u32, Clues)],
-) {
+/// The ICMP's finding already has the rule that dropped it (the rule
+/// attribution of `diagnose::rules` traces portless drops too).
+pub fn pmtu_blackholes(findings: &mut Vec<Finding>, events: &[DropEvent]) {
     let mut joined = Vec::new();
     for (big, icmp) in pairs(events) {
         let of = |e: &DropEvent| {
@@ -207,18 +100,7 @@ pub fn pmtu_blackholes(
             continue;
         }
         let b = findings[bi].clone();
-        let mut i = findings[ii].clone();
-        let ruled = |f: &Finding| {
-            f.subjects
-                .iter()
-                .any(|s| matches!(s, Subject::NftRule { .. }))
-        };
-        if !ruled(&i) {
-            for (_, c) in icmp_rules.iter().filter(|(ns, _)| *ns == icmp.netns) {
-                i.evidence.extend(c.lines.iter().cloned());
-                i.subjects.extend(c.subjects.iter().cloned());
-            }
-        }
+        let i = findings[ii].clone();
         joined.push(join(&b, &i, big, icmp));
         // The higher index first, so the lower one stays valid.
         for k in [bi.max(ii), bi.min(ii)] {
@@ -360,10 +242,10 @@ mod tests {
     fn drops(big_flow: Flow, icmp_flow: Flow) -> Vec<DropEvent> {
         let mut big = event("PKT_TOO_BIG", "ip_forward");
         big.flow = big_flow;
-        big.netns = 1;
+        big.site.netns = 1;
         let mut icmp = event("NETFILTER_DROP", "nft_do_chain");
         icmp.flow = icmp_flow;
-        icmp.netns = 2;
+        icmp.site.netns = 2;
         vec![big.clone(), big, icmp]
     }
 
@@ -388,7 +270,7 @@ mod tests {
                 x.subjects.push(rule());
             }
         }
-        pmtu_blackholes(&mut f, &ev, &[]);
+        pmtu_blackholes(&mut f, &ev);
         assert_eq!(f.len(), 1, "{f:#?}");
         assert_eq!(f[0].cause, specific::PMTU_BLACKHOLE.id);
         assert_eq!(f[0].subjects[0], rule());
@@ -406,7 +288,7 @@ mod tests {
         let other = v4("198.18.1.2", "198.18.2.2", "udp", 40001, 5304);
         let ev = drops(big, frag_needed(other));
         let mut f = explain(&ev, None);
-        pmtu_blackholes(&mut f, &ev, &[]);
+        pmtu_blackholes(&mut f, &ev);
         assert_eq!(f.len(), 2);
         assert!(f.iter().all(|x| x.cause != specific::PMTU_BLACKHOLE.id));
         // Nor does an ICMP that is not frag-needed.
@@ -415,7 +297,7 @@ mod tests {
         unreach.icmp_code = Some(3);
         let ev = drops(big, unreach);
         let mut f = explain(&ev, None);
-        pmtu_blackholes(&mut f, &ev, &[]);
+        pmtu_blackholes(&mut f, &ev);
         assert_eq!(f.len(), 2);
     }
 }

@@ -261,7 +261,9 @@ mod tests {
     /// other namespaces are not reported.
     #[test]
     fn failures_become_findings_of_watched_namespaces() {
-        let src = Fixed(vec![fail(7, 70000, 4), fail(8, 2000, 1)]);
+        let mut other = fail(8, 2000, 1);
+        other.tgid -= 1;
+        let src = Fixed(vec![fail(7, 70000, 4), other]);
         let mut w = SendWatch::new(Box::new(src), Some(vec![7]));
         w.tick();
         let f = w.findings(&HashMap::new());

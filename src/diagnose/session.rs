@@ -14,6 +14,7 @@ use super::finding::{explain, explain_key as group_key, ExplainKey as GroupKey, 
 use super::rules::RuleWatch;
 use super::watch::StateWatch;
 use crate::event::DropEvent;
+use crate::state::counters::Counters;
 
 pub struct Session {
     rules: RuleWatch,
@@ -24,8 +25,6 @@ pub struct Session {
     names: HashMap<u32, Option<String>>,
     /// The host's netns inode when its counters are watched.
     host: Option<u32>,
-    /// nftrace for dropped ICMP frag-needed (PMTU black holes).
-    icmp_rules: super::correlate::IcmpRules,
     /// Sends that failed with EMSGSIZE (no skb, no counter).
     sends: Option<super::emsgsize::SendWatch>,
 }
@@ -46,7 +45,6 @@ impl Session {
             state: StateWatch::new(watched),
             first_sight: HashMap::new(),
             host: None,
-            icmp_rules: Default::default(),
             sends: None,
         }
     }
@@ -75,7 +73,6 @@ impl Session {
     /// Call for every drop, as soon as it is read.
     pub fn on_drop(&mut self, e: &DropEvent) {
         self.rules.on_drop(e);
-        self.icmp_rules.on_drop(e);
         self.counters.start(e.netns);
         self.names
             .entry(e.netns)
@@ -119,6 +116,7 @@ impl Session {
                     corroborate::line(&names, before, after)
                 };
                 f.evidence.extend(l);
+                device_counter(f, before, after);
             }
             let netns = f.netns;
             if f.reason == "NETFILTER_DROP" {
@@ -129,8 +127,7 @@ impl Session {
         }
         // Drops that are one incident (a too-big packet and the ICMP about
         // it that a firewall ate) become one finding, first.
-        let icmp_rules = self.icmp_rules.finish();
-        super::correlate::pmtu_blackholes(&mut findings, events, &icmp_rules);
+        super::correlate::pmtu_blackholes(&mut findings, events);
         // Losses only counters saw come after what drops and traps show,
         // the named namespaces' before the host's.
         let cited = counters::cited(&findings);
@@ -153,6 +150,24 @@ impl Session {
         }
         findings.extend(counted.into_iter().flat_map(|(_, f)| f));
         findings
+    }
+}
+
+/// Drops the device's rx_dropped counts itself (a frame of a protocol
+/// nothing handles, a full per-CPU backlog): the counter that moved, with
+/// the device in its name, is what the finding is about.
+fn device_counter(f: &mut Finding, before: &Counters, after: &Counters) {
+    if !matches!(f.reason, "UNHANDLED_PROTO" | "CPU_BACKLOG") {
+        return;
+    }
+    let Some(dev) = f.dev.as_deref() else { return };
+    let name = format!("dev:{dev}:rx_dropped");
+    let d = Counters::moved(&Counters::delta(before, after), &name);
+    if d > 0 {
+        f.subjects.push(super::clues::Subject::Counter {
+            name,
+            change: d as u64,
+        });
     }
 }
 

@@ -195,6 +195,32 @@ fn icmpv6_errors_show_codes() {
     assert_eq!((f.icmp_type, f.icmp_code), (Some(1), Some(4)));
 }
 
+/// An ICMP error quotes the packet it is about: parsed as a flow of its
+/// own, with the MTU a frag-needed / packet-too-big announces.
+#[test]
+fn icmp_errors_carry_their_quote_and_mtu() {
+    let quoted = ipv4(17, &[0x9c, 0x40, 0x14, 0xb9, 0x05, 0x80, 0, 0]);
+    let mut icmp = vec![3, 4, 0, 0, 0, 0, 0x05, 0x00];
+    icmp.extend_from_slice(&quoted);
+    let f = parse(V4, &ipv4(1, &icmp), None);
+    assert_eq!(f.icmp_mtu, Some(1280));
+    let q = f.icmp_quote.as_deref().expect("a quote");
+    assert_eq!(q.to_string(), "198.18.0.1:40000 > 198.18.0.2:5305 udp");
+    // Not an error: no quote.
+    let f = parse(V4, &ipv4(1, &[8, 0, 0, 0, 0, 1, 0, 1, 0x45]), None);
+    assert!(f.icmp_quote.is_none() && f.icmp_mtu.is_none());
+    // ICMPv6 packet-too-big: a 32-bit MTU, then the quoted packet.
+    let mut ptb = vec![2, 0, 0, 0, 0, 0, 0x05, 0x00];
+    ptb.extend_from_slice(&ipv6(6, &[0x9c, 0x40, 0, 80]));
+    let f = parse(V6, &ipv6(58, &ptb), None);
+    assert_eq!(f.icmp_mtu, Some(1280));
+    let q = f.icmp_quote.as_deref().expect("a quote");
+    assert_eq!(
+        (q.proto.as_deref(), q.sport, q.dport),
+        (Some("tcp"), Some(40000), Some(80))
+    );
+}
+
 #[test]
 fn vlan_tags_outermost_first() {
     let mut b = vec![

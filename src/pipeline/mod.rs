@@ -14,6 +14,7 @@
 
 pub mod drops;
 pub mod packets;
+mod sendfail;
 pub mod summary;
 
 use std::io;

@@ -375,7 +375,7 @@ pub(super) const ENTRIES: &[Entry] = &[
     entry!(
         UNHANDLED_PROTO,
         "unhandled-protocol",
-        false,
+        true,
         "protocol not supported here (ethertype/proto)",
         "No handler exists for the packet's protocol (an ethertype or L4 protocol this \
          kernel does not implement or has not loaded).",

@@ -29,6 +29,7 @@ macro_rules! entry {
 
 mod core;
 mod dev;
+mod incident;
 pub mod ip;
 mod next;
 pub mod specific;

@@ -23,6 +23,7 @@ mod udp_rcvbuf_full;
 mod udp_rmem_overflow;
 mod udp_send_no_route;
 mod udp_sndbuf_full;
+mod unhandled_ethertype;
 
 use super::expect::Expect;
 use super::{Lab, LabError};
@@ -121,16 +122,18 @@ pub static ALL: &[&dyn Scenario] = &[
     &bridge_stp::BridgeStp,
     &martian_destination::MartianDestination(martian_destination::Martian::ClassE),
     &martian_destination::MartianDestination(martian_destination::Martian::Loopback),
-    &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::Bridge),
-    &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::NetdevIngress),
-    &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::NetdevEgress),
-    &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::Arp),
     &accept_queue_full::AcceptQueueFull {
         syncookies: true,
         v6: true,
     },
-    &pmtu_blackhole::PmtuBlackhole,
+    &pmtu_blackhole::PmtuBlackhole::ClientInput,
+    &pmtu_blackhole::PmtuBlackhole::RouterOutput,
     &udp_emsgsize::UdpEmsgsize,
+    &unhandled_ethertype::UnhandledEthertype,
+    &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::Bridge),
+    &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::NetdevIngress),
+    &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::NetdevEgress),
+    &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::Arp),
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Scenario> {

@@ -5,6 +5,9 @@
 //! drops (PKT_TOO_BIG on the router, the nft drop of the ICMP on the
 //! client), one incident: `explain` must join them through the ICMP's
 //! quote of the too-big packet and name the rule that eats the ICMP.
+//! Variant `RouterOutput`: the router's own output chain drops the ICMP it
+//! generates (a locally sent packet: the rule is found by nftrace on the
+//! output hook).
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -15,7 +18,13 @@ use crate::lab::scenarios::Outcome;
 use crate::lab::traffic;
 use crate::lab::{Lab, LabError};
 
-pub struct PmtuBlackhole;
+/// Where the ICMP frag-needed dies.
+pub enum PmtuBlackhole {
+    /// The client's input chain ("block ping" on the host).
+    ClientInput,
+    /// The router's output chain, before the ICMP leaves.
+    RouterOutput,
+}
 
 const PORT: u16 = 5305;
 /// Datagrams sent, spaced so the rule tracer armed at the first ICMP drop
@@ -23,21 +32,45 @@ const PORT: u16 = 5305;
 const SENT: u32 = 6;
 const SIZE: usize = 1400;
 
-/// The client's firewall: a "no ICMP" rule, which also drops frag-needed.
-pub const RULESET: &str = "table inet nwlab_filter {
-  chain input {
-    type filter hook input priority filter; policy accept;
+/// The firewall: a "no ICMP" rule, which also drops frag-needed.
+fn ruleset(chain: &str) -> String {
+    format!(
+        "table inet nwlab_filter {{
+  chain {chain} {{
+    type filter hook {chain} priority filter; policy accept;
     ip protocol icmp drop comment \"netwhy lab: block ping\"
-  }
+  }}
+}}
+"
+    )
 }
-";
+
+impl PmtuBlackhole {
+    /// (role, chain) of the rule that drops the ICMP.
+    pub fn rule_at(&self) -> (&'static str, &'static str) {
+        match self {
+            PmtuBlackhole::ClientInput => ("cli", "input"),
+            PmtuBlackhole::RouterOutput => ("rtr", "output"),
+        }
+    }
+}
 
 impl super::Scenario for PmtuBlackhole {
     fn name(&self) -> &'static str {
-        "pmtu-blackhole"
+        match self {
+            PmtuBlackhole::ClientInput => "pmtu-blackhole",
+            PmtuBlackhole::RouterOutput => "pmtu-blackhole-router-output",
+        }
     }
     fn summary(&self) -> &'static str {
-        "a smaller MTU on the path, and the client's firewall drops the ICMP frag-needed"
+        match self {
+            PmtuBlackhole::ClientInput => {
+                "a smaller MTU on the path, and the client's firewall drops the ICMP frag-needed"
+            }
+            PmtuBlackhole::RouterOutput => {
+                "a smaller MTU on the path, and the router's output chain drops its own ICMP"
+            }
+        }
     }
     fn incident(&self) -> &'static str {
         "A VPN or tunnel link with a smaller MTU sits on the path, and a \
@@ -54,7 +87,8 @@ impl super::Scenario for PmtuBlackhole {
         lab.ip("srv", &["link", "set", "eth0", "mtu", "1280"])?;
         // One frag-needed per datagram: no ICMP rate limit on the router.
         lab.sysctl("rtr", "net.ipv4.icmp_ratelimit", "0")?;
-        lab.nft("cli", RULESET)
+        let (role, chain) = self.rule_at();
+        lab.nft(role, &ruleset(chain))
     }
     fn trigger(&self, lab: &mut Lab) -> Result<Outcome, LabError> {
         let dst: SocketAddr = format!("198.18.2.2:{PORT}").parse().expect("literal");
@@ -98,9 +132,11 @@ impl super::Scenario for PmtuBlackhole {
             },
             ExpectDrop {
                 min: 3,
-                ..ExpectDrop::new("NETFILTER_DROP", "nft_do_chain", "cli")
-                    .dev("eth0")
-                    .flow("icmp", "198.18.1.2", None)
+                ..ExpectDrop::new("NETFILTER_DROP", "nft_do_chain", self.rule_at().0).flow(
+                    "icmp",
+                    "198.18.1.2",
+                    None,
+                )
             },
         ])
     }

@@ -1,8 +1,9 @@
 //! The send-failure probe (sendfail.bpf.c): sends that fail with EMSGSIZE
 //! before an skb exists, seen at sendto/sendmsg's syscall tracepoints.
-//! `explain` attaches it for the capture only; each failing socket reaches
-//! `diagnose::emsgsize` as a [`SendFailure`]: the sender, its socket's fd,
-//! the length it tried, where to, and how many sends failed.
+//! `explain` attaches it for the capture only; each failing socket is a
+//! [`SendFailure`]: the sender, its socket's fd, the length it tried,
+//! where to, and how many sends failed (`pipeline` hands them to
+//! `diagnose::emsgsize`).
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -10,13 +11,27 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
 
 use super::ProbeError;
-use crate::diagnose::emsgsize::{SendFailure, SendFailures};
 
 #[allow(clippy::all, non_camel_case_types, dead_code, unused_imports)]
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/sendfail.skel.rs"));
 }
 use skel::*;
+
+/// One socket whose sends failed with EMSGSIZE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendFailure {
+    /// The sending task's netns (not necessarily the socket's).
+    pub netns: u32,
+    pub tgid: u32,
+    pub pid: u32,
+    pub comm: String,
+    pub fd: u32,
+    /// Bytes the last failed send tried.
+    pub len: u64,
+    pub count: u64,
+    pub dst: Option<SocketAddr>,
+}
 
 /// The attached programs and their table of failing sockets.
 pub struct SendFailProbe {
@@ -56,8 +71,9 @@ impl SendFailProbe {
     }
 }
 
-impl SendFailures for SendFailProbe {
-    fn read(&mut self) -> Vec<SendFailure> {
+impl SendFailProbe {
+    /// Every failing socket so far, each with its running count.
+    pub fn failures(&self) -> Vec<SendFailure> {
         let map = &self.skel.maps.fails;
         map.keys()
             .filter_map(|k| {
