@@ -119,3 +119,35 @@ fn explain_names_the_output_rule_that_eats_icmp() {
         "trace table left behind"
     );
 }
+
+/// Conntrack's per-CPU invalid statistic is read inside a lab namespace
+/// (the `conntrack -S` evidence of the ct-invalid-checksum diagnosis).
+#[test]
+fn conntrack_invalid_count_is_read_in_a_namespace() {
+    if !root_or_skip("conntrack_invalid_count_is_read_in_a_namespace") {
+        return;
+    }
+    let mut lab = Lab::new().expect("lab");
+    lab.pair().expect("pair");
+    // Conntrack must be active in the netns for its statistics to exist.
+    lab.nft(
+        "srv",
+        "table inet t {\n chain input {\n type filter hook input priority filter; policy accept;\n ct state invalid drop\n }\n}\n",
+    )
+    .expect("nft");
+    let srv = lab.ns("srv").inode;
+    let before = netwhy::diagnose::checksum::invalid_count(srv).expect("statistics read");
+    let mac = lab.mac("srv", "eth0").expect("mac");
+    let bad = traffic::ipv4_udp(
+        [198, 18, 0, 1].into(),
+        [198, 18, 0, 2].into(),
+        40000,
+        5305,
+        b"bad",
+        true,
+    );
+    traffic::packet_send(&lab.ns("cli").name, "eth0", mac, bad, 2).expect("send");
+    let after = netwhy::diagnose::checksum::invalid_count(srv).expect("statistics read");
+    eprintln!("invalid {before} -> {after}");
+    assert!(after >= before + 2, "invalid {before} -> {after}");
+}

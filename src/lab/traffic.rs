@@ -313,7 +313,7 @@ pub(crate) fn pseudo_sum(
         .sum()
 }
 
-/// Send `packet` (an IPv4 packet) `count` times out of `ifname` in netns
+/// Send `packet` (an IPv4 or IPv6 packet) `count` times out of `ifname` in netns
 /// `ns` through an AF_PACKET socket, to the link-layer address `dst_mac`.
 /// The skb reaches the peer as CHECKSUM_NONE: the receiver verifies L4
 /// checksums itself.
@@ -331,7 +331,13 @@ pub fn packet_send(
         if ifindex == 0 {
             return Err(terr("if_nametoindex", std::io::Error::last_os_error()));
         }
-        let proto = (libc::ETH_P_IP as u16).to_be();
+        // The frame's ethertype follows the packet's IP version.
+        let et = if packet.first().is_some_and(|b| b >> 4 == 6) {
+            libc::ETH_P_IPV6
+        } else {
+            libc::ETH_P_IP
+        };
+        let proto = (et as u16).to_be();
         // SAFETY: plain socket(2).
         let fd = unsafe {
             libc::socket(
