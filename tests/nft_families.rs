@@ -151,3 +151,60 @@ fn conntrack_invalid_count_is_read_in_a_namespace() {
     eprintln!("invalid {before} -> {after}");
     assert!(after >= before + 2, "invalid {before} -> {after}");
 }
+
+/// The noise case, for real: a `ct state invalid` drop of a packet whose
+/// checksum is right (a SYN+FIN, invalid flags for conntrack) is not
+/// called a bad checksum.
+#[test]
+fn ct_invalid_drop_with_a_good_checksum_is_not_a_checksum_problem() {
+    if !root_or_skip("ct_invalid_drop_with_a_good_checksum_is_not_a_checksum_problem") {
+        return;
+    }
+    let mut lab = Lab::new().expect("lab");
+    lab.pair().expect("pair");
+    lab.nft(
+        "srv",
+        "table inet nwlab_filter {\n chain input {\n type filter hook input priority filter; policy accept;\n ct state invalid drop\n }\n}\n",
+    )
+    .expect("nft");
+    let r = start(&[
+        "explain",
+        "-o",
+        "json",
+        "--duration",
+        "9",
+        "--netns",
+        &lab.ns("srv").name,
+    ]);
+    let mac = lab.mac("srv", "eth0").expect("mac");
+    // SYN+FIN, both checksums right.
+    let pkt = traffic::ipv4_tcp(
+        [198, 18, 0, 1].into(),
+        [198, 18, 0, 2].into(),
+        40002,
+        5307,
+        1,
+        0,
+        0x03,
+    );
+    for _ in 0..3 {
+        traffic::packet_send(&lab.ns("cli").name, "eth0", mac, pkt.clone(), 1).expect("send");
+        std::thread::sleep(traffic::RETRY_PAUSE);
+    }
+    r.signal(libc::SIGINT);
+    let (st, out, err) = r.finish();
+    assert!(st.success(), "explain failed: {err:?}");
+    let v = json_lines(&out);
+    let causes: Vec<String> = of_type(&v, "finding")
+        .iter()
+        .map(|f| f["cause"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        causes.iter().any(|c| c == "ct-invalid-drop"),
+        "no ct-invalid-drop finding: {out}"
+    );
+    assert!(
+        !causes.iter().any(|c| c == "ct-invalid-checksum"),
+        "a good checksum called bad: {out}"
+    );
+}
