@@ -127,7 +127,9 @@ fn lab_scenarios_pass_on_debian_6_12() {
         // udp-sndbuf-full holds the sender's queue with a tbf qdisc.
         .module("sch_tbf")
         // nft-bridge-drop's bridge (the bridge nft family is in nf_tables).
-        .module("bridge");
+        .module("bridge")
+        // ...whose rules' `meta` expression (udp dport) is a bridge module.
+        .module("nft_meta_bridge");
     let script = "netwhy lab run --all --check -o json";
     let Some(o) = guest::or_skip(test, g.run(script, Duration::from_secs(600))) else {
         return;
