@@ -66,6 +66,33 @@ fn check_subject(name: &str, f: &Value, lab: &Lab) {
                     && s["handle"] == planted[0].handle
             })
         }
+        "ct-invalid-checksum-udp4"
+        | "ct-invalid-checksum-tcp4"
+        | "ct-invalid-checksum-udp6"
+        | "ct-invalid-checksum-tcp6" => {
+            let planted =
+                netwhy::state::nftrace::rules(lab.ns("srv").inode, 1, "nwlab_filter", "input")
+                    .expect("dump the planted rules");
+            // The checksum recomputed from the dropped bytes, and conntrack's
+            // own invalid statistic, back the diagnosis.
+            let ev = f["evidence"].to_string();
+            assert!(
+                ev.contains("checksum is wrong: it carries 0x"),
+                "{name}: {f:#}"
+            );
+            assert!(ev.contains("conntrack -S: invalid +"), "{name}: {f:#}");
+            let fixes = f["fix"].to_string();
+            assert!(
+                !fixes.contains("delete rule") && !fixes.contains("be_liberal"),
+                "{name}: {f:#}"
+            );
+            has(&|s| {
+                s["kind"] == "nft_rule"
+                    && s["table"] == "nwlab_filter"
+                    && s["chain"] == "input"
+                    && s["handle"] == planted[0].handle
+            })
+        }
         "iptables-legacy-reject" => has(&|s| {
             s["kind"] == "iptables_rule"
                 && s["chain"] == "LIBVIRT_FWI"

@@ -119,3 +119,92 @@ fn explain_names_the_output_rule_that_eats_icmp() {
         "trace table left behind"
     );
 }
+
+/// Conntrack's per-CPU invalid statistic is read inside a lab namespace
+/// (the `conntrack -S` evidence of the ct-invalid-checksum diagnosis).
+#[test]
+fn conntrack_invalid_count_is_read_in_a_namespace() {
+    if !root_or_skip("conntrack_invalid_count_is_read_in_a_namespace") {
+        return;
+    }
+    let mut lab = Lab::new().expect("lab");
+    lab.pair().expect("pair");
+    // Conntrack must be active in the netns for its statistics to exist.
+    lab.nft(
+        "srv",
+        "table inet t {\n chain input {\n type filter hook input priority filter; policy accept;\n ct state invalid drop\n }\n}\n",
+    )
+    .expect("nft");
+    let srv = lab.ns("srv").inode;
+    let before = netwhy::diagnose::checksum::invalid_count(srv).expect("statistics read");
+    let mac = lab.mac("srv", "eth0").expect("mac");
+    let bad = traffic::ipv4_udp(
+        [198, 18, 0, 1].into(),
+        [198, 18, 0, 2].into(),
+        40000,
+        5305,
+        b"bad",
+        true,
+    );
+    traffic::packet_send(&lab.ns("cli").name, "eth0", mac, bad, 2).expect("send");
+    let after = netwhy::diagnose::checksum::invalid_count(srv).expect("statistics read");
+    eprintln!("invalid {before} -> {after}");
+    assert!(after >= before + 2, "invalid {before} -> {after}");
+}
+
+/// The noise case, for real: a `ct state invalid` drop of a packet whose
+/// checksum is right (a SYN+FIN, invalid flags for conntrack) is not
+/// called a bad checksum.
+#[test]
+fn ct_invalid_drop_with_a_good_checksum_is_not_a_checksum_problem() {
+    if !root_or_skip("ct_invalid_drop_with_a_good_checksum_is_not_a_checksum_problem") {
+        return;
+    }
+    let mut lab = Lab::new().expect("lab");
+    lab.pair().expect("pair");
+    lab.nft(
+        "srv",
+        "table inet nwlab_filter {\n chain input {\n type filter hook input priority filter; policy accept;\n ct state invalid drop\n }\n}\n",
+    )
+    .expect("nft");
+    let r = start(&[
+        "explain",
+        "-o",
+        "json",
+        "--duration",
+        "9",
+        "--netns",
+        &lab.ns("srv").name,
+    ]);
+    let mac = lab.mac("srv", "eth0").expect("mac");
+    // SYN+FIN, both checksums right.
+    let pkt = traffic::ipv4_tcp(
+        [198, 18, 0, 1].into(),
+        [198, 18, 0, 2].into(),
+        40002,
+        5307,
+        1,
+        0,
+        0x03,
+    );
+    for _ in 0..3 {
+        traffic::packet_send(&lab.ns("cli").name, "eth0", mac, pkt.clone(), 1).expect("send");
+        std::thread::sleep(traffic::RETRY_PAUSE);
+    }
+    r.signal(libc::SIGINT);
+    let (st, out, err) = r.finish();
+    assert!(st.success(), "explain failed: {err:?}");
+    let v = json_lines(&out);
+    let causes: Vec<String> = of_type(&v, "finding")
+        .iter()
+        .map(|f| f["cause"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        causes.iter().any(|c| c == "ct-invalid-drop"),
+        "no ct-invalid-drop finding: {out}"
+    );
+    assert!(
+        !causes.iter().any(|c| c == "ct-invalid-checksum"),
+        "a good checksum called bad: {out}"
+    );
+}

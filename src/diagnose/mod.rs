@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 use std::borrow::Cow;
 
+pub mod checksum;
 pub mod clues;
 pub mod correlate;
 pub mod corroborate;

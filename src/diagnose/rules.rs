@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::checksum;
 use super::clues::{in_ns, Clues, Subject};
 use super::kb::specific;
 use crate::event::DropEvent;
@@ -26,10 +27,21 @@ use crate::state::iptables::{self, LegacyRule};
 use crate::state::nft_rule::{self, Action, Expr};
 use crate::state::nftrace::{Matcher, TraceEvent, Tracer};
 
+/// A tracer armed by the first nft drop of a netns.
+struct Armed {
+    ns: u32,
+    name: Option<String>,
+    tracer: Tracer,
+    /// The drop that armed it: its bytes' checksum verdict is evidence.
+    flow: Flow,
+    /// Conntrack's invalid count when armed (see [`checksum`]).
+    invalid: Option<u64>,
+}
+
 /// Rule attribution for the drops of one capture.
 #[derive(Default)]
 pub struct RuleWatch {
-    active: Vec<(u32, Option<String>, Tracer, Option<&'static str>)>,
+    active: Vec<Armed>,
     failed: Vec<(u32, String)>,
     /// Legacy rule counters at the start, per netns (and its name).
     legacy: BTreeMap<u32, (Option<String>, Vec<LegacyRule>)>,
@@ -66,7 +78,7 @@ impl RuleWatch {
         if e.location.symbol != "nft_do_chain" {
             return;
         }
-        if self.active.iter().any(|(ns, ..)| *ns == e.netns)
+        if self.active.iter().any(|a| a.ns == e.netns)
             || self.failed.iter().any(|(ns, _)| *ns == e.netns)
         {
             return;
@@ -75,9 +87,13 @@ impl RuleWatch {
             return;
         };
         match Tracer::start_on(e.netns, m, e.dev.as_deref()) {
-            Ok(t) => self
-                .active
-                .push((e.netns, e.netns_name.clone(), t, e.flow.l4_csum)),
+            Ok(t) => self.active.push(Armed {
+                ns: e.netns,
+                name: e.netns_name.clone(),
+                tracer: t,
+                flow: e.flow.clone(),
+                invalid: checksum::invalid_count(e.netns),
+            }),
             Err(err) => self
                 .failed
                 .push((e.netns, format!("nftrace could not start: {err}"))),
@@ -98,7 +114,15 @@ impl RuleWatch {
                 )
             })
             .collect();
-        for (ns, name, mut t, csum) in self.active.drain(..) {
+        for a in self.active.drain(..) {
+            let Armed {
+                ns,
+                name,
+                tracer: mut t,
+                flow,
+                invalid,
+            } = a;
+            let invalid = (invalid, invalid.and(checksum::invalid_count(ns)));
             let mut c = Clues::default();
             match t.collect(Duration::from_millis(300)) {
                 Ok(drops) if drops.is_empty() => {
@@ -117,7 +141,7 @@ impl RuleWatch {
                         let k = (d.family, d.table.clone(), d.chain.clone(), d.rule_handle);
                         if !seen.contains(&k) && seen.len() < 3 {
                             seen.push(k);
-                            attribute(d, name.as_deref(), csum, &mut c);
+                            attribute(d, name.as_deref(), (&flow, invalid), &mut c);
                         }
                     }
                 }
@@ -198,7 +222,14 @@ fn legacy_clues(moved: &[(LegacyRule, u64)], ns_name: Option<&str>) -> Clues {
 }
 
 /// Evidence and diagnosis for one traced drop.
-fn attribute(d: &TraceEvent, ns_name: Option<&str>, csum: Option<&str>, c: &mut Clues) {
+/// `armed`: the drop that armed the tracer, and conntrack's invalid count
+/// then and at the end.
+fn attribute(
+    d: &TraceEvent,
+    ns_name: Option<&str>,
+    armed: (&Flow, (Option<u64>, Option<u64>)),
+    c: &mut Clues,
+) {
     let fam = family_name(d.family);
     let handle = d
         .rule_handle
@@ -241,17 +272,13 @@ fn attribute(d: &TraceEvent, ns_name: Option<&str>, csum: Option<&str>, c: &mut 
     let cause = match rule.action() {
         Action::Reject if xt => specific::IPTABLES_REJECT,
         Action::Reject => specific::NFT_REJECT,
-        Action::Drop if nft_rule::matches_ct_invalid(&rule.exprs) => {
-            if csum == Some("bad") {
-                c.line(
-                    "the dropped packet's layer-4 checksum is wrong (checked on the captured \
-                     bytes): conntrack marked it invalid, and this rule drops invalid packets",
-                );
+        Action::Drop if nft_rule::matches_ct_invalid(&rule.exprs) => match checksum::bad(armed.0) {
+            Some(bad) => {
+                checksum::explain(bad, armed.0, armed.1, ns_name, c);
                 specific::CT_INVALID_CHECKSUM
-            } else {
-                specific::CT_INVALID_DROP
             }
-        }
+            None => specific::CT_INVALID_DROP,
+        },
         Action::Drop if xt => specific::IPTABLES_DROP,
         _ => specific::NFT_RULE_DROP,
     };

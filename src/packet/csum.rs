@@ -1,4 +1,4 @@
-//! Layer-4 checksum of a fully captured IPv4 UDP/TCP packet, so a drop
+//! Layer-4 checksum of a fully captured IPv4 or IPv6 UDP/TCP packet, so a drop
 //! can say "this packet's checksum is wrong" (a firewall's `ct state
 //! invalid` drop hides that, see the `ct-invalid-checksum` diagnosis).
 //!
@@ -25,31 +25,68 @@ fn fold(mut acc: u32) -> u16 {
     acc as u16
 }
 
+/// A checked L4 checksum: the verdict and, for evidence, the value the
+/// packet carries and the one its bytes call for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct L4Csum {
+    /// "ok", "bad" or "partial" (see the module docs).
+    pub verdict: &'static str,
+    pub found: u16,
+    pub expected: u16,
+}
+
 /// "ok", "bad" or "partial" for the UDP (17) or TCP (6) segment `l4` of an
 /// IPv4 packet from `src` to `dst`; None when the protocol has no checksum
 /// this knows, or UDP says "no checksum" (0).
 pub fn ipv4_l4(proto: u8, src: [u8; 4], dst: [u8; 4], l4: &[u8]) -> Option<&'static str> {
+    ipv4_check(proto, src, dst, l4).map(|c| c.verdict)
+}
+
+/// [`ipv4_l4`] with the found and expected values.
+pub fn ipv4_check(proto: u8, src: [u8; 4], dst: [u8; 4], l4: &[u8]) -> Option<L4Csum> {
+    let len = u16::try_from(l4.len()).ok()?;
+    let pseudo = sum(sum(0, &src), &dst) + u32::from(proto) + u32::from(len);
+    check(proto, pseudo, l4, true)
+}
+
+/// The same for IPv6 (`l4` after any extension headers), whose pseudo
+/// header has 128-bit addresses and a 32-bit length. UDP over IPv6 must
+/// carry a checksum, so 0 is checked like any other value.
+pub fn ipv6_check(proto: u8, src: [u8; 16], dst: [u8; 16], l4: &[u8]) -> Option<L4Csum> {
+    let len = u32::try_from(l4.len()).ok()?;
+    let pseudo = sum(sum(0, &src), &dst) + (len >> 16) + (len & 0xffff) + u32::from(proto);
+    check(proto, pseudo, l4, false)
+}
+
+fn check(proto: u8, pseudo: u32, l4: &[u8], udp_zero_ok: bool) -> Option<L4Csum> {
     let at = match proto {
         17 => 6,
         6 => 16,
         _ => return None,
     };
-    let field = u16::from_be_bytes([*l4.get(at)?, *l4.get(at + 1)?]);
-    if proto == 17 && field == 0 {
+    let found = u16::from_be_bytes([*l4.get(at)?, *l4.get(at + 1)?]);
+    if proto == 17 && found == 0 && udp_zero_ok {
         return None;
     }
-    let len = u16::try_from(l4.len()).ok()?;
-    let mut pseudo = sum(0, &src);
-    pseudo = sum(pseudo, &dst);
-    pseudo += u32::from(proto) + u32::from(len);
-    if fold(sum(pseudo, l4)) == 0xffff {
-        return Some("ok");
+    // The sum over the segment with its checksum field taken out.
+    let without = fold(sum(pseudo, l4) + u32::from(!found)) as u32;
+    let mut expected = !fold(without);
+    if proto == 17 && expected == 0 {
+        expected = 0xffff; // UDP sends a computed 0 as all ones.
     }
-    // Offload pending: the field holds the folded pseudo-header sum.
-    if field == fold(pseudo) {
-        return Some("partial");
-    }
-    Some("bad")
+    let verdict = if fold(sum(pseudo, l4)) == 0xffff {
+        "ok"
+    } else if found == fold(pseudo) {
+        // Offload pending: the field holds the folded pseudo-header sum.
+        "partial"
+    } else {
+        "bad"
+    };
+    Some(L4Csum {
+        verdict,
+        found,
+        expected,
+    })
 }
 
 #[cfg(test)]
@@ -83,5 +120,34 @@ mod tests {
         assert_eq!(ipv4_l4(17, s, d, &udp(fold(p))), Some("partial"));
         assert_eq!(ipv4_l4(1, s, d, &udp(good)), None);
         assert_eq!(ipv4_l4(17, s, d, &udp(good)[..5]), None);
+        let c = ipv4_check(17, s, d, &udp(good ^ 0x00ff)).expect("checked");
+        assert_eq!(
+            (c.verdict, c.found, c.expected),
+            ("bad", good ^ 0x00ff, good)
+        );
+        assert_eq!(
+            ipv4_check(17, s, d, &udp(good)).map(|c| c.expected),
+            Some(good)
+        );
+    }
+
+    #[test]
+    fn ipv6_found_and_expected() {
+        let (s, d) = (
+            "fd00:18::1".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+            "fd00:18::2".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+        );
+        let mut p = sum(sum(0, &s), &d) + 10 + 17;
+        p = sum(p, &udp(0));
+        let good = !fold(p);
+        let ok = ipv6_check(17, s, d, &udp(good)).expect("checked");
+        assert_eq!((ok.verdict, ok.expected), ("ok", good));
+        let bad = ipv6_check(17, s, d, &udp(good.wrapping_add(7))).expect("checked");
+        assert_eq!((bad.verdict, bad.expected), ("bad", good));
+        // No "no checksum" escape over IPv6.
+        assert_eq!(
+            ipv6_check(17, s, d, &udp(0)).map(|c| c.verdict),
+            Some("bad")
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! be read and `truncated = true`, because a drop event is still worth
 //! showing when its headers are incomplete.
 #![forbid(unsafe_code)]
-mod csum;
+pub mod csum;
 mod names;
 mod parse;
 
@@ -77,10 +77,13 @@ pub struct Flow {
     pub eth_src: Option<[u8; 6]>,
     #[serde(skip)]
     pub eth_dst: Option<[u8; 6]>,
-    /// Layer-4 checksum of a fully captured IPv4 UDP/TCP packet: "ok",
+    /// Layer-4 checksum of a fully captured IPv4 or IPv6 UDP/TCP packet: "ok",
     /// "bad", or "partial" (offload pending on a locally sent packet).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub l4_csum: Option<&'static str>,
+    /// The checked values behind `l4_csum` (found, expected), for evidence.
+    #[serde(skip)]
+    pub l4_csum_check: Option<csum::L4Csum>,
     /// IP total length from the header (IPv6: payload + 40): what the
     /// packet was, not what was captured. Helps spot MTU drops.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -135,6 +138,7 @@ impl Default for Flow {
             eth_src: None,
             eth_dst: None,
             l4_csum: None,
+            l4_csum_check: None,
             len: None,
             truncated: false,
             icmp_quote: None,

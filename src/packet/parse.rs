@@ -117,7 +117,8 @@ fn ipv4(f: &mut Flow, b: &[u8]) {
     // Whole datagram captured and not fragmented: its checksum can be checked.
     if frag & 0x2000 == 0 {
         if let Some(l4) = b.get(ihl..usize::from(tot)) {
-            f.l4_csum = super::csum::ipv4_l4(proto, src, dst, l4);
+            f.l4_csum_check = super::csum::ipv4_check(proto, src, dst, l4);
+            f.l4_csum = f.l4_csum_check.map(|c| c.verdict);
         }
     }
 }
@@ -174,6 +175,11 @@ fn ipv6(f: &mut Flow, b: &[u8]) {
     match b.get(off..) {
         Some(l4) => transport(f, nh, l4),
         None => f.truncated = true,
+    }
+    // Whole datagram captured (no fragment header got here): check it.
+    if let Some(l4) = b.get(off..40 + usize::from(plen)) {
+        f.l4_csum_check = super::csum::ipv6_check(nh, src, dst, l4);
+        f.l4_csum = f.l4_csum_check.map(|c| c.verdict);
     }
 }
 

@@ -189,7 +189,7 @@ pub const CT_INVALID_CHECKSUM: Entry = entry!(
     ],
     [
         "Fix the sender's checksum (e.g. ethtool -K <dev> tx off on the faulty device).",
-        "As a stop-gap only: sysctl -w net.netfilter.nf_conntrack_checksum=0",
+        "Only if the traffic is trusted: sysctl -w net.netfilter.nf_conntrack_checksum=0",
     ],
 );
 

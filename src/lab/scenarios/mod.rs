@@ -1,6 +1,7 @@
 //! The scenario catalog. Adding one: a file here plus one line in [`ALL`].
 mod accept_queue_full;
 mod bridge_stp;
+mod ct_invalid_checksum;
 mod firewall_checksum;
 mod iptables_reject;
 mod martian_destination;
@@ -134,6 +135,22 @@ pub static ALL: &[&dyn Scenario] = &[
     &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::NetdevIngress),
     &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::NetdevEgress),
     &nft_family_drop::NftFamilyDrop(nft_family_drop::Family::Arp),
+    &ct_invalid_checksum::CtInvalidChecksum {
+        v6: false,
+        tcp: false,
+    },
+    &ct_invalid_checksum::CtInvalidChecksum {
+        v6: false,
+        tcp: true,
+    },
+    &ct_invalid_checksum::CtInvalidChecksum {
+        v6: true,
+        tcp: false,
+    },
+    &ct_invalid_checksum::CtInvalidChecksum {
+        v6: true,
+        tcp: true,
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Scenario> {
