@@ -45,6 +45,13 @@ pub const RULES: &[NoiseRule] = &[
               the original finds nothing. The reply was delivered.",
     },
     NoiseRule {
+        reason: Some("NOT_SPECIFIED"),
+        function: Some("stp_pdu_rcv"),
+        why: "A spanning-tree BPDU reaching an interface that is not a port of \
+              an STP-enabled bridge (a host or a namespace next to a bridge that \
+              runs STP). Switches send these to every link; nobody here needs them.",
+    },
+    NoiseRule {
         reason: Some("QUEUE_PURGE"),
         function: None,
         why: "A socket being closed frees what was still queued on it. The \
