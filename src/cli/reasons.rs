@@ -39,10 +39,9 @@ pub fn run(a: ReasonsArgs) -> Result<()> {
                     .as_ref()
                     .map_or("none".into(), |r| format!("{:?}", r.source()))
             ));
-            let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok();
             let k = Kernel {
                 reasons: kernel.as_ref(),
-                release: release.as_deref().map(str::trim),
+                release: crate::kernel::release(),
             };
             let d = described(&n, a.at.as_deref().unwrap_or(""), &k)?;
             let mut out = std::io::stdout().lock();

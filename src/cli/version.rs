@@ -11,8 +11,7 @@ pub fn text() -> String {
     let libbpf =
         unsafe { std::ffi::CStr::from_ptr(libbpf_rs::libbpf_sys::libbpf_version_string()) };
     s += &format!("libbpf: {}\n", libbpf.to_string_lossy());
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    s += &format!("kernel: {}\n", release.trim());
+    s += &format!("kernel: {}\n", crate::kernel::release().unwrap_or_default());
     let btf = std::path::Path::new(crate::kernel::btf::VMLINUX_BTF).exists();
     s += &format!(
         "BTF: {}\n",

@@ -93,8 +93,7 @@ impl Session {
     /// Findings for `events` (biggest group first), then live-state traps.
     /// Ends the rule tracers.
     pub fn finish(mut self, events: &[DropEvent]) -> Vec<Finding> {
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok();
-        let mut findings = explain(events, release.as_deref().map(str::trim));
+        let mut findings = explain(events, crate::kernel::release());
         let mut rule_clues = self.rules.finish();
         let counters = self.counters.finish();
         for f in &mut findings {
@@ -181,8 +180,7 @@ fn key_proto(f: &Finding) -> Option<&str> {
 /// rules for that long to name the one that drops (legacy counters, or an
 /// nftrace table for nft drops); None arms nothing on the system.
 pub fn diagnose_one(e: &DropEvent, rules_window: Option<std::time::Duration>) -> Option<Finding> {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok();
-    let mut f = explain(std::slice::from_ref(e), release.as_deref().map(str::trim))
+    let mut f = explain(std::slice::from_ref(e), crate::kernel::release())
         .into_iter()
         .next()?;
     f.absorb(evidence::gather(e));

@@ -79,7 +79,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(opts: Options, reader: AggReader, enricher: Enricher, hook: &str) -> Shared {
-        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let kernel = crate::kernel::release().unwrap_or_default();
         let build = vec![
             ("version".into(), env!("CARGO_PKG_VERSION").into()),
             ("kernel".into(), kernel.trim().to_string()),

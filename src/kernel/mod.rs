@@ -71,3 +71,16 @@ impl KernelError {
         }
     }
 }
+
+/// The running kernel's release (`uname -r`), read once: it cannot change
+/// while netwhy runs, and the exporter's cause worker asks for every sample.
+pub fn release() -> Option<&'static str> {
+    static RELEASE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    RELEASE
+        .get_or_init(|| {
+            std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
+        .as_deref()
+}

@@ -5,23 +5,6 @@
 //! other evidence-driven entries.
 use super::Entry;
 
-/// An entry with no drop reason: the incident left no drop behind.
-macro_rules! no_drop {
-    ($id:literal, $verified:literal, $hint:literal, $meaning:literal,
-     [$($c:literal),* $(,)?], [$($k:literal),* $(,)?], [$($f:literal),* $(,)?] $(,)?) => {
-        Entry {
-            reason: "",
-            id: crate::diagnose::Id::new($id),
-            meaning: $meaning,
-            causes: &[$($c),*],
-            checks: &[$($k),*],
-            fixes: &[$($f),*],
-            verified: $verified,
-            hint: $hint,
-        }
-    };
-}
-
 pub const PMTU_BLACKHOLE: Entry = entry!(
     NETFILTER_DROP,
     "pmtu-blackhole",
@@ -50,7 +33,7 @@ pub const PMTU_BLACKHOLE: Entry = entry!(
     ],
 );
 
-pub const UDP_EMSGSIZE: Entry = no_drop!(
+pub const UDP_EMSGSIZE: Entry = entry!(@none,
     "udp-emsgsize",
     true,
     "sends failed: datagram larger than the MTU (EMSGSIZE)",

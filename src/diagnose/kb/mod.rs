@@ -10,12 +10,20 @@
 //! `verified` is true only for reasons reproduced in netwhy's lab on kernel
 //! 6.18; everything else is read from the kernel sources and marked
 //! unverified when shown.
-/// `entry!(NAME, "id", verified, "hint", "meaning", [causes], [checks], [fixes])`
+/// `entry!(NAME, "id", verified, "hint", "meaning", [causes], [checks], [fixes])`;
+/// `entry!(@none, "id", ...)` for a diagnosis no drop reason carries (a loss
+/// seen only in counters, or a send that failed before a packet existed).
 macro_rules! entry {
-    ($reason:ident, $id:literal, $verified:literal, $hint:literal, $meaning:literal,
+    (@none, $($rest:tt)*) => {
+        entry!(@reason "", $($rest)*)
+    };
+    ($reason:ident, $($rest:tt)*) => {
+        entry!(@reason stringify!($reason), $($rest)*)
+    };
+    (@reason $reason:expr, $id:literal, $verified:literal, $hint:literal, $meaning:literal,
      [$($c:literal),* $(,)?], [$($k:literal),* $(,)?], [$($f:literal),* $(,)?] $(,)?) => {
         super::Entry {
-            reason: stringify!($reason),
+            reason: $reason,
             id: $crate::diagnose::Id::new($id),
             meaning: $meaning,
             causes: &[$($c),*],

@@ -325,26 +325,7 @@ pub const XDP_BPF_DROP: Entry = entry!(
     ["Fix the XDP program's policy, or detach it: ip link set dev <dev> xdp off"],
 );
 
-/// Counter-only findings: losses the kernel counts but frees without a
-/// drop event (no skb yet, or `consume_skb`). Their `reason` is empty: no
-/// drop reason was reported, a counter moved.
-macro_rules! counted {
-    ($id:literal, $verified:literal, $hint:literal, $meaning:literal,
-     [$($c:literal),* $(,)?], [$($k:literal),* $(,)?], [$($f:literal),* $(,)?] $(,)?) => {
-        Entry {
-            reason: "",
-            id: crate::diagnose::Id::new($id),
-            meaning: $meaning,
-            causes: &[$($c),*],
-            checks: &[$($k),*],
-            fixes: &[$($f),*],
-            verified: $verified,
-            hint: $hint,
-        }
-    };
-}
-
-pub const ACCEPT_QUEUE_FULL: Entry = counted!(
+pub const ACCEPT_QUEUE_FULL: Entry = entry!(@none,
     "accept-queue-full",
     true,
     "listen overflow: SYNs refused, accept queue full",
@@ -370,8 +351,7 @@ pub const ACCEPT_QUEUE_FULL: Entry = counted!(
     ],
 );
 
-pub const SEND_NO_ROUTE: Entry =
-    counted!(
+pub const SEND_NO_ROUTE: Entry = entry!(@none,
     "send-no-route",
     true,
     "sends failed: no route to the destination",
@@ -386,7 +366,7 @@ pub const SEND_NO_ROUTE: Entry =
     ["Add the missing route: ip route add default via <gw> (or <prefix> via <gw> dev <dev>)."],
 );
 
-pub const UDP_SNDBUF_FULL: Entry = counted!(
+pub const UDP_SNDBUF_FULL: Entry = entry!(@none,
     "udp-sndbuf-full",
     true,
     "UDP sends failed: socket send buffer full",
@@ -406,7 +386,7 @@ pub const UDP_SNDBUF_FULL: Entry = counted!(
     ],
 );
 
-pub const SOFTNET_BACKLOG_FULL: Entry = counted!(
+pub const SOFTNET_BACKLOG_FULL: Entry = entry!(@none,
     "softnet-backlog-full",
     false,
     "per-CPU input backlog full (softnet_stat dropped)",
@@ -423,7 +403,7 @@ pub const SOFTNET_BACKLOG_FULL: Entry = counted!(
     ["sysctl -w net.core.netdev_max_backlog=4096; spread the load (RPS/RSS)."],
 );
 
-pub const DEV_RX_DROPPED: Entry = counted!(
+pub const DEV_RX_DROPPED: Entry = entry!(@none,
     "dev-rx-dropped",
     false,
     "device rx_dropped moved without a drop event",
