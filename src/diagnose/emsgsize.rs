@@ -8,7 +8,6 @@
 //! joined at first sight with its live evidence (the socket, the route and
 //! its device's MTU): by the end the sender may be gone.
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::clues::{in_ns, Clues, Subject};
@@ -17,22 +16,9 @@ use super::kb::specific;
 use crate::state::route::{self, Flow};
 use crate::state::sockets::{self, Proto, SockInfo};
 
-/// One socket whose sends failed with EMSGSIZE.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SendFailure {
-    pub netns: u32,
-    /// The process (thread group) and the thread that sent.
-    pub tgid: u32,
-    pub pid: u32,
-    pub comm: String,
-    pub fd: u32,
-    /// Bytes the last failed send tried.
-    pub len: u64,
-    /// Failed sends so far.
-    pub count: u64,
-    /// Where to (sendto's address or msg_name), when the call named it.
-    pub dst: Option<SocketAddr>,
-}
+/// One socket whose sends failed with EMSGSIZE, as the send-failure probe
+/// reports it (the type is the probe's: one definition for both sides).
+pub use crate::probe::sendfail::SendFailure;
 
 /// Where failures come from: every failing socket so far, each with its
 /// running count.
