@@ -99,6 +99,23 @@ fn good_file(lab: &mut Lab, tag: &str) -> std::path::PathBuf {
     file
 }
 
+/// `bisect --netns srv --good-file file [--allow-host-changes] --no-explain
+/// -o json -- repro`.
+fn bisect_against_file(
+    srv: &str,
+    file: &std::path::Path,
+    allow: bool,
+    repro: &[String],
+) -> std::process::Output {
+    let mut args = vec!["--netns", srv, "--good-file", file.to_str().unwrap()];
+    if allow {
+        args.push("--allow-host-changes");
+    }
+    args.extend(["--no-explain", "-o", "json", "--"]);
+    args.extend(repro.iter().map(String::as_str));
+    bisect(&args)
+}
+
 /// The host-global culprit case: `key` broken on the host (journalled by
 /// the lab), a dozen harmless differences in srv, `repro`. Without
 /// --allow-host-changes bisect says the difference is host-global; with
@@ -130,18 +147,7 @@ fn host_culprit(key: &str, path: &str, bad: &str, script: &str, setup: impl Fn(&
         );
         let broken = snapshot(&lab, "srv");
         for allow in [false, true] {
-            let mut args = vec![
-                "--netns",
-                srv.as_str(),
-                "--good-file",
-                file.to_str().unwrap(),
-            ];
-            if allow {
-                args.push("--allow-host-changes");
-            }
-            args.extend(["--no-explain", "-o", "json", "--"]);
-            args.extend(repro.iter().map(String::as_str));
-            let out = bisect(&args);
+            let out = bisect_against_file(&srv, &file, allow, &repro);
             assert_eq!(host_value(path), bad, "bisect left the host changed");
             assert_same(&broken, &snapshot(&lab, "srv"));
             if !allow {
@@ -248,18 +254,7 @@ fn host_global_settings_only_with_allow_host_changes_and_restored() {
     std::fs::write(&file, good).unwrap();
     let repro = pair_repro(&srv);
     for allow in [false, true] {
-        let mut args = vec![
-            "--netns",
-            srv.as_str(),
-            "--good-file",
-            file.to_str().unwrap(),
-        ];
-        if allow {
-            args.push("--allow-host-changes");
-        }
-        args.extend(["--no-explain", "-o", "json", "--"]);
-        args.extend(repro.iter().map(String::as_str));
-        let out = bisect(&args);
+        let out = bisect_against_file(&srv, &file, allow, &repro);
         assert_same(&before, &snapshot(&lab, "srv"));
         assert_eq!(std::fs::read_to_string(RMEM_MAX).unwrap().trim(), host_rmem);
         let r = result(&out);

@@ -18,6 +18,7 @@
 //! those attached in its namespaces). A test that cannot fail is a defect:
 //! the test also requires that the kills did leave each kind of change
 //! behind at least once, for the next run to undo.
+mod bisect_common;
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
@@ -408,9 +409,8 @@ impl World {
     }
 }
 
-/// srv's writable sysctls, routes of every table but `local` (which the
-/// kernel fills on its own), rules and stateless nft ruleset, as `ip` and
-/// `nft` print them.
+/// srv's writable sysctls, then its routes, rules and stateless nft
+/// ruleset as the bisect tests compare them.
 fn bisect_state(topo: &Lab) -> String {
     let name = &topo.ns("srv").name;
     let mut s = String::new();
@@ -419,26 +419,7 @@ fn bisect_state(topo: &Lab) -> String {
             s.push_str(&format!("{k} = {}\n", e.value));
         }
     }
-    for args in [
-        &["-4", "route", "show", "table", "all"][..],
-        &["-6", "route", "show", "table", "all"],
-        &["-4", "rule"],
-        &["-6", "rule"],
-    ] {
-        let mut v = vec!["ip"];
-        v.extend_from_slice(args);
-        for l in topo.exec("srv", &v).unwrap_or_default().lines() {
-            if !l.contains(" table local ") {
-                s.push_str(l);
-                s.push('\n');
-            }
-        }
-    }
-    s.push_str(
-        &topo
-            .exec("srv", &["nft", "-s", "list", "ruleset"])
-            .unwrap_or_default(),
-    );
+    s.push_str(&bisect_common::net_state(topo, "srv"));
     s
 }
 

@@ -48,6 +48,24 @@ fn send_too_big(lab: &Lab, count: u32) {
     }
 }
 
+/// A cli/srv pair whose srv input chain drops `ct state invalid`.
+fn ct_invalid_pair() -> Lab {
+    let mut lab = Lab::new().expect("lab");
+    lab.pair().expect("pair");
+    lab.nft(
+        "srv",
+        "table inet nwlab_filter {
+  chain input {
+    type filter hook input priority filter; policy accept;
+    ct state invalid drop
+  }
+}
+",
+    )
+    .expect("nft");
+    lab
+}
+
 #[test]
 fn output_hook_drop_of_a_generated_icmp_is_attributed() {
     if !root_or_skip("output_hook_drop_of_a_generated_icmp_is_attributed") {
@@ -127,14 +145,8 @@ fn conntrack_invalid_count_is_read_in_a_namespace() {
     if !root_or_skip("conntrack_invalid_count_is_read_in_a_namespace") {
         return;
     }
-    let mut lab = Lab::new().expect("lab");
-    lab.pair().expect("pair");
     // Conntrack must be active in the netns for its statistics to exist.
-    lab.nft(
-        "srv",
-        "table inet t {\n chain input {\n type filter hook input priority filter; policy accept;\n ct state invalid drop\n }\n}\n",
-    )
-    .expect("nft");
+    let lab = ct_invalid_pair();
     let srv = lab.ns("srv").inode;
     let before = netwhy::diagnose::checksum::invalid_count(srv).expect("statistics read");
     let mac = lab.mac("srv", "eth0").expect("mac");
@@ -160,13 +172,7 @@ fn ct_invalid_drop_with_a_good_checksum_is_not_a_checksum_problem() {
     if !root_or_skip("ct_invalid_drop_with_a_good_checksum_is_not_a_checksum_problem") {
         return;
     }
-    let mut lab = Lab::new().expect("lab");
-    lab.pair().expect("pair");
-    lab.nft(
-        "srv",
-        "table inet nwlab_filter {\n chain input {\n type filter hook input priority filter; policy accept;\n ct state invalid drop\n }\n}\n",
-    )
-    .expect("nft");
+    let lab = ct_invalid_pair();
     let r = start(&[
         "explain",
         "-o",

@@ -4,7 +4,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use netwhy::state::iptables::parse::{GETINFO_LEN, GET_ENTRIES_HDR, TABLE_NAME_LEN};
+use netwhy::state::iptables::{self, Family};
 use netwhy::state::netlink::{self as nl, Msg, Socket};
 
 /// The answers to one request as a receive buffer: each message with its
@@ -32,46 +32,13 @@ pub fn ask(protocol: i32, ty: u16, body: &[u8]) -> io::Result<Vec<u8>> {
 /// `fam_byte` + ipt_getinfo + the entries of `table`, the fuzz target's
 /// input layout. `v6` picks ip6_tables.
 pub fn x_table(v6: bool, table: &str) -> io::Result<Vec<u8>> {
-    let (af, level) = if v6 {
-        (libc::AF_INET6, libc::IPPROTO_IPV6)
-    } else {
-        (libc::AF_INET, libc::IPPROTO_IP)
-    };
-    // SAFETY: plain socket(2); owned at once.
-    let fd = unsafe { libc::socket(af, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_RAW) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nobody else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let get = |opt: libc::c_int, buf: &mut [u8]| -> io::Result<()> {
-        let mut len = buf.len() as libc::socklen_t;
-        // SAFETY: buf is valid for len bytes.
-        let rc = unsafe {
-            libc::getsockopt(
-                sock.as_raw_fd(),
-                level,
-                opt,
-                buf.as_mut_ptr().cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    };
-    let mut info = [0u8; GETINFO_LEN];
-    info[..table.len()].copy_from_slice(table.as_bytes());
-    get(64, &mut info)?; // IPT_SO_GET_INFO
-    let size = u32::from_ne_bytes(info[80..84].try_into().expect("4 bytes"));
-    let mut entries = vec![0u8; GET_ENTRIES_HDR + size as usize];
-    entries[..table.len()].copy_from_slice(table.as_bytes());
-    entries[TABLE_NAME_LEN..TABLE_NAME_LEN + 4].copy_from_slice(&size.to_ne_bytes());
-    get(65, &mut entries)?; // IPT_SO_GET_ENTRIES
+    let fam = if v6 { Family::Ipv6 } else { Family::Ipv4 };
+    let (info, entries) = iptables::raw_table_here(fam, table)
+        .map_err(io::Error::other)?
+        .ok_or_else(|| io::Error::other(format!("no iptables table {table}")))?;
     let mut out = vec![u8::from(v6)];
     out.extend_from_slice(&info);
-    out.extend_from_slice(&entries[GET_ENTRIES_HDR..]);
+    out.extend_from_slice(&entries);
     Ok(out)
 }
 

@@ -144,6 +144,38 @@ pub fn udp_socket(ns: &str, bind: SocketAddr) -> Result<UdpSocket, LabError> {
     })
 }
 
+/// `count` UDP datagrams of `size` bytes from an unbound socket in netns
+/// `ns` to `dst`, `pause` apart, with DF set and the learnt path MTU
+/// honoured (IP_PMTUDISC_DO): a send the kernel already knows is too big
+/// fails with EMSGSIZE instead of leaving. Returns the socket (the caller
+/// keeps it open while it must be seen) and how many sends failed so.
+pub fn df_udp_burst(
+    ns: &str,
+    dst: SocketAddr,
+    size: usize,
+    count: u32,
+    pause: Duration,
+) -> Result<(UdpSocket, u32), LabError> {
+    let s = udp_socket(ns, "0.0.0.0:0".parse().expect("literal"))?;
+    set_int(
+        &s,
+        libc::IPPROTO_IP,
+        libc::IP_MTU_DISCOVER,
+        libc::IP_PMTUDISC_DO,
+    )?;
+    let payload = vec![0x6eu8; size];
+    let mut refused = 0;
+    for _ in 0..count {
+        match s.send_to(&payload, dst) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => refused += 1,
+            Err(e) => return Err(terr("udp send", e)),
+        }
+        std::thread::sleep(pause);
+    }
+    Ok((s, refused))
+}
+
 /// setsockopt with an int value.
 pub fn set_int(
     fd: &impl AsRawFd,
@@ -273,7 +305,7 @@ pub fn ipv4_tcp(
     ack: u32,
     flags: u8,
 ) -> Vec<u8> {
-    let mut p = vec![0u8; 40];
+    let mut p = vec![0u8; 20];
     p[0] = 0x45;
     p[2..4].copy_from_slice(&40u16.to_be_bytes());
     p[6] = 0x40; // DF
@@ -283,15 +315,14 @@ pub fn ipv4_tcp(
     p[16..20].copy_from_slice(&dst.octets());
     let hc = csum16(&p[..20], 0);
     p[10..12].copy_from_slice(&hc.to_be_bytes());
-    p[20..22].copy_from_slice(&sport.to_be_bytes());
-    p[22..24].copy_from_slice(&dport.to_be_bytes());
-    p[24..28].copy_from_slice(&seq.to_be_bytes());
-    p[28..32].copy_from_slice(&ack.to_be_bytes());
-    p[32] = 5 << 4;
-    p[33] = flags;
-    p[34..36].copy_from_slice(&65535u16.to_be_bytes());
-    let tc = csum16(&p[20..], pseudo_sum(src, dst, 6, 20));
-    p[36..38].copy_from_slice(&tc.to_be_bytes());
+    p.extend_from_slice(&tcp_header(
+        sport,
+        dport,
+        seq,
+        ack,
+        flags,
+        pseudo_sum(src, dst, 6, 20),
+    ));
     p
 }
 
@@ -324,20 +355,13 @@ pub fn ipv6_tcp(
     ack: u32,
     flags: u8,
 ) -> Vec<u8> {
-    let mut p = vec![0u8; 60];
+    let mut p = vec![0u8; 40];
     p[0] = 0x60;
     p[4..6].copy_from_slice(&20u16.to_be_bytes());
     p[6] = 6;
     p[7] = 64;
     p[8..24].copy_from_slice(&src.octets());
     p[24..40].copy_from_slice(&dst.octets());
-    p[40..42].copy_from_slice(&sport.to_be_bytes());
-    p[42..44].copy_from_slice(&dport.to_be_bytes());
-    p[44..48].copy_from_slice(&seq.to_be_bytes());
-    p[48..52].copy_from_slice(&ack.to_be_bytes());
-    p[52] = 5 << 4;
-    p[53] = flags;
-    p[54..56].copy_from_slice(&65535u16.to_be_bytes());
     // Pseudo-header: both addresses, the upper-layer length, the protocol.
     let pre: u32 = p[8..40]
         .chunks(2)
@@ -345,9 +369,24 @@ pub fn ipv6_tcp(
         .sum::<u32>()
         + 20
         + 6;
-    let tc = csum16(&p[40..], pre);
-    p[56..58].copy_from_slice(&tc.to_be_bytes());
+    p.extend_from_slice(&tcp_header(sport, dport, seq, ack, flags, pre));
     p
+}
+
+/// A 20-byte TCP header (window 65535, no options) whose checksum starts
+/// from `pseudo`, the address family's pseudo-header sum.
+fn tcp_header(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, pseudo: u32) -> [u8; 20] {
+    let mut t = [0u8; 20];
+    t[0..2].copy_from_slice(&sport.to_be_bytes());
+    t[2..4].copy_from_slice(&dport.to_be_bytes());
+    t[4..8].copy_from_slice(&seq.to_be_bytes());
+    t[8..12].copy_from_slice(&ack.to_be_bytes());
+    t[12] = 5 << 4;
+    t[13] = flags;
+    t[14..16].copy_from_slice(&65535u16.to_be_bytes());
+    let c = csum16(&t, pseudo);
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    t
 }
 
 /// Send `packet` (an IPv4 or IPv6 packet) `count` times out of `ifname` in netns

@@ -12,8 +12,6 @@ use std::net::IpAddr;
 
 use super::route::{ip_from, nl};
 
-const RTM_NEWLINK: u16 = 16;
-const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
 const RTM_GETADDR: u16 = 22;
 const IFLA_IFNAME: u16 = 3;
@@ -91,13 +89,9 @@ impl RouteEntry {
 
 /// Every interface of the calling thread's netns.
 pub fn links_here() -> io::Result<Vec<Link>> {
-    let sock = nl::Socket::open()?;
-    let req = [0u8; 16]; // struct ifinfomsg, AF_UNSPEC
-    let msgs = sock.request(RTM_GETLINK, nl::NLM_F_DUMP, &req)?;
-    Ok(msgs
+    Ok(super::link::dump_here()?
         .iter()
-        .filter(|m| m.ty == RTM_NEWLINK)
-        .filter_map(|m| parse_link(&m.body))
+        .filter_map(|b| parse_link(b))
         .collect())
 }
 
@@ -105,16 +99,14 @@ pub fn links_here() -> io::Result<Vec<Link>> {
 /// None when there is no such interface.
 pub fn mtu_here(name: &str) -> io::Result<Option<u32>> {
     const IFLA_MTU: u16 = 4;
-    let sock = nl::Socket::open()?;
-    let msgs = sock.request(RTM_GETLINK, nl::NLM_F_DUMP, &[0u8; 16])?;
-    Ok(msgs
+    Ok(super::link::dump_here()?
         .iter()
-        .filter(|m| m.ty == RTM_NEWLINK && parse_link(&m.body).is_some_and(|l| l.name == name))
-        .find_map(|m| {
-            nl::attrs(m.body.get(16..)?)
+        .filter(|b| parse_link(b).is_some_and(|l| l.name == name))
+        .find_map(|b| {
+            nl::attrs(b.get(16..)?)
                 .into_iter()
                 .find(|(t, _)| *t == IFLA_MTU)
-                .and_then(|(_, v)| Some(u32::from_ne_bytes(v.get(..4)?.try_into().ok()?)))
+                .and_then(|(_, v)| u32_at(v, 0))
         }))
 }
 

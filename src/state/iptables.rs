@@ -135,18 +135,7 @@ pub fn snapshot_here() -> Result<Vec<LegacyRule>, IptError> {
         if tables.is_empty() {
             continue;
         }
-        let (af, _) = fam.socket_args();
-        // SAFETY: plain socket(2); the fd is owned right away.
-        let fd =
-            unsafe { libc::socket(af, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_RAW) };
-        if fd < 0 {
-            return Err(IptError::Socket {
-                family: fam,
-                source: io::Error::last_os_error(),
-            });
-        }
-        // SAFETY: fd is a fresh, valid descriptor nobody else owns.
-        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        let sock = raw_socket(fam)?;
         for t in tables {
             out.extend(read_table(&sock, fam, &t)?);
         }
@@ -212,10 +201,50 @@ fn getsockopt(sock: &OwnedFd, fam: Family, opt: libc::c_int, buf: &mut [u8]) -> 
     Ok(len as usize)
 }
 
+/// A raw socket of `fam`, the handle the x_tables getsockopts need.
+fn raw_socket(fam: Family) -> Result<OwnedFd, IptError> {
+    let (af, _) = fam.socket_args();
+    // SAFETY: plain socket(2); the fd is owned right away.
+    let fd = unsafe { libc::socket(af, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_RAW) };
+    if fd < 0 {
+        return Err(IptError::Socket {
+            family: fam,
+            source: io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: fd is a fresh, valid descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn read_table(sock: &OwnedFd, fam: Family, table: &str) -> Result<Vec<LegacyRule>, IptError> {
+    match raw_table(sock, fam, table)? {
+        None => Ok(Vec::new()),
+        Some((ibuf, entries)) => {
+            let info = TableInfo::parse(&ibuf).ok_or_else(|| IptError::Malformed {
+                table: table.to_string(),
+                what: "short ipt_getinfo".into(),
+            })?;
+            parse::rules(fam, table, &info, &entries)
+        }
+    }
+}
+
+/// The kernel's own bytes for `table` of `fam` in the calling thread's
+/// netns: the ipt_getinfo answer and the entries blob after the
+/// ipt_get_entries header (what the parser and the fuzz seeds read).
+/// None when the table does not exist.
+pub fn raw_table_here(fam: Family, table: &str) -> Result<Option<RawTable>, IptError> {
+    raw_table(&raw_socket(fam)?, fam, table)
+}
+
+/// ipt_getinfo as the kernel wrote it, and the entries that follow the
+/// ipt_get_entries header.
+pub type RawTable = ([u8; GETINFO_LEN], Vec<u8>);
+
 /// GET_INFO for the size, then GET_ENTRIES; the kernel answers EAGAIN when
 /// the table was replaced in between (size changed), so retry a few times.
-/// ENOENT (the table vanished) means no rules.
-fn read_table(sock: &OwnedFd, fam: Family, table: &str) -> Result<Vec<LegacyRule>, IptError> {
+/// ENOENT (the table vanished) means no table.
+fn raw_table(sock: &OwnedFd, fam: Family, table: &str) -> Result<Option<RawTable>, IptError> {
     let err = |op: &'static str, source: io::Error| IptError::Sockopt {
         family: fam,
         table: table.to_string(),
@@ -229,7 +258,7 @@ fn read_table(sock: &OwnedFd, fam: Family, table: &str) -> Result<Vec<LegacyRule
         ibuf[..TABLE_NAME_LEN].copy_from_slice(&name);
         match getsockopt(sock, fam, SO_GET_INFO, &mut ibuf) {
             Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(Vec::new()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
             Err(e) => return Err(err("IPT_SO_GET_INFO", e)),
         }
         let info = TableInfo::parse(&ibuf).ok_or_else(|| IptError::Malformed {
@@ -240,9 +269,9 @@ fn read_table(sock: &OwnedFd, fam: Family, table: &str) -> Result<Vec<LegacyRule
         buf[..TABLE_NAME_LEN].copy_from_slice(&name);
         buf[TABLE_NAME_LEN..TABLE_NAME_LEN + 4].copy_from_slice(&info.size.to_ne_bytes());
         match getsockopt(sock, fam, SO_GET_ENTRIES, &mut buf) {
-            Ok(_) => return parse::rules(fam, table, &info, &buf[GET_ENTRIES_HDR..]),
+            Ok(_) => return Ok(Some((ibuf, buf.split_off(GET_ENTRIES_HDR)))),
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => continue,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(Vec::new()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
             Err(e) => return Err(err("IPT_SO_GET_ENTRIES", e)),
         }
     }

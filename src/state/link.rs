@@ -88,13 +88,21 @@ pub fn links(ino: u32) -> Result<Vec<LinkInfo>, LinkError> {
 
 /// Every interface of the calling thread's netns.
 pub fn links_here() -> io::Result<Vec<LinkInfo>> {
+    Ok(dump_here()?.iter().filter_map(|b| parse(b)).collect())
+}
+
+/// The RTM_NEWLINK bodies (struct ifinfomsg + IFLA_* attributes) of one
+/// link dump of the calling thread's netns. Every interface reader (names
+/// and flags, MTU, MAC and STP, TC hooks) parses what it needs from these
+/// rather than running its own dump.
+pub(crate) fn dump_here() -> io::Result<Vec<Vec<u8>>> {
     let sock = nl::Socket::open()?;
     let req = [0u8; 16]; // struct ifinfomsg, AF_UNSPEC
     let msgs = sock.request(RTM_GETLINK, nl::NLM_F_DUMP, &req)?;
     Ok(msgs
-        .iter()
-        .filter(|m| m.ty == RTM_NEWLINK)
-        .filter_map(|m| parse(&m.body))
+        .into_iter()
+        .filter(|m| m.ty == RTM_NEWLINK && m.body.len() >= 16)
+        .map(|m| m.body)
         .collect())
 }
 

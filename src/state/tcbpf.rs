@@ -150,16 +150,9 @@ pub fn on_device_here(dev: &str, hook: Hook) -> Result<Vec<HookProg>, TcBpfError
 /// Every TC program (tcx and cls_bpf, both directions) on every device of
 /// the calling thread's netns.
 pub fn tc_programs_here() -> Result<Vec<HookProg>, TcBpfError> {
-    let mut req = vec![0u8; 16];
-    req[0] = libc::AF_UNSPEC as u8;
-    let sock = nl::Socket::open()?;
-    let links = sock.request(RTM_GETLINK, nl::NLM_F_DUMP, &req)?;
     let mut out = Vec::new();
-    for m in links
-        .iter()
-        .filter(|m| m.ty == RTM_NEWLINK && m.body.len() >= 16)
-    {
-        let Some(name) = netlink::attrs(&m.body[16..])
+    for body in super::link::dump_here()? {
+        let Some(name) = netlink::attrs(&body[16..])
             .find(|(t, _)| *t == IFLA_IFNAME)
             .map(|(_, v)| cstr(v))
         else {

@@ -92,25 +92,15 @@ impl super::Scenario for PmtuBlackhole {
     }
     fn trigger(&self, lab: &mut Lab) -> Result<Outcome, LabError> {
         let dst: SocketAddr = format!("198.18.2.2:{PORT}").parse().expect("literal");
-        let s = traffic::udp_socket(&lab.ns("cli").name, "0.0.0.0:0".parse().expect("literal"))?;
-        // DF, and honour the learnt path MTU: had the ICMP come through,
-        // the next sends would fail with EMSGSIZE.
-        traffic::set_int(
-            &s,
-            libc::IPPROTO_IP,
-            libc::IP_MTU_DISCOVER,
-            libc::IP_PMTUDISC_DO,
+        // Had the ICMP come through, the next sends would fail with
+        // EMSGSIZE.
+        let (_s, refused) = traffic::df_udp_burst(
+            &lab.ns("cli").name,
+            dst,
+            SIZE,
+            SENT,
+            Duration::from_millis(150),
         )?;
-        let payload = vec![0x6eu8; SIZE];
-        let mut refused = 0;
-        for _ in 0..SENT {
-            match s.send_to(&payload, dst) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => refused += 1,
-                Err(e) => return Err(LabError::Traffic(format!("udp send: {e}"))),
-            }
-            std::thread::sleep(Duration::from_millis(150));
-        }
         if refused > 0 {
             return Err(LabError::Traffic(format!(
                 "{refused} sends failed with EMSGSIZE: the client learnt the path MTU, \

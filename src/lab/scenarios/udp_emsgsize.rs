@@ -44,23 +44,13 @@ impl super::Scenario for UdpEmsgsize {
     }
     fn trigger(&self, lab: &mut Lab) -> Result<Outcome, LabError> {
         let dst: SocketAddr = format!("198.18.0.2:{PORT}").parse().expect("literal");
-        let s = traffic::udp_socket(&lab.ns("cli").name, "0.0.0.0:0".parse().expect("literal"))?;
-        traffic::set_int(
-            &s,
-            libc::IPPROTO_IP,
-            libc::IP_MTU_DISCOVER,
-            libc::IP_PMTUDISC_DO,
+        let (_s, refused) = traffic::df_udp_burst(
+            &lab.ns("cli").name,
+            dst,
+            SIZE,
+            SENT,
+            Duration::from_millis(50),
         )?;
-        let payload = vec![0x6eu8; SIZE];
-        let mut refused = 0;
-        for _ in 0..SENT {
-            match s.send_to(&payload, dst) {
-                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => refused += 1,
-                Err(e) => return Err(LabError::Traffic(format!("udp send: {e}"))),
-                Ok(_) => {}
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
         if refused != SENT {
             return Err(LabError::Traffic(format!(
                 "expected {SENT} EMSGSIZE, got {refused}"
