@@ -17,8 +17,6 @@ pub enum LinkError {
     Netlink(#[from] io::Error),
 }
 
-const RTM_NEWLINK: u16 = 16;
-const RTM_GETLINK: u16 = 18;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MASTER: u16 = 10;
@@ -88,21 +86,9 @@ pub fn links(ino: u32) -> Result<Vec<LinkInfo>, LinkError> {
 
 /// Every interface of the calling thread's netns.
 pub fn links_here() -> io::Result<Vec<LinkInfo>> {
-    Ok(dump_here()?.iter().filter_map(|b| parse(b)).collect())
-}
-
-/// The RTM_NEWLINK bodies (struct ifinfomsg + IFLA_* attributes) of one
-/// link dump of the calling thread's netns. Every interface reader (names
-/// and flags, MTU, MAC and STP, TC hooks) parses what it needs from these
-/// rather than running its own dump.
-pub(crate) fn dump_here() -> io::Result<Vec<Vec<u8>>> {
-    let sock = nl::Socket::open()?;
-    let req = [0u8; 16]; // struct ifinfomsg, AF_UNSPEC
-    let msgs = sock.request(RTM_GETLINK, nl::NLM_F_DUMP, &req)?;
-    Ok(msgs
-        .into_iter()
-        .filter(|m| m.ty == RTM_NEWLINK && m.body.len() >= 16)
-        .map(|m| m.body)
+    Ok(nl::link_dump_here()?
+        .iter()
+        .filter_map(|b| parse(b))
         .collect())
 }
 

@@ -490,6 +490,8 @@ pub(crate) mod nl {
 
     use crate::state::netlink;
 
+    pub const RTM_NEWLINK: u16 = 16;
+    pub const RTM_GETLINK: u16 = 18;
     pub const RTM_NEWROUTE: u16 = 24;
     pub const RTM_GETROUTE: u16 = 26;
     pub const RTM_NEWNEIGH: u16 = 28;
@@ -524,6 +526,21 @@ pub(crate) mod nl {
         pub fn request(&self, ty: u16, flags: u16, body: &[u8]) -> io::Result<Vec<Msg>> {
             Ok(self.0.request(ty, netlink::NLM_F_ACK | flags, body)?)
         }
+    }
+
+    /// The RTM_NEWLINK bodies (struct ifinfomsg + IFLA_* attributes) of one
+    /// link dump of the calling thread's netns. Every interface reader (names
+    /// and flags, MTU, MAC and STP, TC hooks) parses what it needs from these
+    /// rather than running its own dump; it lives here, below both
+    /// `state::link` and `state::addr`, so neither imports the other for it.
+    pub fn link_dump_here() -> io::Result<Vec<Vec<u8>>> {
+        let req = [0u8; 16]; // struct ifinfomsg, AF_UNSPEC
+        let msgs = Socket::open()?.request(RTM_GETLINK, NLM_F_DUMP, &req)?;
+        Ok(msgs
+            .into_iter()
+            .filter(|m| m.ty == RTM_NEWLINK && m.body.len() >= 16)
+            .map(|m| m.body)
+            .collect())
     }
 
     pub fn put_attr(b: &mut Vec<u8>, ty: u16, data: &[u8]) {

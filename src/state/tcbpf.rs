@@ -151,7 +151,7 @@ pub fn on_device_here(dev: &str, hook: Hook) -> Result<Vec<HookProg>, TcBpfError
 /// the calling thread's netns.
 pub fn tc_programs_here() -> Result<Vec<HookProg>, TcBpfError> {
     let mut out = Vec::new();
-    for body in super::link::dump_here()? {
+    for body in super::route::nl::link_dump_here()? {
         let Some(name) = netlink::attrs(&body[16..])
             .find(|(t, _)| *t == IFLA_IFNAME)
             .map(|(_, v)| cstr(v))
@@ -170,8 +170,6 @@ pub fn tc_programs_here() -> Result<Vec<HookProg>, TcBpfError> {
 
 const RTM_NEWTFILTER: u16 = 44;
 const RTM_GETTFILTER: u16 = 46;
-const RTM_NEWLINK: u16 = 16;
-const RTM_GETLINK: u16 = 18;
 const TCA_KIND: u16 = 1;
 const TCA_OPTIONS: u16 = 2;
 const TCA_CHAIN: u16 = 11;
@@ -298,11 +296,11 @@ fn xdp_progs(index: u32) -> Result<Vec<Found>, TcBpfError> {
     req.extend((index as i32).to_ne_bytes());
     req.extend([0u8; 8]);
     let sock = nl::Socket::open()?;
-    let msgs = sock.request(RTM_GETLINK, 0, &req)?;
+    let msgs = sock.request(nl::RTM_GETLINK, 0, &req)?;
     let mut out = Vec::new();
     for m in msgs
         .iter()
-        .filter(|m| m.ty == RTM_NEWLINK && m.body.len() >= 16)
+        .filter(|m| m.ty == nl::RTM_NEWLINK && m.body.len() >= 16)
     {
         for (t, v) in netlink::attrs(&m.body[16..]) {
             if t != IFLA_XDP {
