@@ -89,7 +89,7 @@ impl RouteEntry {
 
 /// Every interface of the calling thread's netns.
 pub fn links_here() -> io::Result<Vec<Link>> {
-    Ok(super::route::nl::link_dump_here()?
+    Ok(nl::link_dump_here()?
         .iter()
         .filter_map(|b| parse_link(b))
         .collect())
@@ -99,7 +99,7 @@ pub fn links_here() -> io::Result<Vec<Link>> {
 /// None when there is no such interface.
 pub fn mtu_here(name: &str) -> io::Result<Option<u32>> {
     const IFLA_MTU: u16 = 4;
-    Ok(super::route::nl::link_dump_here()?
+    Ok(nl::link_dump_here()?
         .iter()
         .filter(|b| parse_link(b).is_some_and(|l| l.name == name))
         .find_map(|b| {

@@ -151,7 +151,7 @@ pub fn on_device_here(dev: &str, hook: Hook) -> Result<Vec<HookProg>, TcBpfError
 /// the calling thread's netns.
 pub fn tc_programs_here() -> Result<Vec<HookProg>, TcBpfError> {
     let mut out = Vec::new();
-    for body in super::route::nl::link_dump_here()? {
+    for body in nl::link_dump_here()? {
         let Some(name) = netlink::attrs(&body[16..])
             .find(|(t, _)| *t == IFLA_IFNAME)
             .map(|(_, v)| cstr(v))
