@@ -8,6 +8,7 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use super::LabError;
+use crate::packet::csum::{csum16, pseudo_v4, pseudo_v6};
 use crate::sys::netns::EnterError;
 
 /// Run `f` on a thread that has entered the named netns.
@@ -240,22 +241,6 @@ pub fn drain(s: &UdpSocket, timeout: Duration) -> usize {
     n
 }
 
-pub(crate) fn csum16(data: &[u8], init: u32) -> u16 {
-    let mut sum = init;
-    for c in data.chunks(2) {
-        let w = if c.len() == 2 {
-            u16::from_be_bytes([c[0], c[1]])
-        } else {
-            u16::from(c[0]) << 8
-        };
-        sum += u32::from(w);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// An IPv4/UDP packet (no L2 header) with a correct IP header checksum and
 /// a UDP checksum that is correct, or deliberately wrong when `bad_csum`.
 pub fn ipv4_udp(
@@ -282,7 +267,10 @@ pub fn ipv4_udp(
     p[22..24].copy_from_slice(&dport.to_be_bytes());
     p[24..26].copy_from_slice(&(ulen as u16).to_be_bytes());
     p[28..].copy_from_slice(payload);
-    let mut uc = csum16(&p[20..], pseudo_sum(src, dst, 17, ulen as u16));
+    let mut uc = csum16(
+        &p[20..],
+        pseudo_v4(17, src.octets(), dst.octets(), ulen as u16),
+    );
     if uc == 0 {
         uc = 0xffff;
     }
@@ -321,27 +309,9 @@ pub fn ipv4_tcp(
         seq,
         ack,
         flags,
-        pseudo_sum(src, dst, 6, 20),
+        pseudo_v4(6, src.octets(), dst.octets(), 20),
     ));
     p
-}
-
-/// The IPv4 pseudo-header's word sum, the start of an L4 checksum.
-pub(crate) fn pseudo_sum(
-    src: std::net::Ipv4Addr,
-    dst: std::net::Ipv4Addr,
-    proto: u8,
-    len: u16,
-) -> u32 {
-    let mut pseudo = Vec::with_capacity(12);
-    pseudo.extend_from_slice(&src.octets());
-    pseudo.extend_from_slice(&dst.octets());
-    pseudo.extend_from_slice(&[0, proto]);
-    pseudo.extend_from_slice(&len.to_be_bytes());
-    pseudo
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum()
 }
 
 /// An IPv6 TCP segment (no options, no payload, hop limit 64) with its
@@ -362,14 +332,43 @@ pub fn ipv6_tcp(
     p[7] = 64;
     p[8..24].copy_from_slice(&src.octets());
     p[24..40].copy_from_slice(&dst.octets());
-    // Pseudo-header: both addresses, the upper-layer length, the protocol.
-    let pre: u32 = p[8..40]
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum::<u32>()
-        + 20
-        + 6;
+    let pre = pseudo_v6(6, src.octets(), dst.octets(), 20);
     p.extend_from_slice(&tcp_header(sport, dport, seq, ack, flags, pre));
+    p
+}
+
+/// An IPv6/UDP packet (no options, hop limit 64) whose UDP checksum is
+/// right, or deliberately wrong when `bad_csum`: the IPv6 twin of
+/// [`ipv4_udp`].
+pub fn ipv6_udp(
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+    bad_csum: bool,
+) -> Vec<u8> {
+    let ulen = (8 + payload.len()) as u16;
+    let mut p = vec![0u8; 48];
+    p[0] = 0x60;
+    p[4..6].copy_from_slice(&ulen.to_be_bytes());
+    p[6] = 17;
+    p[7] = 64;
+    p[8..24].copy_from_slice(&src.octets());
+    p[24..40].copy_from_slice(&dst.octets());
+    p[40..42].copy_from_slice(&sport.to_be_bytes());
+    p[42..44].copy_from_slice(&dport.to_be_bytes());
+    p[44..46].copy_from_slice(&ulen.to_be_bytes());
+    p.extend_from_slice(payload);
+    let pre = pseudo_v6(17, src.octets(), dst.octets(), u32::from(ulen));
+    let mut uc = csum16(&p[40..], pre);
+    if uc == 0 {
+        uc = 0xffff;
+    }
+    if bad_csum {
+        uc ^= 0x5a5a;
+    }
+    p[46..48].copy_from_slice(&uc.to_be_bytes());
     p
 }
 

@@ -25,6 +25,25 @@ fn fold(mut acc: u32) -> u16 {
     acc as u16
 }
 
+/// The Internet checksum of `data` started from `init` (a pseudo-header
+/// sum, or 0): what a sender writes into the checksum field, and 0 when
+/// `data` already carries a right one.
+pub fn csum16(data: &[u8], init: u32) -> u16 {
+    !fold(sum(init, data))
+}
+
+/// The IPv4 pseudo-header's sum (RFC 768/793) for an L4 segment of `len`
+/// bytes: where a UDP or TCP checksum starts.
+pub fn pseudo_v4(proto: u8, src: [u8; 4], dst: [u8; 4], len: u16) -> u32 {
+    sum(sum(0, &src), &dst) + u32::from(proto) + u32::from(len)
+}
+
+/// The IPv6 pseudo-header's sum (RFC 8200 8.1): 128-bit addresses and a
+/// 32-bit upper-layer length.
+pub fn pseudo_v6(proto: u8, src: [u8; 16], dst: [u8; 16], len: u32) -> u32 {
+    sum(sum(0, &src), &dst) + (len >> 16) + (len & 0xffff) + u32::from(proto)
+}
+
 /// A checked L4 checksum: the verdict and, for evidence, the value the
 /// packet carries and the one its bytes call for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +64,7 @@ pub fn ipv4_l4(proto: u8, src: [u8; 4], dst: [u8; 4], l4: &[u8]) -> Option<&'sta
 /// [`ipv4_l4`] with the found and expected values.
 pub fn ipv4_check(proto: u8, src: [u8; 4], dst: [u8; 4], l4: &[u8]) -> Option<L4Csum> {
     let len = u16::try_from(l4.len()).ok()?;
-    let pseudo = sum(sum(0, &src), &dst) + u32::from(proto) + u32::from(len);
-    check(proto, pseudo, l4, true)
+    check(proto, pseudo_v4(proto, src, dst, len), l4, true)
 }
 
 /// The same for IPv6 (`l4` after any extension headers), whose pseudo
@@ -54,8 +72,7 @@ pub fn ipv4_check(proto: u8, src: [u8; 4], dst: [u8; 4], l4: &[u8]) -> Option<L4
 /// carry a checksum, so 0 is checked like any other value.
 pub fn ipv6_check(proto: u8, src: [u8; 16], dst: [u8; 16], l4: &[u8]) -> Option<L4Csum> {
     let len = u32::try_from(l4.len()).ok()?;
-    let pseudo = sum(sum(0, &src), &dst) + (len >> 16) + (len & 0xffff) + u32::from(proto);
-    check(proto, pseudo, l4, false)
+    check(proto, pseudo_v6(proto, src, dst, len), l4, false)
 }
 
 fn check(proto: u8, pseudo: u32, l4: &[u8], udp_zero_ok: bool) -> Option<L4Csum> {

@@ -324,9 +324,10 @@ mod tests {
     #[test]
     fn segments_checksum_to_zero() {
         let p = traffic::ipv4_tcp(CLIENT, SRV, 41000, PORT, 7, 9, SYN);
-        assert_eq!(traffic::csum16(&p[..20], 0), 0);
-        let pre = traffic::pseudo_sum(CLIENT, SRV, 6, 20);
-        assert_eq!(traffic::csum16(&p[20..], pre), 0);
+        use crate::packet::csum::{csum16, pseudo_v4};
+        assert_eq!(csum16(&p[..20], 0), 0);
+        let pre = pseudo_v4(6, CLIENT.octets(), SRV.octets(), 20);
+        assert_eq!(csum16(&p[20..], pre), 0);
         assert_eq!(p[33], SYN);
     }
 

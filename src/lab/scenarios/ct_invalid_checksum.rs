@@ -3,13 +3,13 @@
 //! packets are built by hand and sent through a packet socket, so the
 //! checksum on the wire is the bad one (a socket's packet on a veth would
 //! carry a pending-offload checksum, which is not an error).
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv4Addr;
 
 use crate::diagnose::kb::specific;
 use crate::diagnose::Id;
 use crate::lab::expect::{Expect, ExpectDrop};
 use crate::lab::scenarios::Outcome;
-use crate::lab::traffic::{self, csum16};
+use crate::lab::traffic;
 use crate::lab::{Lab, LabError};
 
 /// Which packet carries the bad checksum.
@@ -30,66 +30,24 @@ const PORT: u16 = 5306;
 const SRC6: &str = "fd00:18::1";
 const DST6: &str = "fd00:18::2";
 
-/// A TCP SYN (20-byte header) or a UDP datagram carrying `payload`, with
-/// its checksum computed over `pseudo` and then corrupted.
-fn l4_bad(tcp: bool, pseudo: impl Fn(u8, u32) -> u32, payload: &[u8]) -> Vec<u8> {
-    let mut l4 = if tcp {
-        let mut t = vec![0u8; 20];
-        t[4..8].copy_from_slice(&0x4e57_0001u32.to_be_bytes());
-        t[12] = 5 << 4;
-        t[13] = 0x02; // SYN
-        t[14..16].copy_from_slice(&65535u16.to_be_bytes());
-        t
+/// A TCP SYN 198.18.0.1 -> 198.18.0.2 or fd00:18::1 -> fd00:18::2 whose
+/// TCP checksum is corrupted after it was computed.
+fn tcp_syn_bad(v6: bool) -> Vec<u8> {
+    let (mut p, at) = if v6 {
+        let (s, d) = (SRC6.parse().expect("lit"), DST6.parse().expect("lit"));
+        (
+            traffic::ipv6_tcp(s, d, 40001, PORT, 0x4e57_0001, 0, 0x02),
+            56,
+        )
     } else {
-        let mut u = vec![0u8; 8];
-        u[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-        u
+        let (s, d) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
+        (
+            traffic::ipv4_tcp(s, d, 40001, PORT, 0x4e57_0001, 0, 0x02),
+            36,
+        )
     };
-    l4[0..2].copy_from_slice(&40001u16.to_be_bytes());
-    l4[2..4].copy_from_slice(&PORT.to_be_bytes());
-    if !tcp {
-        l4.extend_from_slice(payload);
-    }
-    let (proto, at) = if tcp { (6, 16) } else { (17, 6) };
-    let good = csum16(&l4, pseudo(proto, l4.len() as u32));
-    l4[at..at + 2].copy_from_slice(&(good ^ 0x5a5a).to_be_bytes());
-    l4
-}
-
-fn sum_words(b: &[u8]) -> u32 {
-    b.chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum()
-}
-
-/// An IPv6 packet fd00:18::1 -> fd00:18::2 around a bad-checksum segment.
-fn ipv6_bad(tcp: bool) -> Vec<u8> {
-    let (s, d): (Ipv6Addr, Ipv6Addr) = (SRC6.parse().expect("lit"), DST6.parse().expect("lit"));
-    let pseudo = |proto: u8, len: u32| {
-        sum_words(&s.octets())
-            + sum_words(&d.octets())
-            + (len >> 16)
-            + (len & 0xffff)
-            + u32::from(proto)
-    };
-    let l4 = l4_bad(tcp, pseudo, b"netwhy bad checksum v6");
-    let mut p = vec![0u8; 40];
-    p[0] = 0x60;
-    p[4..6].copy_from_slice(&(l4.len() as u16).to_be_bytes());
-    p[6] = if tcp { 6 } else { 17 };
-    p[7] = 64;
-    p[8..24].copy_from_slice(&s.octets());
-    p[24..40].copy_from_slice(&d.octets());
-    p.extend_from_slice(&l4);
-    p
-}
-
-/// An IPv4 TCP SYN 198.18.0.1 -> 198.18.0.2 with a bad TCP checksum.
-fn ipv4_tcp_bad() -> Vec<u8> {
-    let (s, d) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
-    let mut p = traffic::ipv4_tcp(s, d, 40001, PORT, 0x4e57_0001, 0, 0x02);
-    p[36] ^= 0x5a;
-    p[37] ^= 0x5a;
+    p[at] ^= 0x5a;
+    p[at + 1] ^= 0x5a;
     p
 }
 
@@ -127,7 +85,7 @@ impl super::Scenario for CtInvalidChecksum {
     fn trigger(&self, lab: &mut Lab) -> Result<Outcome, LabError> {
         let mac = lab.mac("srv", "eth0")?;
         let pkt = match (self.v6, self.tcp) {
-            (false, true) => ipv4_tcp_bad(),
+            (v6, true) => tcp_syn_bad(v6),
             (false, false) => traffic::ipv4_udp(
                 [198, 18, 0, 1].into(),
                 [198, 18, 0, 2].into(),
@@ -136,7 +94,14 @@ impl super::Scenario for CtInvalidChecksum {
                 b"netwhy bad checksum",
                 true,
             ),
-            (true, tcp) => ipv6_bad(tcp),
+            (true, false) => traffic::ipv6_udp(
+                SRC6.parse().expect("lit"),
+                DST6.parse().expect("lit"),
+                40001,
+                PORT,
+                b"netwhy bad checksum v6",
+                true,
+            ),
         };
         // Three tries, a client's retry pause apart (rule attribution, armed
         // by the first drop, traces a later one).
@@ -169,5 +134,31 @@ impl super::Scenario for CtInvalidChecksum {
                 .flow(proto, dst, Some(PORT))
         };
         Expect::drops(vec![d])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::csum;
+
+    /// The shared builders' checksums verify when asked to be right and
+    /// are caught as bad when corrupted, over both pseudo-headers.
+    #[test]
+    fn packets_carry_the_checksum_asked_for() {
+        let (s, d): (std::net::Ipv6Addr, std::net::Ipv6Addr) =
+            (SRC6.parse().expect("lit"), DST6.parse().expect("lit"));
+        for bad in [false, true] {
+            let u = traffic::ipv6_udp(s, d, 40001, PORT, b"odd payload", bad);
+            assert_eq!(u.len(), 40 + 8 + 11);
+            let c = csum::ipv6_check(17, s.octets(), d.octets(), &u[40..]).expect("udp");
+            assert_eq!(c.verdict, if bad { "bad" } else { "ok" }, "{c:?}");
+        }
+        let t6 = tcp_syn_bad(true);
+        let c = csum::ipv6_check(6, s.octets(), d.octets(), &t6[40..]).expect("tcp6");
+        assert_eq!(c.verdict, "bad");
+        let t4 = tcp_syn_bad(false);
+        let c = csum::ipv4_check(6, [198, 18, 0, 1], [198, 18, 0, 2], &t4[20..]).expect("tcp4");
+        assert_eq!(c.verdict, "bad");
     }
 }
