@@ -83,7 +83,7 @@ fn socket_rcvbuf_near_int_max() {
     let ev = f[0]["evidence"].to_string();
     assert!(ev.contains("sk_rcvbuf = 2147483646"), "{ev}");
     assert_eq!((code, sum["exit_code"].as_i64()), (2, Some(2)));
-    drop(sock);
+    close_udp(sock, ns.inode, 5399);
     let (code, f, _) = doctor(&["--netns", &ns.name, "--window", "0"]);
     assert_eq!((code, f.len()), (0, 0), "{f:?}");
 }

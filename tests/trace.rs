@@ -211,7 +211,7 @@ fn dnat_shows_tuple_before_and_after_and_the_fate() {
     let sock = traffic::udp_socket(&srv.name, "0.0.0.0:53".parse().unwrap()).unwrap();
     send(&lab, "cli", "198.18.1.1:53", 1);
     std::thread::sleep(std::time::Duration::from_millis(300));
-    drop(sock);
+    close_udp(sock, srv.inode, 53);
     send(&lab, "cli", "198.18.1.1:53", 1);
     let (st, out, err) = r.finish();
     assert!(st.success(), "{err:?}");

@@ -253,3 +253,23 @@ pub fn journals_of(pid: u32) -> usize {
         })
         .unwrap_or(0)
 }
+
+/// Close `sock`, bound to UDP `port` in netns `ino`, and wait until the
+/// kernel has no socket on that port there. Tests run in parallel threads:
+/// another test's fork (before its exec) holds a copy of every open
+/// descriptor for a moment, so a dropped socket can outlive the drop and
+/// still take the next datagram.
+pub fn close_udp(sock: std::net::UdpSocket, ino: u32, port: u16) {
+    use netwhy::state::sockets::{listeners_on, Proto};
+    drop(sock);
+    for _ in 0..200 {
+        if listeners_on(ino, Proto::Udp, port)
+            .expect("socket dump")
+            .is_empty()
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("a UDP socket on port {port} in netns {ino} outlived its close by 2 s");
+}
